@@ -1,0 +1,1 @@
+//! placeholder-free empty crate, filled by the crds work
