@@ -17,8 +17,8 @@ use std::fmt;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-    KeyUsagePurpose, PKCS_RSA_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_RSA_SHA256, SerialNumber,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -42,20 +42,23 @@ impl Certificate {
     /// Reads the first `CERTIFICATE` block of a PEM text.
     pub fn from_pem(text: &[u8]) -> Result<Self, Error> {
         let blocks = pem::parse_many(text).map_err(Error::Pem)?;
-        let block = blocks
-            .iter()
-            .find(|b| b.tag() == PEM_CERTIFICATE)
-            .ok_or(Error::MissingPemBlock {
-                expected: PEM_CERTIFICATE,
-            })?;
+        let block =
+            blocks
+                .iter()
+                .find(|b| b.tag() == PEM_CERTIFICATE)
+                .ok_or(Error::MissingPemBlock {
+                    expected: PEM_CERTIFICATE,
+                })?;
         Self::from_der(block.contents())
     }
 
     /// Reads a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
-        let (rest, cert) = x509_parser::certificate::X509Certificate::from_der(der)
-            .map_err(|e| Error::InvalidCertificate {
-                reason: e.to_string(),
+        let (rest, cert) =
+            x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| {
+                Error::InvalidCertificate {
+                    reason: e.to_string(),
+                }
             })?;
         if !rest.is_empty() {
             return Err(Error::InvalidCertificate {

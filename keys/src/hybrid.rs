@@ -77,7 +77,12 @@ pub fn open(key: &PrivateKey, blob: &[u8], label: &[u8]) -> Result<Plaintext, Er
 
     let mut session_key = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
     let recovered = oaep
-        .decrypt(&OAEP_SHA256_MGF1SHA256, rsa_part, &mut session_key, Some(label))
+        .decrypt(
+            &OAEP_SHA256_MGF1SHA256,
+            rsa_part,
+            &mut session_key,
+            Some(label),
+        )
         .map_err(|_| Error::Decrypt)?;
     if recovered.len() != SESSION_KEY_LEN {
         return Err(Error::Decrypt);
@@ -105,7 +110,10 @@ pub(crate) fn split(blob: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 fn aead_key(session_key: &[u8]) -> Result<LessSafeKey, aws_lc_rs::error::Unspecified> {
-    Ok(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, session_key)?))
+    Ok(LessSafeKey::new(UnboundKey::new(
+        &AES_256_GCM,
+        session_key,
+    )?))
 }
 
 fn zero_nonce() -> Nonce {

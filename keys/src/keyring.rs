@@ -77,7 +77,9 @@ impl KeyRing {
 
     /// The key with this fingerprint.
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<&RingEntry> {
-        self.entries.iter().find(|e| e.key.fingerprint() == fingerprint)
+        self.entries
+            .iter()
+            .find(|e| e.key.fingerprint() == fingerprint)
     }
 
     /// All keys, newest first.

@@ -210,9 +210,10 @@ impl PrivateKey {
     /// Reads a DER PKCS#1 `RSAPrivateKey`.
     pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, Error> {
         let pkcs8 = pkcs8_from_pkcs1(der)?;
-        let key = PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|_| Error::InvalidPrivateKey {
-            reason: "not a valid PKCS#1 RSA key of 2048 to 8192 bits",
-        })?;
+        let key =
+            PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|_| Error::InvalidPrivateKey {
+                reason: "not a valid PKCS#1 RSA key of 2048 to 8192 bits",
+            })?;
         Self::from_parts(key, Zeroizing::new(der.to_vec()))
     }
 
@@ -226,9 +227,12 @@ impl PrivateKey {
     }
 
     fn from_parts(key: PrivateDecryptingKey, pkcs1_der: Zeroizing<Vec<u8>>) -> Result<Self, Error> {
-        let spki = key.public_key().as_der().map_err(|_| Error::InvalidPrivateKey {
-            reason: "cannot encode its public key",
-        })?;
+        let spki = key
+            .public_key()
+            .as_der()
+            .map_err(|_| Error::InvalidPrivateKey {
+                reason: "cannot encode its public key",
+            })?;
         let public = PublicKey::from_spki_der(spki.as_ref())?;
         let oaep = OaepPrivateDecryptingKey::new(key).map_err(|_| Error::InvalidPrivateKey {
             reason: "the key cannot be used for RSA-OAEP",
@@ -312,9 +316,10 @@ fn pkcs8_from_pkcs1(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
         public_key: None,
     };
     let mut out = Zeroizing::new(Vec::new());
-    info.encode_to_vec(&mut out).map_err(|_| Error::InvalidPrivateKey {
-        reason: "cannot wrap the PKCS#1 key as PKCS#8",
-    })?;
+    info.encode_to_vec(&mut out)
+        .map_err(|_| Error::InvalidPrivateKey {
+            reason: "cannot wrap the PKCS#1 key as PKCS#8",
+        })?;
     Ok(out)
 }
 

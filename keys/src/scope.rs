@@ -63,7 +63,9 @@ impl FromStr for Scope {
         Scope::ALL
             .into_iter()
             .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| Error::InvalidScope { given: s.to_owned() })
+            .ok_or_else(|| Error::InvalidScope {
+                given: s.to_owned(),
+            })
     }
 }
 

@@ -21,9 +21,13 @@ fn sealed_value_opens_with_the_same_key_and_label() {
 #[test]
 fn strict_scope_rejects_value_moved_to_other_namespace() {
     let key = key_2048();
-    let blob = hybrid::seal(key.public_key(), b"v", &Scope::Strict.label("prod", "db")).expect("seal");
+    let blob =
+        hybrid::seal(key.public_key(), b"v", &Scope::Strict.label("prod", "db")).expect("seal");
     let moved = Scope::Strict.label("dev", "db");
-    assert!(matches!(hybrid::open(&key, &blob, &moved), Err(Error::Decrypt)));
+    assert!(matches!(
+        hybrid::open(&key, &blob, &moved),
+        Err(Error::Decrypt)
+    ));
 }
 
 #[test]
@@ -35,12 +39,17 @@ fn key_ring_finds_the_older_key_and_reports_its_fingerprint() {
     assert!(ring.insert(old.clone(), t0));
     assert!(ring.insert(new.clone(), t0 + Duration::from_secs(60)));
     assert!(!ring.insert(new.clone(), t0), "duplicate keys are refused");
-    assert_eq!(ring.newest().expect("newest").key.fingerprint(), new.fingerprint());
+    assert_eq!(
+        ring.newest().expect("newest").key.fingerprint(),
+        new.fingerprint()
+    );
 
     let blob = hybrid::seal(old.public_key(), b"x", b"ns").expect("seal");
     let opened = ring.open(&blob, b"ns", None).expect("open");
     assert_eq!(opened.fingerprint, *old.fingerprint());
-    let hinted = ring.open(&blob, b"ns", Some(new.fingerprint())).expect("open with wrong hint");
+    let hinted = ring
+        .open(&blob, b"ns", Some(new.fingerprint()))
+        .expect("open with wrong hint");
     assert_eq!(hinted.plaintext.expose_secret(), b"x");
 }
 
@@ -57,7 +66,8 @@ fn pem_pkcs1_round_trip_keeps_the_key() {
 fn self_signed_certificate_carries_the_key_and_refuses_after_expiry() {
     let key = key_2048();
     let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
-    let cert = Certificate::self_signed(&key, Duration::from_secs(3600), "sealant", now).expect("cert");
+    let cert =
+        Certificate::self_signed(&key, Duration::from_secs(3600), "sealant", now).expect("cert");
     let back = Certificate::from_pem(cert.to_pem().as_bytes()).expect("parse");
     assert!(back.matches(&key));
     assert_eq!(back.common_name(), Some("sealant"));
