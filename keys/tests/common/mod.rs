@@ -1,0 +1,133 @@
+//! Shared loaders for the known-answer data in `tests/testdata/`, written by
+//! `gen_vectors.py` with Python's `cryptography` (an implementation independent of ours).
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use sealant_keys::{Certificate, PrivateKey, Scope};
+use serde::Deserialize;
+
+/// `keys/tests/testdata`.
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata")
+}
+
+/// One entry of `keys.json`.
+#[derive(Debug, Deserialize)]
+pub struct KeyInfo {
+    pub pem: String,
+    pub cert: String,
+    pub bits: usize,
+    pub encoding: String,
+    pub fingerprint: String,
+}
+
+pub fn key_manifest() -> BTreeMap<String, KeyInfo> {
+    let path = testdata().join("keys.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn read(file: &str) -> Vec<u8> {
+    let path = testdata().join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The private key called `name` in `keys.json` (`rsa2048-a`, `rsa4096`, ...).
+pub fn key(name: &str) -> PrivateKey {
+    PrivateKey::from_pem(&read(&format!("{name}.pem"))).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The certificate of the key called `name`.
+pub fn cert(name: &str) -> Certificate {
+    Certificate::from_pem(&read(&format!("{name}.crt.pem")))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// What a case says must happen when the blob is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expected {
+    Ok,
+    Fail,
+}
+
+/// One `cases/*.json` file, decoded.
+#[derive(Debug)]
+pub struct Case {
+    pub file: String,
+    pub key: String,
+    pub scope: Scope,
+    pub namespace: String,
+    pub name: String,
+    pub plaintext: Vec<u8>,
+    pub blob: Vec<u8>,
+    pub expected: Expected,
+    pub behaviour: String,
+    pub description: String,
+}
+
+impl Case {
+    /// The OAEP label the case is opened with.
+    pub fn label(&self) -> Vec<u8> {
+        self.scope.label(&self.namespace, &self.name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    key: String,
+    scope: String,
+    namespace: String,
+    name: String,
+    plaintext: String,
+    blob: String,
+    expected: Expected,
+    behaviour: String,
+    description: String,
+}
+
+/// Every case file, sorted by file name.
+pub fn cases() -> Vec<Case> {
+    let dir = testdata().join("cases");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("read_dir entry").path())
+        .filter(|p| p.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    files
+        .iter()
+        .map(|path| {
+            let file = path
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let raw: RawCase =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            Case {
+                scope: raw.scope.parse().unwrap_or_else(|e| panic!("{file}: {e}")),
+                plaintext: b64
+                    .decode(&raw.plaintext)
+                    .unwrap_or_else(|e| panic!("{file}: {e}")),
+                blob: b64
+                    .decode(&raw.blob)
+                    .unwrap_or_else(|e| panic!("{file}: {e}")),
+                key: raw.key,
+                namespace: raw.namespace,
+                name: raw.name,
+                expected: raw.expected,
+                behaviour: raw.behaviour,
+                description: raw.description,
+                file,
+            }
+        })
+        .collect()
+}
