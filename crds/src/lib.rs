@@ -1,1 +1,43 @@
-//! placeholder-free empty crate, filled by the crds work
+//! # sealant-crds
+//!
+//! The `SealedSecret` custom resource and everything that converts between it and a
+//! plain `Secret`, with no network and no async runtime: the CLI and the controller
+//! both build on it, so a SealedSecret sealed by one is read the same way by the other.
+//!
+//! ```text
+//!            seal_secret (CLI)                         unseal (controller, recovery)
+//!   Secret ─────────────────────▶ SealedSecret ─────────────────────────────▶ Unsealed ──into_secret──▶ Secret
+//!            PublicKey + scope                 KeyRing + label from the
+//!                                              SealedSecret's own metadata
+//! ```
+//!
+//! - [`SealedSecret`] and its spec and status types, field for field as Bitnami's
+//!   `bitnami.com/v1alpha1`; [`crd()`] and [`crd_yaml()`] give the CRD.
+//! - [`annotations`]: the `sealedsecrets.bitnami.com/` annotations and the scope rules.
+//! - [`seal_secret`], [`seal_value`], [`merge_into`]: what `kubeseal` does.
+//! - [`unseal`] and [`Unsealed`]: what the controller does; [`owner_reference`].
+//! - [`to_json`], [`to_yaml`], [`parse_documents`]: deterministic output, and input
+//!   that may hold several YAML or JSON documents.
+//!
+//! ## Errors
+//!
+//! One [`Error`] enum. Decryption failures are coarse: they name the object and the
+//! field, never why the key did not fit.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod annotations;
+mod error;
+mod seal;
+mod types;
+
+pub use error::Error;
+pub use seal::{SealOptions, merge_into, seal_secret, seal_value};
+pub use types::{
+    API_VERSION, CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, CONDITION_UNKNOWN, GROUP, KIND,
+    PLURAL, SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus,
+    SecretTemplateSpec, VERSION,
+};
+
+/// Re-exported so that callers name the scope with the same type this crate uses.
+pub use sealant_keys::Scope;
