@@ -27,17 +27,26 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod annotations;
+mod crd;
 mod error;
+mod format;
 mod seal;
 mod types;
+mod unseal;
 
+pub use crd::{CRD_PATH, crd, crd_yaml};
 pub use error::Error;
+pub use format::{
+    Format, parse_documents, sealed_secret_from_value, secret_from_value, secret_to_json,
+    secret_to_yaml, to_json, to_yaml,
+};
 pub use seal::{SealOptions, merge_into, seal_secret, seal_value};
 pub use types::{
     API_VERSION, CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, CONDITION_UNKNOWN, GROUP, KIND,
     PLURAL, SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus,
     SecretTemplateSpec, VERSION,
 };
+pub use unseal::{Unsealed, owner_reference, unseal};
 
 /// Re-exported so that callers name the scope with the same type this crate uses.
 pub use sealant_keys::Scope;

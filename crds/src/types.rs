@@ -34,7 +34,8 @@ pub const CONDITION_FALSE: &str = "False";
 /// Condition status: not known yet.
 pub const CONDITION_UNKNOWN: &str = "Unknown";
 
-/// What a SealedSecret holds: per-key ciphertexts and the shape of the Secret to make.
+/// SealedSecretSpec is the specification of a SealedSecret: per-key ciphertexts and the
+/// shape of the Secret to make from them.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "bitnami.com",
@@ -50,6 +51,7 @@ pub const CONDITION_UNKNOWN: &str = "Unknown";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require_encrypted_data)]
 pub struct SealedSecretSpec {
     /// Template defines the structure of the Secret that will be created from this
     /// sealed secret.
@@ -68,7 +70,7 @@ pub struct SealedSecretSpec {
     ///
     /// Required by the schema, as in Bitnami's CRD, but an absent map parses as empty.
     #[serde(default)]
-    #[schemars(required, schema_with = "encrypted_data_schema")]
+    #[schemars(schema_with = "encrypted_data_schema")]
     pub encrypted_data: BTreeMap<String, String>,
 }
 
@@ -115,7 +117,7 @@ pub struct SealedSecretStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretCondition {
-    /// Type of condition for a sealed secret. Valid value: "Synced" ([`CONDITION_SYNCED`]).
+    /// Type of condition for a sealed secret. Valid value: "Synced".
     #[serde(rename = "type")]
     pub type_: String,
 
@@ -154,6 +156,29 @@ pub(crate) fn object_ref(meta: &ObjectMeta) -> String {
         _ => "<none>".to_owned(),
     };
     format!("{}/{}", part(&meta.namespace), part(&meta.name))
+}
+
+/// Makes `encryptedData` required with no default, as in Bitnami's CRD. The Rust field
+/// has `#[serde(default)]` so that objects written without it still parse, and schemars
+/// would otherwise turn that into an optional field with `default: {}`.
+fn require_encrypted_data(schema: &mut schemars::Schema) {
+    if let Some(prop) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("encryptedData"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        prop.remove("default");
+    }
+    let required = schema
+        .ensure_object()
+        .entry("required")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(list) = required.as_array_mut() {
+        let name = serde_json::Value::from("encryptedData");
+        if !list.contains(&name) {
+            list.push(name);
+        }
+    }
 }
 
 /// `spec.data`: a base64 string, as Go's `[]byte` appears in Bitnami's schema.
