@@ -1,0 +1,321 @@
+//! The command line, flag for flag as Bitnami's `kubeseal` has it.
+//!
+//! A script that runs `kubeseal --cert c.pem -o yaml < s.yaml` must work unchanged as
+//! `sealant --cert c.pem -o yaml < s.yaml`, so the kubeseal flags live at the top level
+//! and need no subcommand. sealant's own additions are subcommands (`create`,
+//! `completion`); clap refuses to mix top-level kubeseal flags with a subcommand, so a
+//! flag always has exactly one meaning.
+//!
+//! Flag names, short forms, defaults and `SEALED_SECRETS_*` environment variables
+//! follow `kubeseal`; where kubeseal reads an environment variable for every flag, we
+//! read it for the ones that carry values people set per machine or per pipeline.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sealant_keys::Scope;
+
+/// Seal Kubernetes Secrets for GitOps: a drop-in replacement for `kubeseal`.
+///
+/// Reads a Secret (YAML or JSON, several documents allowed) from stdin or
+/// `--secret-file` and prints a SealedSecret that only the cluster's controller can
+/// open.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealant",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  \
+        sealant --fetch-cert > cert.pem\n  \
+        sealant --cert cert.pem -o yaml < secret.yaml > sealed.yaml\n  \
+        sealant create db -n prod --from-literal password=s3cret --cert cert.pem -w db.yaml\n  \
+        sealant --recovery-unseal --recovery-private-key main.key < sealed.yaml"
+)]
+pub struct Cli {
+    /// sealant's own commands; without one, sealant behaves as `kubeseal`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The kubeseal flags.
+    #[command(flatten)]
+    pub kubeseal: KubesealArgs,
+}
+
+/// sealant's additions to the kubeseal command line.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a Secret in memory and print it sealed, so that no plaintext manifest
+    /// ever touches the disk (like `kubectl create secret generic` piped into
+    /// kubeseal).
+    Create(Box<CreateArgs>),
+    /// Print a shell completion script.
+    Completion {
+        /// The shell to print completions for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Every kubeseal flag, for the top-level (kubeseal-compatible) mode.
+#[derive(Debug, Args)]
+pub struct KubesealArgs {
+    /// Where the sealing certificate comes from.
+    #[command(flatten)]
+    pub cert: CertArgs,
+
+    /// How to reach the cluster, and the default namespace.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Output format and file.
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Sealing options shared with `create`.
+    #[command(flatten)]
+    pub seal: SealArgs,
+
+    /// Secret (input) file [default: stdin]
+    #[arg(short = 'f', long = "secret-file", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Write the certificate to stdout. Useful for later use with --cert
+    #[arg(long)]
+    pub fetch_cert: bool,
+
+    /// Validate that the sealed secret can be decrypted by the controller
+    #[arg(long)]
+    pub validate: bool,
+
+    /// Encrypt a raw value passed via --from-file (or stdin) instead of the whole
+    /// secret object; prints bare base64
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Name of the sealed secret (required with --raw and the default strict scope);
+    /// overrides metadata.name of the input Secret
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// (only with --raw) The value to encrypt, read from a file: [KEY=]PATH. Use
+    /// /dev/stdin to read pipe input
+    #[arg(long = "from-file", value_name = "[KEY=]PATH", value_delimiter = ',')]
+    pub from_file: Vec<String>,
+
+    /// Re-encrypt the given sealed secret with the controller's newest key
+    #[arg(long)]
+    pub re_encrypt: bool,
+
+    /// Deprecated: use --re-encrypt
+    #[arg(long, hide = true)]
+    pub rotate: bool,
+
+    /// Decrypt sealed secrets offline with --recovery-private-key (disaster recovery)
+    #[arg(long)]
+    pub recovery_unseal: bool,
+
+    /// Private key files for --recovery-unseal: PEM keys, key Secrets, or a List of
+    /// key Secrets (`kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key
+    /// -o yaml`). Repeat the flag or give a comma-separated list
+    #[arg(long, value_name = "FILE", value_delimiter = ',')]
+    pub recovery_private_key: Vec<PathBuf>,
+}
+
+/// `sealant create NAME`: a Secret built from literals and files, then sealed.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// metadata.name of the Secret.
+    pub name: String,
+
+    /// The Secret's type.
+    #[arg(long = "type", value_name = "TYPE", default_value = "Opaque")]
+    pub secret_type: String,
+
+    /// A literal value: KEY=VALUE (repeatable).
+    #[arg(long = "from-literal", value_name = "KEY=VALUE")]
+    pub from_literal: Vec<String>,
+
+    /// A value read from a file: [KEY=]PATH; without KEY the file's base name is the
+    /// key; a directory adds each regular file in it (repeatable).
+    #[arg(long = "from-file", value_name = "[KEY=]PATH")]
+    pub from_file: Vec<String>,
+
+    /// Values read from KEY=VALUE lines of a file (repeatable).
+    #[arg(long = "from-env-file", value_name = "FILE")]
+    pub from_env_file: Vec<PathBuf>,
+
+    /// Where the sealing certificate comes from.
+    #[command(flatten)]
+    pub cert: CertArgs,
+
+    /// How to reach the cluster, and the namespace.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Output format and file.
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Sealing options.
+    #[command(flatten)]
+    pub seal: SealArgs,
+}
+
+/// Where the sealing certificate comes from.
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Certificate file or URL (http, https, file) to seal with. Overrides
+    /// --controller-*
+    #[arg(long, env = "SEALED_SECRETS_CERT", value_name = "FILE|URL")]
+    pub cert: Option<String>,
+
+    /// Namespace of the sealed-secrets controller
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
+        default_value = "kube-system",
+        value_name = "NAMESPACE"
+    )]
+    pub controller_namespace: String,
+
+    /// Name of the sealed-secrets controller (its Service)
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAME",
+        default_value = "sealed-secrets-controller",
+        value_name = "NAME"
+    )]
+    pub controller_name: String,
+}
+
+/// The kubectl-style flags that choose a cluster and a namespace.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ClusterArgs {
+    /// Path to a kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The kubeconfig cluster to use
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// The kubeconfig user to use
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Namespace of the Secret [default: the input's, else the kubeconfig context's,
+    /// else "default"]
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+/// Output format and destination.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format [default: json, or yaml for a -w file ending in .yaml/.yml]
+    #[arg(
+        short = 'o',
+        long = "format",
+        env = "SEALED_SECRETS_FORMAT",
+        value_enum,
+        ignore_case = true,
+        value_name = "FORMAT"
+    )]
+    pub format: Option<Format>,
+
+    /// Sealed secret (output) file, written atomically and only on success [default:
+    /// stdout]
+    #[arg(short = 'w', long = "sealed-secret-file", value_name = "FILE")]
+    pub sealed_secret_file: Option<PathBuf>,
+}
+
+/// Options that change what is sealed.
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Scope of the sealed secret [default: strict, or the input's
+    /// sealedsecrets.bitnami.com/{cluster,namespace}-wide annotation]
+    #[arg(long, value_enum, env = "SEALED_SECRETS_SCOPE", value_name = "SCOPE")]
+    pub scope: Option<ScopeArg>,
+
+    /// Allow a Secret with no data
+    #[arg(long)]
+    pub allow_empty_data: bool,
+
+    /// Merge the input's values into an existing sealed secret file, in place;
+    /// values not in the input are kept as they are
+    #[arg(long, value_name = "FILE")]
+    pub merge_into: Option<PathBuf>,
+}
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Pretty-printed JSON.
+    Json,
+    /// YAML, each document starting with `---`.
+    Yaml,
+}
+
+/// `--scope`, spelled as kubeseal spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// Only as a Secret with this exact name and namespace.
+    Strict,
+    /// As a Secret of any name in this namespace.
+    NamespaceWide,
+    /// As any Secret in any namespace.
+    ClusterWide,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(arg: ScopeArg) -> Self {
+        match arg {
+            ScopeArg::Strict => Scope::Strict,
+            ScopeArg::NamespaceWide => Scope::NamespaceWide,
+            ScopeArg::ClusterWide => Scope::ClusterWide,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kubeseal_flags_parse_without_a_subcommand() {
+        let cli = Cli::try_parse_from([
+            "sealant",
+            "--cert",
+            "c.pem",
+            "-o",
+            "YAML",
+            "--scope",
+            "namespace-wide",
+            "--recovery-private-key",
+            "a.key,b.key",
+            "--recovery-private-key",
+            "c.key",
+            "--rotate",
+        ])
+        .expect("valid kubeseal flags");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.kubeseal.output.format, Some(Format::Yaml));
+        assert_eq!(cli.kubeseal.seal.scope, Some(ScopeArg::NamespaceWide));
+        assert_eq!(cli.kubeseal.recovery_private_key.len(), 3);
+        assert!(cli.kubeseal.rotate);
+    }
+
+    #[test]
+    fn kubeseal_flags_are_refused_before_a_subcommand() {
+        assert!(Cli::try_parse_from(["sealant", "--raw", "create", "x"]).is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! # sealant-cli
+//!
+//! The `sealant` command: a drop-in replacement for Bitnami's `kubeseal`, plus
+//! `sealant create` (seal a Secret that never touches the disk) and `sealant
+//! completion`.
+//!
+//! `main.rs` only parses the command line; everything else starts at [`run`], where
+//! tests can reach it. The modes are kubeseal's, checked in kubeseal's order:
+//!
+//! ```text
+//! --recovery-unseal ─▶ keys from files ─▶ unseal each document ─▶ Secrets
+//! --validate ────────▶ POST /v1/verify (through the API server's service proxy)
+//! --re-encrypt ──────▶ POST /v1/rotate ─▶ SealedSecrets
+//! otherwise: certificate (--cert file/URL, or the controller)
+//!   --fetch-cert ────▶ the PEM as is
+//!   --merge-into F ──▶ seal under F's name/namespace/scope, merge, replace F atomically
+//!   --raw ───────────▶ one value ─▶ bare base64
+//!   (default) ───────▶ seal each document ─▶ SealedSecrets
+//! ```
+//!
+//! ## Errors
+//!
+//! Commands return `anyhow` errors with context naming the document and the field;
+//! [`exit_code`] prints the chain on one line as `error: ...` and exits 1. A closed
+//! stdout (`sealant ... | head`) is a success, as for any Unix filter.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod args;
+mod cert;
+mod cluster;
+mod create;
+mod documents;
+mod output;
+mod recovery;
+mod seal;
+
+use std::io::{self, Read as _};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::CommandFactory as _;
+use zeroize::Zeroizing;
+
+pub use args::Cli;
+use args::{Command, CreateArgs, KubesealArgs};
+use output::Output;
+use seal::{Namespaces, Sealer};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Completion { shell }) => completion(shell),
+        Some(Command::Create(args)) => create(&args),
+        None => kubeseal(cli.kubeseal),
+    }
+}
+
+/// Turns the outcome of [`run`] into an exit code, printing errors to stderr.
+pub fn exit_code(result: Result<()>) -> ExitCode {
+    let Err(err) = result else {
+        return ExitCode::SUCCESS;
+    };
+    if is_broken_pipe(&err) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {err:#}");
+    ExitCode::FAILURE
+}
+
+/// Handles a command line clap refused: help and version go to stdout with exit 0;
+/// usage errors go to stderr (clap starts them with `error:`) with exit 1, as every
+/// other error.
+pub fn clap_exit(err: &clap::Error) -> ExitCode {
+    // Printing can only fail on a closed stream, and then there is no one to tell.
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn completion(shell: clap_complete::Shell) -> Result<()> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sealant", &mut buf);
+    output::write_stdout(&buf)
+}
+
+/// The kubeseal-compatible top level.
+fn kubeseal(args: KubesealArgs) -> Result<()> {
+    if !args.from_file.is_empty() && !args.raw {
+        bail!("--from-file requires --raw");
+    }
+    if args.rotate {
+        eprintln!("Flag --rotate has been deprecated, please use --re-encrypt instead");
+    }
+    let re_encrypt = args.re_encrypt || args.rotate;
+    if args.seal.merge_into.is_some() && args.output.sealed_secret_file.is_some() {
+        bail!("--merge-into updates its file in place and cannot be combined with -w");
+    }
+    let mut out = Output::from_args(&args.output);
+    // --re-encrypt with only -f rewrites that file in place, as kubeseal does.
+    if re_encrypt
+        && args.output.sealed_secret_file.is_none()
+        && let Some(input) = &args.secret_file
+    {
+        out = Output::from_args(&args::OutputArgs {
+            format: args.output.format,
+            sealed_secret_file: Some(input.clone()),
+        });
+    }
+
+    if args.recovery_unseal {
+        let ring = recovery::load_keys(&args.recovery_private_key)?;
+        let input = documents::read_input(args.secret_file.as_deref())?;
+        let docs = documents::parse(&input, "SealedSecret")?;
+        let rendered = recovery::unseal_documents(&docs, &ring, out.format)?;
+        return out.write(rendered.as_bytes(), true);
+    }
+    if !args.recovery_private_key.is_empty() {
+        eprintln!(
+            "warning: ignoring --recovery-private-key because unseal command not chosen with \
+             --recovery-unseal"
+        );
+    }
+    if args.validate {
+        return validate(&args);
+    }
+    if re_encrypt {
+        return re_encrypt_documents(&args, &out);
+    }
+
+    let pem = cert::fetch(&args.cert, &args.cluster)?;
+    if args.fetch_cert {
+        return out.write(&pem, false);
+    }
+    let what = args.cert.cert.as_deref().unwrap_or("the controller");
+    let certificate = cert::parse(&pem, sealant_keys::OffsetDateTime::now_utc())
+        .with_context(|| format!("cannot use the certificate from {what}"))?;
+    let scope = args.seal.scope.map(Into::into);
+
+    if args.raw {
+        return raw(&args, certificate.public_key(), scope, &out);
+    }
+
+    let input = documents::read_input(args.secret_file.as_deref())?;
+    let docs = documents::parse(&input, "Secret")?;
+    let mut sealer = Sealer {
+        key: certificate.public_key(),
+        scope,
+        allow_empty_data: args.seal.allow_empty_data,
+        name: args.name.as_deref(),
+        namespaces: Namespaces::new(&args.cluster),
+    };
+    if let Some(path) = &args.seal.merge_into {
+        let inputs = docs
+            .iter()
+            .map(|doc| (doc.label().to_string(), doc.to_secret()))
+            .collect();
+        return seal::merge_into_file(path, inputs, &mut sealer, args.output.format);
+    }
+    let rendered = seal::seal_documents(&docs, &mut sealer, out.format)?;
+    out.write(rendered.as_bytes(), false)
+}
+
+/// `--raw`: seal one value and print bare base64, no newline.
+fn raw(
+    args: &KubesealArgs,
+    key: &sealant_keys::PublicKey,
+    scope: Option<sealant_keys::Scope>,
+    out: &Output,
+) -> Result<()> {
+    use sealant_keys::Scope;
+    let scope = scope.unwrap_or_default();
+    let name = args.name.as_deref().unwrap_or_default();
+    if scope == Scope::Strict && name.is_empty() {
+        bail!("must provide the --name flag with --raw and --scope strict");
+    }
+    let namespace = match scope {
+        Scope::ClusterWide => String::new(),
+        _ => match args
+            .cluster
+            .namespace
+            .as_deref()
+            .filter(|ns| !ns.is_empty())
+        {
+            Some(ns) => ns.to_owned(),
+            None => Namespaces::new(&args.cluster).default_namespace()?,
+        },
+    };
+    let value = match args.from_file.as_slice() {
+        [] => {
+            let mut buf = Zeroizing::new(Vec::new());
+            io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("cannot read the value from stdin")?;
+            buf
+        }
+        [source] => {
+            let path = source.split_once('=').map_or(source.as_str(), |(_, p)| p);
+            Zeroizing::new(
+                std::fs::read(path).with_context(|| format!("--from-file: cannot read {path}"))?,
+            )
+        }
+        _ => bail!("must provide only one --from-file when encrypting a single item with --raw"),
+    };
+    let sealed = sealant_crds::seal_value(key, &value, scope, &namespace, name)?;
+    out.write(sealed.as_bytes(), false)
+}
+
+/// `--validate`: ask the controller whether it can decrypt each document.
+fn validate(args: &KubesealArgs) -> Result<()> {
+    let input = documents::read_input(args.secret_file.as_deref())?;
+    let docs = documents::parse(&input, "SealedSecret")?;
+    let bodies = sealed_bodies(&docs)?;
+    let cluster = cluster::Cluster::connect(
+        &args.cluster,
+        &args.cert.controller_namespace,
+        &args.cert.controller_name,
+    )?;
+    for (label, body) in bodies {
+        cluster.verify(body).with_context(|| label.to_string())?;
+    }
+    Ok(())
+}
+
+/// `--re-encrypt`: have the controller re-encrypt each document with its newest key.
+fn re_encrypt_documents(args: &KubesealArgs, out: &Output) -> Result<()> {
+    let input = documents::read_input(args.secret_file.as_deref())?;
+    let docs = documents::parse(&input, "SealedSecret")?;
+    let bodies = sealed_bodies(&docs)?;
+    let cluster = cluster::Cluster::connect(
+        &args.cluster,
+        &args.cert.controller_namespace,
+        &args.cert.controller_name,
+    )?;
+    let mut rendered = Zeroizing::new(String::new());
+    for (label, body) in bodies {
+        let response = cluster.rotate(body).with_context(|| label.to_string())?;
+        let mut sealed: sealant_crds::SealedSecret = serde_json::from_str(&response)
+            .context("the controller's answer is not a SealedSecret")
+            .with_context(|| label.to_string())?;
+        sealed.metadata.creation_timestamp = None;
+        sealed.metadata.deletion_timestamp = None;
+        sealed.metadata.generation = None;
+        rendered.push_str(&seal::render_sealed(&sealed, out.format));
+    }
+    out.write(rendered.as_bytes(), false)
+}
+
+/// Each document checked to be a SealedSecret, as the JSON body the controller takes.
+fn sealed_bodies(docs: &[documents::Document]) -> Result<Vec<(documents::DocumentLabel, Vec<u8>)>> {
+    docs.iter()
+        .map(|doc| {
+            let label = doc.label();
+            let sealed = doc.to_sealed_secret().with_context(|| label.to_string())?;
+            let body = serde_json::to_vec(&sealed).context("cannot encode the SealedSecret")?;
+            Ok((label, body))
+        })
+        .collect()
+}
+
+/// `sealant create NAME ...`.
+fn create(args: &CreateArgs) -> Result<()> {
+    let out = Output::from_args(&args.output);
+    if args.seal.merge_into.is_some() && args.output.sealed_secret_file.is_some() {
+        bail!("--merge-into updates its file in place and cannot be combined with -w");
+    }
+    let certificate = cert::load(&args.cert, &args.cluster)?;
+    let secret = create::build_secret(args)?;
+    let mut sealer = Sealer {
+        key: certificate.public_key(),
+        scope: args.seal.scope.map(Into::into),
+        allow_empty_data: args.seal.allow_empty_data,
+        name: None,
+        namespaces: Namespaces::new(&args.cluster),
+    };
+    if let Some(path) = &args.seal.merge_into {
+        let label = format!("secret {}", args.name);
+        return seal::merge_into_file(
+            path,
+            vec![(label, Ok(secret))],
+            &mut sealer,
+            args.output.format,
+        );
+    }
+    let rendered = seal::seal_secrets(vec![secret], &mut sealer, out.format)?;
+    out.write(rendered.as_bytes(), false)
+}

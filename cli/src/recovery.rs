@@ -1,0 +1,165 @@
+//! `--recovery-unseal`: open SealedSecrets offline with backed-up private keys.
+//!
+//! This is the disaster-recovery path: the cluster is gone, and what is left is the
+//! Git repository and a key backup. The backup may be in any of the shapes people
+//! actually have:
+//!
+//! - a PEM private key (PKCS#1 or PKCS#8);
+//! - a key Secret, as YAML or JSON, with `tls.key` in `data` (base64) or `stringData`;
+//! - a `List` of key Secrets, exactly what `kubectl get secret -l
+//!   sealedsecrets.bitnami.com/sealed-secrets-key -o yaml` writes;
+//! - several of these as documents of one file.
+//!
+//! Every key from every file goes into one [`KeyRing`]; each SealedSecret is opened
+//! with whichever key sealed it. The output is plaintext, so it is built in zeroizing
+//! buffers and a `-w` file is created with mode 0600.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::core::v1::Secret;
+use sealant_crds::{SealedSecret, annotations};
+use sealant_keys::{Certificate, KeyRing, OffsetDateTime, PrivateKey, Scope};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::args::Format;
+use crate::documents::{self, Document};
+use crate::output;
+
+/// The key Secret's data key that holds the PEM private key.
+const TLS_KEY: &str = "tls.key";
+/// The key Secret's data key that holds the certificate (used to order keys).
+const TLS_CRT: &str = "tls.crt";
+
+/// Reads every key from every file.
+pub fn load_keys(paths: &[impl AsRef<Path>]) -> Result<KeyRing> {
+    if paths.is_empty() {
+        bail!("--recovery-unseal needs at least one --recovery-private-key");
+    }
+    let mut ring = KeyRing::new();
+    for path in paths {
+        let path = path.as_ref();
+        load_file(&mut ring, path)
+            .with_context(|| format!("--recovery-private-key {}", path.display()))?;
+    }
+    Ok(ring)
+}
+
+fn load_file(ring: &mut KeyRing, path: &Path) -> Result<()> {
+    let bytes = Zeroizing::new(std::fs::read(path).context("cannot read the file")?);
+    if let Ok(key) = PrivateKey::from_pem(&bytes) {
+        ring.insert(key, OffsetDateTime::UNIX_EPOCH);
+        return Ok(());
+    }
+    const NOT_A_KEY: &str =
+        "not a PEM private key, a key Secret or a List of key Secrets (YAML or JSON)";
+    let text = std::str::from_utf8(&bytes).context(NOT_A_KEY)?;
+    let docs = documents::parse(text, "private key").context(NOT_A_KEY)?;
+    if docs.iter().any(|doc| !doc.value.is_object()) {
+        bail!(NOT_A_KEY);
+    }
+    let mut found = 0;
+    for doc in &docs {
+        found += load_document(ring, doc).with_context(|| doc.label().to_string())?;
+    }
+    if found == 0 {
+        bail!("no private key found");
+    }
+    Ok(())
+}
+
+/// Loads the key of a Secret, or of every Secret of a `List`. Returns how many.
+fn load_document(ring: &mut KeyRing, doc: &Document) -> Result<usize> {
+    if doc.value.get("kind").and_then(Value::as_str) == Some("List") {
+        let items = doc.value["items"]
+            .as_array()
+            .context("items: expected a list of key Secrets")?;
+        for (i, item) in items.iter().enumerate() {
+            let item_doc = Document {
+                index: i + 1,
+                value: item.clone(),
+            };
+            let secret = item_doc
+                .to_secret()
+                .and_then(|secret| insert_secret_key(ring, &secret))
+                .with_context(|| format!("items[{i}]"));
+            secret?;
+        }
+        return Ok(items.len());
+    }
+    let secret = doc.to_secret()?;
+    insert_secret_key(ring, &secret)?;
+    Ok(1)
+}
+
+fn insert_secret_key(ring: &mut KeyRing, secret: &Secret) -> Result<()> {
+    let pem = secret_value(secret, TLS_KEY)
+        .with_context(|| format!("the secret has no {TLS_KEY} in data or stringData"))?;
+    let key = PrivateKey::from_pem(&pem).with_context(|| format!("data.{TLS_KEY}"))?;
+    // Order keys as the controller does, newest certificate first; the order only
+    // decides which key is tried first.
+    let created = secret_value(secret, TLS_CRT)
+        .and_then(|crt| Certificate::from_pem(&crt).ok())
+        .map(|cert| cert.not_before())
+        .or_else(|| {
+            let ts = secret.metadata.creation_timestamp.as_ref()?;
+            OffsetDateTime::from_unix_timestamp(ts.0.as_second()).ok()
+        })
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    ring.insert(key, created);
+    Ok(())
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<Zeroizing<Vec<u8>>> {
+    if let Some(value) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+        return Some(Zeroizing::new(value.as_bytes().to_vec()));
+    }
+    let value = secret.data.as_ref()?.get(key)?;
+    Some(Zeroizing::new(value.0.clone()))
+}
+
+/// Opens every SealedSecret of the input and renders the Secrets.
+pub fn unseal_documents(
+    docs: &[Document],
+    ring: &KeyRing,
+    format: Format,
+) -> Result<Zeroizing<String>> {
+    let mut out = Zeroizing::new(String::new());
+    for doc in docs {
+        let label = doc.label();
+        let mut secret = doc
+            .to_sealed_secret()
+            .and_then(|sealed| unseal(sealed, ring))
+            .with_context(|| label.to_string())?;
+        let rendered = Zeroizing::new(match format {
+            Format::Json => sealant_crds::secret_to_json(&secret),
+            Format::Yaml => sealant_crds::secret_to_yaml(&secret),
+        });
+        documents::scrub_secret(&mut secret);
+        out.push_str(&output::normalize(rendered, format));
+    }
+    Ok(out)
+}
+
+/// Unseals one SealedSecret. A cluster-wide one without a namespace (as kubeseal and
+/// sealant write them, to be applied anywhere) is opened as if it were in `default`:
+/// its label is empty, so the namespace cannot change the result, and the Secret is
+/// printed without a namespace.
+fn unseal(mut sealed: SealedSecret, ring: &KeyRing) -> Result<Secret> {
+    let floating = annotations::scope_of(&sealed.metadata) == Scope::ClusterWide
+        && sealed
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty();
+    if floating {
+        sealed.metadata.namespace = Some("default".to_owned());
+    }
+    let mut secret = sealant_crds::unseal(&sealed, ring, None)?.into_secret();
+    if floating {
+        secret.metadata.namespace = None;
+    }
+    Ok(secret)
+}
