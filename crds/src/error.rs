@@ -36,8 +36,8 @@ pub enum Error {
     EmptySecretData,
 
     /// Raw mode was asked to seal with a scope whose label needs a name or namespace
-    /// that was not given.
-    #[error("cannot seal a raw value with scope {scope}: {missing} is required")]
+    /// that was not given. For a missing name the text is kubeseal's.
+    #[error("must provide the {missing} flag with --raw and --scope {scope}")]
     RawScopeNeeds {
         /// The scope that was asked for.
         scope: sealant_keys::Scope,
