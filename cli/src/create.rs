@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::args::CreateArgs;
 
@@ -43,7 +43,7 @@ pub fn build_secret(args: &CreateArgs) -> Result<Secret> {
             ..ObjectMeta::default()
         },
         type_: Some(args.secret_type.clone()),
-        data: Some(data.0),
+        data: Some(std::mem::take(&mut data.0)),
         ..Secret::default()
     })
 }
@@ -54,12 +54,20 @@ struct Values(BTreeMap<String, ByteString>);
 
 impl Values {
     fn insert(&mut self, key: &str, value: Vec<u8>, flag: &str) -> Result<()> {
+        let value = Zeroizing::new(value);
         check_key(key).with_context(|| format!("{flag}: invalid key {key:?}"))?;
         if self.0.contains_key(key) {
             bail!("{flag}: cannot add key {key:?}, another key by that name already exists");
         }
-        self.0.insert(key.to_owned(), ByteString(value));
+        self.0.insert(key.to_owned(), ByteString(value.to_vec()));
         Ok(())
+    }
+}
+
+impl Drop for Values {
+    /// Wipes what was read so far when building the Secret fails halfway.
+    fn drop(&mut self) {
+        self.0.values_mut().for_each(|v| v.0.zeroize());
     }
 }
 

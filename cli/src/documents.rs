@@ -13,7 +13,7 @@
 //! buffer, and parse errors of Secrets never quote values.
 
 use std::fmt;
-use std::io::Read as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
@@ -96,6 +96,9 @@ pub fn read_input(path: Option<&Path>) -> Result<Zeroizing<String>> {
                 .with_context(|| format!("cannot read input file {}", path.display()))?;
         }
         None => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("(tty detected: expecting json/yaml k8s resource in stdin)");
+            }
             std::io::stdin()
                 .lock()
                 .read_to_end(&mut bytes)

@@ -35,7 +35,7 @@ mod output;
 mod recovery;
 mod seal;
 
-use std::io::{self, Read as _};
+use std::io::{self, IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
@@ -148,7 +148,7 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
         .with_context(|| format!("cannot use the certificate from {what}"))?;
     let scope = args.seal.scope.map(Into::into);
 
-    if args.raw {
+    if args.raw && args.seal.merge_into.is_none() {
         return raw(&args, certificate.public_key(), scope, &out);
     }
 
@@ -199,6 +199,9 @@ fn raw(
     };
     let value = match args.from_file.as_slice() {
         [] => {
+            if io::stdin().is_terminal() {
+                eprintln!("(tty detected: expecting a secret to encrypt in stdin)");
+            }
             let mut buf = Zeroizing::new(Vec::new());
             io::stdin()
                 .lock()

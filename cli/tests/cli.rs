@@ -800,3 +800,164 @@ fn deprecated_rotate_flag_warns() {
         run.stderr()
     );
 }
+
+/// A fake API server: answers the Service lookup and the controller's proxied
+/// endpoints the way kube-apiserver and the controller would, and records each
+/// request line.
+struct FakeApi {
+    kubeconfig: std::path::PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn fake_api(sb: &Sandbox, verify_status: &'static str) -> FakeApi {
+    use std::io::Read as _;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let pem = pair().cert.to_pem();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let request_line = request_line.trim().to_owned();
+            seen.lock().expect("lock").push(request_line.clone());
+            let proxy = "/api/v1/namespaces/kube-system/services/\
+                         http:sealed-secrets-controller:http/proxy";
+            let (status, reply) = match request_line.split(' ').take(2).collect::<Vec<_>>()[..] {
+                ["GET", "/api/v1/namespaces/kube-system/services/sealed-secrets-controller"] => (
+                    "200 OK",
+                    r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"sealed-secrets-controller"},
+                       "spec":{"ports":[{"name":"http","port":8080}]}}"#
+                        .to_owned(),
+                ),
+                ["GET", path] if path == format!("{proxy}/v1/cert.pem") => ("200 OK", pem.clone()),
+                ["POST", path] if path == format!("{proxy}/v1/verify") => {
+                    (verify_status, String::new())
+                }
+                ["POST", path] if path == format!("{proxy}/v1/rotate") => {
+                    let mut value: serde_json::Value =
+                        serde_json::from_slice(&body).expect("JSON body");
+                    value["spec"]["encryptedData"]["rotated"] = "yes".into();
+                    value["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z".into();
+                    ("200 OK", value.to_string())
+                }
+                _ => (
+                    "404 Not Found",
+                    r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#
+                        .to_owned(),
+                ),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    let kubeconfig = sb.write(
+        "fake-kubeconfig",
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             contexts:\n- name: fake\n  context: {{cluster: fake, user: fake, namespace: from-ctx}}\n\
+             clusters:\n- name: fake\n  cluster: {{server: \"http://{addr}\"}}\n\
+             users:\n- name: fake\n  user: {{token: t}}\n"
+        ),
+    );
+    FakeApi {
+        kubeconfig,
+        requests,
+    }
+}
+
+#[test]
+fn certificate_is_fetched_through_the_api_server_service_proxy() {
+    let sb = Sandbox::new();
+    let api = fake_api(&sb, "200 OK");
+    let out = sb
+        .run(&["--fetch-cert", "--kubeconfig", s(&api.kubeconfig)], "")
+        .success();
+    assert_eq!(out, pair().cert.to_pem());
+    let requests = api.requests.lock().expect("lock").clone();
+    assert_eq!(
+        requests,
+        vec![
+            "GET /api/v1/namespaces/kube-system/services/sealed-secrets-controller HTTP/1.1",
+            "GET /api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http/proxy/v1/cert.pem HTTP/1.1",
+        ]
+    );
+
+    // Sealing without --cert uses that certificate and the context's namespace.
+    let sealed = sb
+        .run(
+            &["--kubeconfig", s(&api.kubeconfig)],
+            &secret_yaml(None, "db", DB),
+        )
+        .success();
+    assert_eq!(json(&sealed)["metadata"]["namespace"], "from-ctx");
+    expect_db_values(&unseal(&sb, &sealed, &sb.key()));
+}
+
+#[test]
+fn validate_reports_success_and_a_409_as_unable_to_decrypt() {
+    let sb = Sandbox::new();
+    let sealed = sb
+        .run(&["--cert", &sb.cert()], &secret_yaml(Some("a"), "db", DB))
+        .success();
+    let ok = fake_api(&sb, "200 OK");
+    let out = sb
+        .run(&["--validate", "--kubeconfig", s(&ok.kubeconfig)], &sealed)
+        .success();
+    assert_eq!(out, "");
+    assert!(
+        ok.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|r| r.starts_with("POST ") && r.contains("/proxy/v1/verify")),
+    );
+
+    let conflict = fake_api(&sb, "409 Conflict");
+    sb.run(
+        &["--validate", "--kubeconfig", s(&conflict.kubeconfig)],
+        &sealed,
+    )
+    .failure("unable to decrypt sealed secret");
+}
+
+#[test]
+fn re_encrypt_prints_the_controllers_answer_without_server_metadata() {
+    let sb = Sandbox::new();
+    let sealed = sb
+        .run(&["--cert", &sb.cert()], &secret_yaml(Some("a"), "db", DB))
+        .success();
+    let api = fake_api(&sb, "200 OK");
+    let out = sb
+        .run(
+            &[
+                "--re-encrypt",
+                "--kubeconfig",
+                s(&api.kubeconfig),
+                "-o",
+                "yaml",
+            ],
+            &sealed,
+        )
+        .success();
+    assert!(out.starts_with("---\n"), "{out}");
+    assert!(out.contains("rotated: yes"), "{out}");
+    assert!(!out.contains("creationTimestamp"), "{out}");
+}
