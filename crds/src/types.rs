@@ -45,6 +45,7 @@ pub const CONDITION_UNKNOWN: &str = "Unknown";
     singular = "sealedsecret",
     namespaced,
     status = "SealedSecretStatus",
+    derive = "PartialEq",
     doc = "SealedSecret is the K8s representation of a \"sealed Secret\" - a regular k8s Secret that has been sealed (encrypted) using the controller's key.",
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[0].message"}"#,
     printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[0].status"}"#,
