@@ -79,8 +79,8 @@ pub struct SealedSecretSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretTemplateSpec {
-    /// Standard object's metadata.
-    /// More info: https://git.k8s.io/community/contributors/devel/api-conventions.md#metadata
+    /// Standard object's metadata: the labels, annotations and so on of the Secret to
+    /// make. Unknown fields are preserved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "template_metadata_schema")]
     pub metadata: Option<ObjectMeta>,
