@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# Build and pin the real test peers for sealant's end-to-end and compatibility tests
+# (DESIGN.md, "Testing ladder", rungs 4 and 5): etcd, kube-apiserver,
+# kube-controller-manager, and Bitnami's kubeseal and controller.
+#
+# Everything is built from the Go module proxy with the machine's Go toolchain and
+# cached outside the repository. The script is idempotent: a binary that already
+# exists is not rebuilt, so a warm run takes well under a second.
+#
+# Usage:
+#   tests/peers/build.sh [PEER...]          # PEER: etcd kube-apiserver
+#                                           #   kube-controller-manager kubeseal
+#                                           #   sealed-secrets-controller (default: all)
+#   eval "$(tests/peers/build.sh)"          # sets TEST_ASSET_* in the current shell
+#   export $(tests/peers/build.sh)          # same, exported
+#   tests/peers/build.sh >> "$GITHUB_ENV"   # CI
+#
+# stdout carries only NAME=path lines (shell-quoted); progress goes to stderr.
+#
+# Environment:
+#   TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER,
+#   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER
+#                         use this binary instead of building it (printed as given).
+#   SEALANT_TEST_ASSETS   a KUBEBUILDER_ASSETS-style directory; a peer found there as
+#                         etcd, kube-apiserver, kube-controller-manager, kubeseal or
+#                         sealed-secrets-controller (or controller) is used as is.
+#   SEALANT_CACHE         cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/sealant).
+#   SEALANT_NICE=1        run the Go builds under `nice -n 19`.
+#   SEALANT_GO_P          go build -p (default 2).
+#   SEALANT_GOTOOLCHAIN   GOTOOLCHAIN for the builds (default local).
+set -euo pipefail
+
+# ---- Pinned versions -------------------------------------------------------------
+# Newest patch releases that the module proxy serves AND the checksum database
+# (sum.golang.org, via the proxy) knows. Kubernetes v1.34.11 and v1.34.12 are on the
+# proxy but their sumdb lookups return 404 here, so v1.34.10 is the newest verifiable one.
+ETCD_VERSION=v3.6.16            # go.etcd.io/etcd/server/v3 (its module root is main)
+KUBERNETES_VERSION=v1.34.10     # k8s.io/kubernetes
+SEALED_SECRETS_VERSION=v0.36.6  # github.com/bitnami-labs/sealed-secrets
+
+# ---- Environment -----------------------------------------------------------------
+CACHE=${SEALANT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sealant}
+BIN=$CACHE/bin
+WRAPPERS=$CACHE/go/wrappers
+GO_P=${SEALANT_GO_P:-2}
+
+export GOPATH=$CACHE/go
+export GOMODCACHE=$CACHE/go/pkg/mod
+export GOCACHE=$CACHE/go/cache
+export GOTOOLCHAIN=${SEALANT_GOTOOLCHAIN:-local}
+# Override any ambient GOFLAGS (-mod=vendor etc. would break these builds);
+# -modcacherw keeps the module cache deletable with plain rm -rf.
+export GOFLAGS="-modcacherw -buildvcs=false"
+export GO111MODULE=on GOWORK=off
+export CGO_ENABLED=0
+
+log() { printf 'peers: %s\n' "$*" >&2; }
+die() { printf 'peers: error: %s\n' "$*" >&2; exit 1; }
+
+run_go() {
+    if [[ ${SEALANT_NICE:-0} == 1 ]]; then
+        nice -n 19 go "$@"
+    else
+        go "$@"
+    fi
+}
+
+# ---- Argument handling -----------------------------------------------------------
+ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller)
+if [[ $# -eq 0 ]]; then
+    PEERS=("${ALL_PEERS[@]}")
+else
+    PEERS=()
+    for p in "$@"; do
+        case $p in
+        -h | --help)
+            sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller)
+            PEERS+=("$p")
+            ;;
+        *) die "unknown peer '$p' (known: ${ALL_PEERS[*]})" ;;
+        esac
+    done
+fi
+
+# ---- Helpers ---------------------------------------------------------------------
+TMPFILES=()
+cleanup() { [[ ${#TMPFILES[@]} -eq 0 ]] || rm -rf "${TMPFILES[@]}"; }
+trap cleanup EXIT
+
+LOCKED=0
+lock() {
+    [[ $LOCKED == 1 ]] && return
+    mkdir -p "$CACHE"
+    if command -v flock >/dev/null; then
+        exec 9>"$CACHE/.build.lock"
+        flock 9
+    fi
+    LOCKED=1
+}
+
+need_go() {
+    command -v go >/dev/null || die "go is not on PATH (needed to build the test peers)"
+}
+
+# module_field MODULE@VERSION TEMPLATE: one `go list -m` query, run outside any module.
+module_field() {
+    (cd "$CACHE" && go list -m -f "$2" "$1")
+}
+
+# Copy the `go` and `godebug` directives of an upstream go.mod, so the wrapper's binary
+# gets the same default GODEBUG settings as an upstream build.
+go_directives() {
+    awk '
+        /^go[ \t]/ { print; next }
+        /^godebug[ \t]*\(/ { inblock = 1; print; next }
+        inblock { print; if ($0 ~ /^\)/) inblock = 0; next }
+        /^godebug[ \t]/ { print }
+    ' "$1"
+}
+
+# install_checked TMP FINAL EXPECTED: TMP --version must contain EXPECTED.
+install_checked() {
+    local tmp=$1 final=$2 expected=$3 out
+    out=$("$tmp" --version 2>&1) || die "$tmp --version failed: $out"
+    [[ $out == *"$expected"* ]] || die "$(basename "$final") --version printed '$out', expected '$expected'"
+    mv -f "$tmp" "$final"
+    log "built $final (${out%%$'\n'*})"
+}
+
+# new_tmp: set NEW_TMP to a fresh temporary file in $BIN, removed on exit unless moved.
+new_tmp() {
+    mkdir -p "$BIN"
+    NEW_TMP=$(mktemp "$BIN/.tmp.XXXXXX")
+    TMPFILES+=("$NEW_TMP")
+}
+
+# ---- etcd ------------------------------------------------------------------------
+build_etcd() {
+    local out=$1 dir=$WRAPPERS/etcd-$ETCD_VERSION mod=go.etcd.io/etcd/server/v3
+    need_go
+    if [[ ! -f $dir/.ready ]]; then
+        log "preparing wrapper module for $mod@$ETCD_VERSION"
+        rm -rf "$dir" && mkdir -p "$dir"
+        local upstream
+        upstream=$(module_field "$mod@$ETCD_VERSION" '{{.GoMod}}')
+        {
+            echo "module sealant.test/peers/etcd"
+            echo
+            go_directives "$upstream"
+            echo
+            echo "require $mod $ETCD_VERSION"
+        } >"$dir/go.mod"
+        (cd "$dir" && run_go get "$mod@$ETCD_VERSION")
+        touch "$dir/.ready"
+    fi
+    local sha ldflags="-s -w" tmp
+    sha=$(module_field "go.etcd.io/etcd/api/v3@$ETCD_VERSION" '{{with .Origin}}{{.Hash}}{{end}}' 2>/dev/null || true)
+    [[ -z $sha ]] || ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=${sha:0:7}"
+    new_tmp && tmp=$NEW_TMP
+    log "building etcd $ETCD_VERSION"
+    (cd "$dir" && run_go build -p "$GO_P" -trimpath -ldflags "$ldflags" -o "$tmp" "$mod")
+    install_checked "$tmp" "$out" "etcd Version: ${ETCD_VERSION#v}"
+}
+
+# ---- Kubernetes --------------------------------------------------------------------
+# k8s.io/kubernetes is not meant to be a dependency: its go.mod requires every staging
+# module (k8s.io/api, k8s.io/client-go, ...) at v0.0.0 and replaces it with
+# ./staging/src/..., which only works inside its own repository. The wrapper module
+# requires k8s.io/kubernetes and replaces each of those staging modules with the
+# published v0.MINOR.PATCH of the same release. The list is read from upstream's go.mod.
+k8s_wrapper() {
+    local dir=$WRAPPERS/kubernetes-$KUBERNETES_VERSION mod=k8s.io/kubernetes
+    [[ -f $dir/.ready ]] && return
+    need_go
+    log "preparing wrapper module for $mod@$KUBERNETES_VERSION"
+    rm -rf "$dir" && mkdir -p "$dir"
+    local upstream staging_version m
+    upstream=$(module_field "$mod@$KUBERNETES_VERSION" '{{.GoMod}}')
+    staging_version=v0.${KUBERNETES_VERSION#v1.}
+    local -a staging=() queries=() available=()
+    mapfile -t staging < <(awk '
+        /=>[ \t]*\.\/staging\/src\// { sub(/^replace[ \t]+/, ""); print $1 }
+    ' "$upstream")
+    [[ ${#staging[@]} -gt 0 ]] || die "no ./staging replace lines in $upstream"
+    for m in "${staging[@]}"; do queries+=("$m@$staging_version"); done
+    # Staging modules that only examples use (k8s.io/sample-*) are not always published
+    # for every patch release. They are never built here, so they are left unreplaced.
+    mapfile -t available < <(cd "$CACHE" && go list -m -e \
+        -f '{{if not .Error}}{{.Path}}{{end}}' "${queries[@]}" | grep .)
+    for m in "${staging[@]}"; do
+        [[ " ${available[*]} " == *" $m "* ]] || log "note: $m@$staging_version is not on the proxy; not replaced"
+    done
+    {
+        echo "module sealant.test/peers/kubernetes"
+        echo
+        go_directives "$upstream"
+        echo
+        echo "require $mod $KUBERNETES_VERSION"
+        echo
+        echo "replace ("
+        for m in "${available[@]}"; do printf '\t%s => %s %s\n' "$m" "$m" "$staging_version"; done
+        echo ")"
+    } >"$dir/go.mod"
+    (cd "$dir" && run_go get \
+        "$mod/cmd/kube-apiserver@$KUBERNETES_VERSION" \
+        "$mod/cmd/kube-controller-manager@$KUBERNETES_VERSION")
+    touch "$dir/.ready"
+}
+
+build_k8s() {
+    local name=$1 out=$2 dir=$WRAPPERS/kubernetes-$KUBERNETES_VERSION
+    k8s_wrapper
+    local minor date sha tree=clean ldflags="-s -w" key val
+    minor=${KUBERNETES_VERSION#v1.}
+    minor=${minor%%.*}
+    # Same variables as hack/lib/version.sh; buildDate is the release commit's time,
+    # so rebuilding gives the same binary.
+    date=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}')
+    sha=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" '{{with .Origin}}{{.Hash}}{{end}}' 2>/dev/null || true)
+    for kv in "gitVersion=$KUBERNETES_VERSION" gitMajor=1 "gitMinor=$minor" \
+        "buildDate=$date" "gitTreeState=$tree" ${sha:+"gitCommit=$sha"}; do
+        key=${kv%%=*} val=${kv#*=}
+        ldflags+=" -X k8s.io/component-base/version.$key=$val"
+        ldflags+=" -X k8s.io/client-go/pkg/version.$key=$val"
+    done
+    local tmp
+    new_tmp && tmp=$NEW_TMP
+    log "building $name $KUBERNETES_VERSION"
+    # Flags as in hack/lib/golang.sh for a non-debug static build.
+    (cd "$dir" && run_go build -p "$GO_P" -trimpath -tags selinux,notest,grpcnotrace \
+        -ldflags "$ldflags" -o "$tmp" "k8s.io/kubernetes/cmd/$name")
+    install_checked "$tmp" "$out" "Kubernetes $KUBERNETES_VERSION"
+}
+
+# ---- Bitnami Sealed Secrets --------------------------------------------------------
+# Their go.mod has no replace directives, so `go install pkg@version` builds with
+# upstream's own go.mod and go.sum, exactly as a release does. Their releases set
+# main.VERSION to the tag without the leading v (goreleaser's {{ .Version }}).
+build_sealed_secrets() {
+    local cmd=$1 out=$2 expected=$3 gobin
+    need_go
+    gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
+    TMPFILES+=("$gobin")
+    log "building sealed-secrets $cmd $SEALED_SECRETS_VERSION"
+    (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath \
+        -ldflags "-s -w -X main.VERSION=${SEALED_SECRETS_VERSION#v}" \
+        "github.com/bitnami-labs/sealed-secrets/cmd/$cmd@$SEALED_SECRETS_VERSION")
+    local tmp
+    new_tmp && tmp=$NEW_TMP
+    mv -f "$gobin/$cmd" "$tmp"
+    install_checked "$tmp" "$out" "$expected"
+}
+
+# ---- Resolution ------------------------------------------------------------------
+# resolve PEER: append VAR=path for one peer to LINES, building it if needed.
+# (Not run in a subshell, so the lock, the EXIT trap and `die` apply.)
+LINES=()
+emit() { LINES+=("$(printf '%s=%q' "$1" "$2")"); }
+resolve() {
+    local peer=$1 var file version asset
+    local -a asset_names=("$peer")
+    case $peer in
+    etcd) var=TEST_ASSET_ETCD version=$ETCD_VERSION ;;
+    kube-apiserver) var=TEST_ASSET_KUBE_APISERVER version=$KUBERNETES_VERSION ;;
+    kube-controller-manager) var=TEST_ASSET_KUBE_CONTROLLER_MANAGER version=$KUBERNETES_VERSION ;;
+    kubeseal) var=TEST_ASSET_KUBESEAL version=$SEALED_SECRETS_VERSION ;;
+    sealed-secrets-controller)
+        var=TEST_ASSET_SEALED_SECRETS_CONTROLLER version=$SEALED_SECRETS_VERSION
+        asset_names+=(controller)
+        ;;
+    esac
+
+    if [[ -n ${!var:-} ]]; then
+        [[ -x ${!var} ]] || die "$var=${!var} is not an executable file"
+        emit "$var" "${!var}"
+        return
+    fi
+    if [[ -n ${SEALANT_TEST_ASSETS:-} ]]; then
+        for asset in "${asset_names[@]}"; do
+            if [[ -x $SEALANT_TEST_ASSETS/$asset && ! -d $SEALANT_TEST_ASSETS/$asset ]]; then
+                emit "$var" "$SEALANT_TEST_ASSETS/$asset"
+                return
+            fi
+        done
+    fi
+
+    file=$BIN/$peer-$version
+    if [[ ! -x $file ]]; then
+        lock
+        if [[ ! -x $file ]]; then # another run may have built it while we waited
+            case $peer in
+            etcd) build_etcd "$file" ;;
+            kube-apiserver | kube-controller-manager) build_k8s "$peer" "$file" ;;
+            kubeseal) build_sealed_secrets kubeseal "$file" "kubeseal version: ${version#v}" ;;
+            sealed-secrets-controller)
+                build_sealed_secrets controller "$file" "controller version: ${version#v}"
+                ;;
+            esac
+        fi
+    fi
+    emit "$var" "$file"
+}
+
+# Resolve every peer first and print at the end, so a failed build prints no lines.
+for peer in "${PEERS[@]}"; do
+    resolve "$peer"
+done
+printf '%s\n' "${LINES[@]}"
