@@ -18,8 +18,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::Secret;
-use sealant_crds::{SealedSecret, annotations};
-use sealant_keys::{Certificate, KeyRing, OffsetDateTime, PrivateKey, Scope};
+use sealant_crds::SealedSecret;
+use sealant_keys::{Certificate, KeyRing, OffsetDateTime, PrivateKey};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -130,7 +130,7 @@ pub fn unseal_documents(
         let label = doc.label();
         let mut secret = doc
             .to_sealed_secret()
-            .and_then(|sealed| unseal(sealed, ring))
+            .and_then(|sealed| unseal(&sealed, ring))
             .with_context(|| label.to_string())?;
         let rendered = Zeroizing::new(match format {
             Format::Json => sealant_crds::secret_to_json(&secret),
@@ -142,24 +142,8 @@ pub fn unseal_documents(
     Ok(out)
 }
 
-/// Unseals one SealedSecret. A cluster-wide one without a namespace (as kubeseal and
-/// sealant write them, to be applied anywhere) is opened as if it were in `default`:
-/// its label is empty, so the namespace cannot change the result, and the Secret is
-/// printed without a namespace.
-fn unseal(mut sealed: SealedSecret, ring: &KeyRing) -> Result<Secret> {
-    let floating = annotations::scope_of(&sealed.metadata) == Scope::ClusterWide
-        && sealed
-            .metadata
-            .namespace
-            .as_deref()
-            .unwrap_or_default()
-            .is_empty();
-    if floating {
-        sealed.metadata.namespace = Some("default".to_owned());
-    }
-    let mut secret = sealant_crds::unseal(&sealed, ring, None)?.into_secret();
-    if floating {
-        secret.metadata.namespace = None;
-    }
-    Ok(secret)
+/// Unseals one SealedSecret. A cluster-wide one may have no namespace (as kubeseal and
+/// sealant write them, to be applied anywhere); its Secret is printed without one.
+fn unseal(sealed: &SealedSecret, ring: &KeyRing) -> Result<Secret> {
+    Ok(sealant_crds::unseal(sealed, ring, None)?.into_secret())
 }

@@ -85,24 +85,9 @@ impl Sealer<'_> {
             scope: self.scope,
             allow_empty_data: self.allow_empty_data,
         };
-        let Some(namespace) = namespace else {
-            // Cluster-wide and no namespace anywhere: the label is empty, so any
-            // namespace seals the same bytes. Seal under a placeholder and drop it,
-            // so the SealedSecret can be applied to any namespace, as kubeseal's can.
-            secret.metadata.namespace = Some("default".to_owned());
-            let mut sealed = sealant_crds::seal_secret(secret, self.key, &options)?;
-            sealed.metadata.namespace = None;
-            if let Some(meta) = sealed
-                .spec
-                .template
-                .as_mut()
-                .and_then(|t| t.metadata.as_mut())
-            {
-                meta.namespace = None;
-            }
-            return Ok(sealed);
-        };
-        secret.metadata.namespace = Some(namespace);
+        // `None` only for a cluster-wide Secret with no namespace anywhere: it stays
+        // namespace-less, as kubeseal leaves it, and can be applied to any namespace.
+        secret.metadata.namespace = namespace;
         Ok(sealant_crds::seal_secret(secret, self.key, &options)?)
     }
 }

@@ -15,8 +15,8 @@
 //! - nothing that could hold plaintext reaches the output metadata: the
 //!   `last-applied-configuration` annotations (a full copy of the Secret) are dropped.
 //!
-//! Errors: the input must have a name and a namespace (the CLI fills the namespace
-//! from `--namespace` or the kubeconfig first), and some data unless
+//! Errors: the input must have a name, a namespace unless it is cluster-wide (the CLI
+//! fills the namespace from `--namespace` or the kubeconfig first), and some data unless
 //! [`SealOptions::allow_empty_data`] is set.
 
 use std::collections::BTreeMap;
@@ -69,19 +69,25 @@ pub fn seal_secret(
         Some(n) if !n.is_empty() => n,
         _ => return Err(Error::MissingSecretName),
     };
+    let scope = opts
+        .scope
+        .unwrap_or_else(|| annotations::scope_of(&secret.metadata));
+    // A cluster-wide Secret may have no namespace: its label is empty, and kubeseal
+    // leaves it namespace-less so that it can be applied to any namespace.
     let namespace = match secret.metadata.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => ns,
+        Some(ns) if !ns.is_empty() => Some(ns),
+        _ if scope == Scope::ClusterWide => None,
         _ => {
             return Err(Error::MissingSecretNamespace {
                 name: name.to_owned(),
             });
         }
     };
-    let scope = opts
-        .scope
-        .unwrap_or_else(|| annotations::scope_of(&secret.metadata));
-    let label = scope.label(namespace, name);
-    let object = format!("{namespace}/{name}");
+    let label = scope.label(namespace.unwrap_or_default(), name);
+    let object = match namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    };
 
     let mut encrypted_data = BTreeMap::new();
     for (k, plaintext) in &values {
@@ -112,7 +118,7 @@ pub fn seal_secret(
 
     let mut meta = ObjectMeta {
         name: Some(name.to_owned()),
-        namespace: Some(namespace.to_owned()),
+        namespace: namespace.map(str::to_owned),
         ..ObjectMeta::default()
     };
     annotations::set_scope(&mut meta, scope);

@@ -30,7 +30,7 @@ use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use sealant_keys::{Fingerprint, KeyRing, Plaintext};
+use sealant_keys::{Fingerprint, KeyRing, Plaintext, Scope};
 
 use crate::annotations::{self, SKIP_SET_OWNER_REFERENCES};
 use crate::seal::strip_server_fields;
@@ -40,7 +40,7 @@ use crate::{API_VERSION, Error, KIND, SealedSecret};
 /// Secret to make from them. `Debug` shows the keys, never the values.
 pub struct Unsealed {
     name: String,
-    namespace: String,
+    namespace: Option<String>,
     metadata: ObjectMeta,
     type_: Option<String>,
     immutable: Option<bool>,
@@ -54,9 +54,10 @@ impl Unsealed {
         &self.name
     }
 
-    /// The Secret's namespace (the SealedSecret's).
-    pub fn namespace(&self) -> &str {
-        &self.namespace
+    /// The Secret's namespace (the SealedSecret's). `None` only for a cluster-wide
+    /// SealedSecret that was sealed without one, to be applied to any namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
     }
 
     /// The decrypted values, by key.
@@ -96,7 +97,7 @@ impl Unsealed {
         let mut metadata = self.metadata;
         strip_server_fields(&mut metadata);
         metadata.name = Some(self.name);
-        metadata.namespace = Some(self.namespace);
+        metadata.namespace = self.namespace;
         let data: BTreeMap<String, ByteString> = self
             .data
             .iter()
@@ -138,8 +139,19 @@ pub fn unseal(
 ) -> Result<Unsealed, Error> {
     let object = sealed.object_ref();
     let name = required(&sealed.metadata.name, &object, "metadata.name")?;
-    let namespace = required(&sealed.metadata.namespace, &object, "metadata.namespace")?;
-    let label = annotations::scope_of(&sealed.metadata).label(namespace, name);
+    let scope = annotations::scope_of(&sealed.metadata);
+    // A cluster-wide SealedSecret may have no namespace: its label is empty, so the
+    // namespace it is finally applied to cannot change the result.
+    let namespace = match sealed.metadata.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => Some(ns),
+        _ if scope == Scope::ClusterWide => None,
+        _ => Some(required(
+            &sealed.metadata.namespace,
+            &object,
+            "metadata.namespace",
+        )?),
+    };
+    let label = scope.label(namespace.unwrap_or_default(), name);
 
     if let Some(legacy) = sealed.spec.data.as_deref() {
         if !sealed.spec.encrypted_data.is_empty() {
@@ -190,7 +202,7 @@ pub fn unseal(
 
     Ok(Unsealed {
         name: name.to_owned(),
-        namespace: namespace.to_owned(),
+        namespace: namespace.map(str::to_owned),
         metadata: template.metadata.unwrap_or_default(),
         type_: template.type_,
         immutable: template.immutable,
@@ -207,7 +219,7 @@ fn unseal_legacy(
     label: &[u8],
     object: String,
     name: &str,
-    namespace: &str,
+    namespace: Option<&str>,
 ) -> Result<Unsealed, Error> {
     let blob = base64_decode(legacy).map_err(|source| Error::InvalidBase64 {
         object: object.clone(),
@@ -238,7 +250,7 @@ fn unseal_legacy(
     }
     Ok(Unsealed {
         name: name.to_owned(),
-        namespace: namespace.to_owned(),
+        namespace: namespace.map(str::to_owned),
         metadata: secret.metadata,
         type_: secret.type_,
         immutable: secret.immutable,

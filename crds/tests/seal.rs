@@ -410,3 +410,45 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+#[test]
+fn cluster_wide_secret_without_namespace_stays_namespace_less_and_unseals() {
+    let mut s = secret("prod", "db", &[("a", b"b")]);
+    s.metadata.namespace = None;
+    let opts = SealOptions {
+        scope: Some(Scope::ClusterWide),
+        ..SealOptions::default()
+    };
+    let sealed = seal(&s, &opts);
+    assert_eq!(sealed.metadata.namespace, None);
+    let template_ns = sealed
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.namespace.clone());
+    assert_eq!(template_ns, None);
+    assert_eq!(unsealed_values(&sealed)["a"], b"b");
+
+    // Applied to any namespace, it still opens: the cluster-wide label is empty.
+    let mut placed = sealed.clone();
+    placed.metadata.namespace = Some("anywhere".to_owned());
+    assert_eq!(unsealed_values(&placed)["a"], b"b");
+}
+
+#[test]
+fn namespace_less_secret_is_refused_unless_cluster_wide() {
+    let mut s = secret("prod", "db", &[("a", b"b")]);
+    s.metadata.namespace = None;
+    for scope in [Scope::Strict, Scope::NamespaceWide] {
+        let opts = SealOptions {
+            scope: Some(scope),
+            ..SealOptions::default()
+        };
+        let err = seal_secret(&s, key().public_key(), &opts).unwrap_err();
+        assert!(
+            matches!(err, Error::MissingSecretNamespace { .. }),
+            "{scope}: {err:?}"
+        );
+    }
+}

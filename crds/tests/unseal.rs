@@ -58,7 +58,7 @@ fn cluster_wide_scope_allows_any_namespace_and_name() {
     let ring = ring(&[key()]);
     let s = sealed("prod", "db", Scope::ClusterWide);
     let u = unseal(&moved(s, "dev", "elsewhere"), &ring, None).unwrap();
-    assert_eq!(u.namespace(), "dev");
+    assert_eq!(u.namespace(), Some("dev"));
     assert_eq!(u.name(), "elsewhere");
     assert_eq!(u.data()["pass"].expose_secret(), b"hunter2");
 }
