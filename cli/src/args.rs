@@ -250,6 +250,15 @@ pub struct SealArgs {
     pub merge_into: Option<PathBuf>,
 }
 
+impl SealArgs {
+    /// The scope that overrides the input's annotations. As in kubeseal, `strict` is the
+    /// default and never overrides them: a Secret annotated cluster-wide stays
+    /// cluster-wide under `--scope strict`.
+    pub fn scope_override(&self) -> Option<Scope> {
+        self.scope.map(Scope::from).filter(|s| *s != Scope::Strict)
+    }
+}
+
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -146,7 +146,7 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
     let what = args.cert.cert.as_deref().unwrap_or("the controller");
     let certificate = cert::parse(&pem, sealant_keys::OffsetDateTime::now_utc())
         .with_context(|| format!("cannot use the certificate from {what}"))?;
-    let scope = args.seal.scope.map(Into::into);
+    let scope = args.seal.scope_override();
 
     if args.raw && args.seal.merge_into.is_none() {
         return raw(&args, certificate.public_key(), scope, &out);
@@ -283,7 +283,7 @@ fn create(args: &CreateArgs) -> Result<()> {
     let secret = create::build_secret(args)?;
     let mut sealer = Sealer {
         key: certificate.public_key(),
-        scope: args.seal.scope.map(Into::into),
+        scope: args.seal.scope_override(),
         allow_empty_data: args.seal.allow_empty_data,
         name: None,
         namespaces: Namespaces::new(&args.cluster),

@@ -95,6 +95,25 @@ fn scope_annotation_on_the_input_selects_the_scope() {
 }
 
 #[test]
+fn explicit_strict_scope_keeps_the_input_annotation_as_kubeseal_does() {
+    let sb = Sandbox::new();
+    let input = secret_yaml(Some("prod"), "db", DB).replace(
+        "  namespace: prod\n",
+        "  namespace: prod\n  annotations:\n    sealedsecrets.bitnami.com/cluster-wide: \"true\"\n",
+    );
+    let sealed = sb
+        .run(&["--cert", &sb.cert(), "--scope", "strict"], &input)
+        .success();
+    let value = json(&sealed);
+    assert_eq!(
+        value["metadata"]["annotations"]["sealedsecrets.bitnami.com/cluster-wide"],
+        "true"
+    );
+    let moved = sealed.replace("\"namespace\": \"prod\"", "\"namespace\": \"dev\"");
+    expect_db_values(&unseal(&sb, &moved, &sb.key()));
+}
+
+#[test]
 fn strict_value_moved_to_another_namespace_cannot_be_unsealed() {
     let sb = Sandbox::new();
     let sealed = sb
