@@ -34,8 +34,8 @@ pub const CONDITION_FALSE: &str = "False";
 /// Condition status: not known yet.
 pub const CONDITION_UNKNOWN: &str = "Unknown";
 
-/// SealedSecretSpec is the specification of a SealedSecret: per-key ciphertexts and the
-/// shape of the Secret to make from them.
+/// What a SealedSecret holds: per-key ciphertexts and the shape of the Secret to make
+/// from them.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "bitnami.com",
@@ -46,7 +46,7 @@ pub const CONDITION_UNKNOWN: &str = "Unknown";
     namespaced,
     status = "SealedSecretStatus",
     derive = "PartialEq",
-    doc = "SealedSecret is the K8s representation of a \"sealed Secret\" - a regular k8s Secret that has been sealed (encrypted) using the controller's key.",
+    doc = "A Secret encrypted to the controller's public key, safe to store in Git. The controller decrypts it into a Secret of the same name and namespace.",
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[0].message"}"#,
     printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.conditions[0].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -54,15 +54,12 @@ pub const CONDITION_UNKNOWN: &str = "Unknown";
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = require_encrypted_data)]
 pub struct SealedSecretSpec {
-    /// Template defines the structure of the Secret that will be created from this
-    /// sealed secret.
+    /// The metadata, type and immutability of the Secret the controller makes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<SecretTemplateSpec>,
 
-    /// Data is deprecated and will be removed eventually. Use per-value EncryptedData
-    /// instead.
-    ///
-    /// The standard base64 of one sealed blob over the JSON of a whole v1 Secret.
+    /// Deprecated: one sealed blob (standard base64) over the JSON of a whole v1
+    /// Secret. Written only by old clients; `encryptedData` replaces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "legacy_data_schema")]
     pub data: Option<String>,
@@ -79,23 +76,21 @@ pub struct SealedSecretSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretTemplateSpec {
-    /// Standard object's metadata: the labels, annotations and so on of the Secret to
-    /// make. Unknown fields are preserved.
+    /// Labels, annotations and other metadata for the Secret. Its name and namespace
+    /// are always the SealedSecret's. Unknown fields are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "template_metadata_schema")]
     pub metadata: Option<ObjectMeta>,
 
-    /// Used to facilitate programmatic handling of secret data.
+    /// The Secret's type, for example `Opaque` or `kubernetes.io/tls`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
 
-    /// Immutable, if set to true, ensures that data stored in the Secret cannot be
-    /// updated (only object metadata can be modified). If not set to true, the field can
-    /// be modified at any time. Defaulted to nil.
+    /// Makes the Secret immutable: once created, its data can no longer change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
 
-    /// Keys that should be templated using decrypted data.
+    /// Extra Secret keys rendered from Go templates over the decrypted values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<BTreeMap<String, String>>,
 }
@@ -104,41 +99,39 @@ pub struct SecretTemplateSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretStatus {
-    /// ObservedGeneration reflects the generation most recently observed by the
-    /// sealed-secrets controller.
+    /// The `metadata.generation` the controller last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Represents the latest available observations of a sealed secret's current state.
+    /// The controller's latest observations; the only type is `Synced`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<SealedSecretCondition>>,
 }
 
-/// The state of a sealed secret at a certain point.
+/// One observation of a SealedSecret's state.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretCondition {
-    /// Type of condition for a sealed secret. Valid value: "Synced".
+    /// The condition type: `Synced`.
     #[serde(rename = "type")]
     pub type_: String,
 
-    /// Status of the condition for a sealed secret. Valid values for "Synced": "True",
-    /// "False", or "Unknown".
+    /// `True`, `False` or `Unknown`.
     pub status: String,
 
-    /// The last time this condition was updated.
+    /// When the condition was last written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update_time: Option<Time>,
 
-    /// Last time the condition transitioned from one status to another.
+    /// When the status last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
 
-    /// The reason for the condition's last transition.
+    /// A one-word reason for the current status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 
-    /// A human readable message indicating details about the transition.
+    /// Details for a person, such as why unsealing failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -185,7 +178,7 @@ fn require_encrypted_data(schema: &mut schemars::Schema) {
 /// `spec.data`: a base64 string, as Go's `[]byte` appears in Bitnami's schema.
 fn legacy_data_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
-        "description": "Data is deprecated and will be removed eventually. Use per-value EncryptedData instead.",
+        "description": "Deprecated: one sealed blob over the JSON of a whole v1 Secret. encryptedData replaces it.",
         "type": "string",
         "format": "byte",
     })
@@ -211,7 +204,7 @@ fn template_metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Sche
         "additionalProperties": { "type": "string" },
     });
     schemars::json_schema!({
-        "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/api-conventions.md#metadata",
+        "description": "Labels, annotations and other metadata for the Secret. Its name and namespace are always the SealedSecret's. Unknown fields are kept.",
         "type": "object",
         "nullable": true,
         "x-kubernetes-preserve-unknown-fields": true,
