@@ -128,6 +128,9 @@ fn open_all(key: &PrivateKey, blob: &[u8], label: &[u8]) -> Vec<Result<Vec<u8>, 
 }
 
 proptest! {
+    // Four times proptest's default: each case costs at most a few RSA operations.
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
     #[test]
     fn arbitrary_bytes_never_panic_and_fail_with_decrypt(
         bytes in prop::collection::vec(any::<u8>(), 0..1200),

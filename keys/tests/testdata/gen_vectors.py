@@ -3,7 +3,7 @@
 
 Regenerate (from the repository root) with:
 
-    python3 keys/tests/testdata/gen_vectors.py
+    "${SEALANT_PYTHON:-python3}" keys/tests/testdata/gen_vectors.py
 
 It needs the `cryptography` package (written against 48.0.0; scripts/python-env.sh
 pins it). The RSA keys are generated only when their PEM file is missing, so a rerun
