@@ -1,0 +1,159 @@
+//! The one error type of `sealant-controller`.
+//!
+//! Every variant names the object it is about (`namespace/name`) and, where there is
+//! one, the field. Unseal failures are carried as [`sealant_crds::Error`], which is
+//! coarse on purpose: it names the fields that failed, never why.
+//!
+//! [`Error::class`] sorts errors for the reconcile loop's retry policy, and
+//! [`Error::metric_reason`] gives the stable `reason` label of
+//! `sealed_secrets_controller_unseal_errors_total`.
+
+/// Everything that can go wrong in `sealant-controller`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key Secret has a field that cannot be read as key material.
+    #[error("key secret {secret}: cannot read {field}")]
+    KeySecret {
+        /// `namespace/name` of the key Secret.
+        secret: String,
+        /// `data.tls.key` or `data.tls.crt`.
+        field: &'static str,
+        /// What the crypto layer reported (never key bytes).
+        #[source]
+        source: sealant_keys::Error,
+    },
+
+    /// A key Secret lacks a field.
+    #[error("key secret {secret}: {field} is missing")]
+    KeySecretMissingField {
+        /// `namespace/name` of the key Secret.
+        secret: String,
+        /// `data.tls.key`, `data.tls.crt` or `metadata.creationTimestamp`.
+        field: &'static str,
+    },
+
+    /// A key Secret's certificate holds another public key than its private key.
+    #[error("key secret {secret}: data.tls.crt does not belong to the private key in data.tls.key")]
+    KeyCertificateMismatch {
+        /// `namespace/name` of the key Secret.
+        secret: String,
+    },
+
+    /// Generating a new key or its certificate failed.
+    #[error("cannot generate a new sealing key")]
+    KeyGeneration(#[source] sealant_keys::Error),
+
+    /// The controller holds no key yet, so it can neither seal nor unseal.
+    #[error("no sealing key is loaded yet")]
+    NoKeys,
+
+    /// A SealedSecret could not be unsealed (bad ciphertext, bad spec). Permanent until
+    /// the object or the keys change.
+    #[error(transparent)]
+    Unseal(#[from] sealant_crds::Error),
+
+    /// A SealedSecret uses the deprecated `spec.data` while
+    /// `--accept-deprecated-v1-data=false`.
+    #[error(
+        "sealed secret {object}: the deprecated spec.data field is refused (--accept-deprecated-v1-data=false); re-seal it with a current kubeseal or sealant"
+    )]
+    DeprecatedDataRefused {
+        /// `namespace/name`.
+        object: String,
+    },
+
+    /// A Secret with the SealedSecret's name exists, is not owned by it, and is
+    /// neither `managed` nor `patch`. The text is Bitnami's, word for word.
+    #[error("Resource {name:?} already exists and is not managed by SealedSecret")]
+    Unmanaged {
+        /// The Secret's name.
+        name: String,
+    },
+
+    /// The existing Secret is immutable and its data or type would change.
+    #[error(
+        "Secret {object} is immutable and its data would change; delete it so the controller can re-create it"
+    )]
+    Immutable {
+        /// `namespace/name` of the Secret.
+        object: String,
+    },
+
+    /// A Kubernetes API call failed.
+    #[error("cannot {action} {object}")]
+    Kube {
+        /// What was being done, for example `update Secret`.
+        action: &'static str,
+        /// `namespace/name`.
+        object: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// A request body to the HTTP API is not a SealedSecret.
+    #[error("cannot parse the request body as a SealedSecret")]
+    BadRequestBody(#[source] sealant_crds::Error),
+
+    /// Sealing (for `/v1/rotate`) failed.
+    #[error("cannot re-encrypt {object}")]
+    Reseal {
+        /// `namespace/name`.
+        object: String,
+        /// What went wrong.
+        #[source]
+        source: sealant_crds::Error,
+    },
+
+    /// Binding or serving a listener failed.
+    #[error("cannot serve on {addr}")]
+    Serve {
+        /// The listen address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How the reconcile loop treats an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Retrying soon may succeed (API errors, conflicts, timeouts): short backoff.
+    Transient,
+    /// Nothing changes until the object or the keys change (bad ciphertext, bad spec,
+    /// an unmanaged Secret in the way): Warning event, `Synced=False`, long backoff.
+    Permanent,
+    /// Retrying can never succeed without a person deleting something (an immutable
+    /// Secret): say so once and wait for a change.
+    Terminal,
+}
+
+impl Error {
+    /// How the reconcile loop should retry after this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Immutable { .. } => ErrorClass::Terminal,
+            Error::Unseal(_)
+            | Error::DeprecatedDataRefused { .. }
+            | Error::Unmanaged { .. }
+            | Error::KeySecret { .. }
+            | Error::KeySecretMissingField { .. }
+            | Error::KeyCertificateMismatch { .. }
+            | Error::BadRequestBody(_) => ErrorClass::Permanent,
+            Error::Kube { source, .. } => match source {
+                // 400 Bad Request and 422 Invalid: the object we send is wrong, and
+                // sending it again will not help until the SealedSecret changes.
+                kube::Error::Api(status) if status.code == 400 || status.code == 422 => {
+                    ErrorClass::Permanent
+                }
+                _ => ErrorClass::Transient,
+            },
+            Error::KeyGeneration(_)
+            | Error::NoKeys
+            | Error::Reseal { .. }
+            | Error::Serve { .. } => ErrorClass::Transient,
+        }
+    }
+}

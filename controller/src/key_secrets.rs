@@ -1,0 +1,692 @@
+//! Key Secrets: how sealing keys live in the cluster, byte for byte as Bitnami stores
+//! them, so each controller can load the other's keys.
+//!
+//! ```text
+//!   Secrets in the controller's namespace
+//!     ├─ label sealedsecrets.bitnami.com/sealed-secrets-key=active ─┐
+//!     └─ legacy: unlabelled, named exactly <prefix> ─────────────────┤
+//!                                                                    ▼
+//!        load(): tls.key (PKCS#1 or PKCS#8 PEM) + tls.crt ──▶ Keys { KeyRing, certificates }
+//!                                                    └─ unreadable Secret ──▶ rejected[] (skipped, reported)
+//!   new key ──▶ new_key_secret(): generateName <prefix>, type kubernetes.io/tls, label active
+//! ```
+//!
+//! Guarantees:
+//! - a key Secret that cannot be read never stops the others from loading: it is
+//!   returned in [`Loaded::rejected`] as an [`Error`] naming `namespace/name` and the
+//!   field, and skipped;
+//! - a certificate that does not belong to its private key is rejected, so
+//!   `/v1/cert.pem` never publishes a certificate whose key the controller lacks;
+//! - ordering is Bitnami's: by certificate NotBefore or Secret creation time
+//!   (`--key-order-priority`); on a tie the Secret created first stays newest, as in
+//!   Bitnami (which registers in creation order and replaces only on a strictly later
+//!   time);
+//! - [`renewal`] is a pure function of the newest key's time, the clock, the period
+//!   and the cutoff, so the schedule is tested without waiting.
+//!
+//! The Secret built by [`new_key_secret`] necessarily carries the private key as plain
+//! bytes (the API server needs them); it must go straight to the API call and be
+//! dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sealant_keys::{Certificate, Fingerprint, KeyRing, OffsetDateTime, PrivateKey};
+
+use crate::Error;
+use crate::flags::KeyOrderPriority;
+
+/// The label that marks a key Secret; the value [`ACTIVE`] makes it a live key.
+pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
+
+/// The value of [`KEY_LABEL`] on live keys. Any other value retires the key.
+pub const ACTIVE: &str = "active";
+
+/// The label selector that lists live key Secrets.
+pub const KEY_SELECTOR: &str = "sealedsecrets.bitnami.com/sealed-secrets-key=active";
+
+/// The Secret type of key Secrets.
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// The data key of the PEM private key.
+pub const TLS_KEY: &str = "tls.key";
+
+/// The data key of the PEM certificate.
+pub const TLS_CERT: &str = "tls.crt";
+
+/// The loaded keys: the ring that unseals and the certificates that are published.
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    /// Every readable key, newest first.
+    pub ring: KeyRing,
+    /// The certificate of each key in the ring.
+    pub certificates: HashMap<Fingerprint, Certificate>,
+}
+
+/// What [`load`] found: the keys, and the key Secrets it skipped.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every readable key.
+    pub keys: Keys,
+    /// Key Secrets that were skipped because they could not be read, one error each.
+    pub rejected: Vec<Error>,
+}
+
+impl Keys {
+    /// The certificate of the newest key: what `/v1/cert.pem` serves and what seals.
+    pub fn newest_certificate(&self) -> Option<&Certificate> {
+        let newest = self.ring.newest()?;
+        self.certificates.get(newest.key.fingerprint())
+    }
+
+    /// The ordering time of the newest key, which drives renewal.
+    pub fn newest_time(&self) -> Option<OffsetDateTime> {
+        self.ring.newest().map(|e| e.created)
+    }
+
+    /// Adds a key that this controller has just generated and written. Returns `false`
+    /// if the ring already held it.
+    pub fn insert(
+        &mut self,
+        key: PrivateKey,
+        certificate: Certificate,
+        time: OffsetDateTime,
+    ) -> bool {
+        let fingerprint = key.fingerprint().clone();
+        if !self.ring.insert(key, time) {
+            return false;
+        }
+        self.certificates.insert(fingerprint, certificate);
+        true
+    }
+}
+
+/// True when `secret` is a key Secret for `prefix`: labelled active, or the legacy
+/// key Secret named exactly `prefix` (loaded whatever its labels, as Bitnami does).
+pub fn is_key_secret(secret: &Secret, prefix: &str) -> bool {
+    let labelled = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(KEY_LABEL))
+        .is_some_and(|v| v == ACTIVE);
+    labelled || secret.metadata.name.as_deref() == Some(prefix)
+}
+
+/// Loads every key Secret of `secrets` that [`is_key_secret`] accepts into a key ring,
+/// ordered by `priority`. Unreadable Secrets are reported in [`Loaded::rejected`] and
+/// skipped; other Secrets are ignored.
+pub fn load(secrets: &[Secret], prefix: &str, priority: KeyOrderPriority) -> Loaded {
+    let mut candidates: Vec<&Secret> = secrets
+        .iter()
+        .filter(|s| is_key_secret(s, prefix))
+        .collect();
+    // Bitnami registers keys in creation order; with ties on the ordering time the
+    // first registered stays newest. KeyRing::insert keeps the earlier entry on ties,
+    // so inserting in the same order gives the same newest key.
+    candidates.sort_by_key(|s| (creation_time(s), s.metadata.name.clone()));
+
+    let mut loaded = Loaded::default();
+    for secret in candidates {
+        match read_key_secret(secret, priority) {
+            Ok((key, certificate, time)) => {
+                loaded.keys.insert(key, certificate, time);
+            }
+            Err(e) => loaded.rejected.push(e),
+        }
+    }
+    loaded
+}
+
+/// Reads one key Secret: its private key, its certificate and its ordering time.
+pub fn read_key_secret(
+    secret: &Secret,
+    priority: KeyOrderPriority,
+) -> Result<(PrivateKey, Certificate, OffsetDateTime), Error> {
+    let object = object_ref(&secret.metadata);
+    let field = |name: &str| secret.data.as_ref().and_then(|d| d.get(name));
+    let key_pem = field(TLS_KEY).ok_or_else(|| Error::KeySecretMissingField {
+        secret: object.clone(),
+        field: "data.tls.key",
+    })?;
+    let cert_pem = field(TLS_CERT).ok_or_else(|| Error::KeySecretMissingField {
+        secret: object.clone(),
+        field: "data.tls.crt",
+    })?;
+    let key = PrivateKey::from_pem(&key_pem.0).map_err(|source| Error::KeySecret {
+        secret: object.clone(),
+        field: "data.tls.key",
+        source,
+    })?;
+    let certificate = Certificate::from_pem(&cert_pem.0).map_err(|source| Error::KeySecret {
+        secret: object.clone(),
+        field: "data.tls.crt",
+        source,
+    })?;
+    if !certificate.matches(&key) {
+        return Err(Error::KeyCertificateMismatch { secret: object });
+    }
+    let time = match priority {
+        KeyOrderPriority::CertNotBefore => certificate.not_before(),
+        KeyOrderPriority::SecretCreationTimestamp => {
+            creation_time(secret).ok_or(Error::KeySecretMissingField {
+                secret: object,
+                field: "metadata.creationTimestamp",
+            })?
+        }
+    };
+    Ok((key, certificate, time))
+}
+
+/// Generates a key pair and its self-signed certificate, as Bitnami does: `bits`
+/// RSA, valid from `now` for `ttl`, CN `common_name`. CPU-heavy (seconds for
+/// RSA-4096): call it off the async runtime.
+pub fn generate(
+    bits: usize,
+    ttl: Duration,
+    common_name: &str,
+    now: OffsetDateTime,
+) -> Result<(PrivateKey, Certificate), Error> {
+    let key = PrivateKey::generate(bits).map_err(Error::KeyGeneration)?;
+    let certificate =
+        Certificate::self_signed(&key, ttl, common_name, now).map_err(Error::KeyGeneration)?;
+    Ok((key, certificate))
+}
+
+/// The key Secret to create for a new key, as Bitnami writes it: `generateName`
+/// `prefix`, type `kubernetes.io/tls`, `tls.key` as PKCS#1 PEM and `tls.crt` as PEM,
+/// the extra `labels` and `annotations` of `--privatekey-labels` /
+/// `--privatekey-annotations`, and the label [`KEY_LABEL`]`=`[`ACTIVE`] (which the
+/// extra labels cannot override).
+pub fn new_key_secret(
+    key: &PrivateKey,
+    certificate: &Certificate,
+    namespace: &str,
+    prefix: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Secret {
+    let mut all_labels = labels.clone();
+    all_labels.insert(KEY_LABEL.to_owned(), ACTIVE.to_owned());
+    let key_pem = key.expose_pkcs1_pem();
+    let data = BTreeMap::from([
+        (TLS_KEY.to_owned(), ByteString(key_pem.as_bytes().to_vec())),
+        (
+            TLS_CERT.to_owned(),
+            ByteString(certificate.to_pem().into_bytes()),
+        ),
+    ]);
+    Secret {
+        metadata: ObjectMeta {
+            generate_name: Some(prefix.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(all_labels),
+            annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+            ..ObjectMeta::default()
+        },
+        type_: Some(TLS_SECRET_TYPE.to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// When the next key must be generated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Generate a key now.
+    Now,
+    /// Generate a key at this time.
+    At(OffsetDateTime),
+    /// Never automatically (`--key-renew-period=0`); SIGUSR1 still renews.
+    Never,
+}
+
+/// Bitnami's renewal schedule as a pure function.
+///
+/// - No key yet: now.
+/// - `cutoff` given and the newest key is older than it: now. Pass `cutoff` only at
+///   start-up, as Bitnami checks it only then (a cutoff in the future would
+///   otherwise renew forever).
+/// - `period` zero: never.
+/// - Otherwise at `newest + period` (now if that is already past).
+pub fn renewal(
+    newest: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    period: Duration,
+    cutoff: Option<OffsetDateTime>,
+) -> Renewal {
+    let Some(newest) = newest else {
+        return Renewal::Now;
+    };
+    if cutoff.is_some_and(|c| newest < c) {
+        return Renewal::Now;
+    }
+    if period.is_zero() {
+        return Renewal::Never;
+    }
+    // A period too large to represent never comes due.
+    let Some(due) = time::Duration::try_from(period)
+        .ok()
+        .and_then(|p| newest.checked_add(p))
+    else {
+        return Renewal::Never;
+    };
+    if due <= now {
+        Renewal::Now
+    } else {
+        Renewal::At(due)
+    }
+}
+
+/// The controller's namespace: `POD_NAMESPACE`, else the service-account namespace
+/// file, else `default`, as Bitnami finds it. The inputs are passed in so that the
+/// rule is testable; see [`my_namespace`].
+pub fn namespace_from(
+    pod_namespace: Option<String>,
+    service_account_file: Option<String>,
+) -> String {
+    if let Some(ns) = pod_namespace.filter(|n| !n.is_empty()) {
+        return ns;
+    }
+    if let Some(ns) = service_account_file
+        .map(|s| s.trim().to_owned())
+        .filter(|n| !n.is_empty())
+    {
+        return ns;
+    }
+    "default".to_owned()
+}
+
+/// The controller's namespace, read from the environment and the service-account
+/// file.
+pub fn my_namespace() -> String {
+    namespace_from(
+        std::env::var("POD_NAMESPACE").ok(),
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok(),
+    )
+}
+
+fn creation_time(secret: &Secret) -> Option<OffsetDateTime> {
+    let ts = secret.metadata.creation_timestamp.as_ref()?;
+    OffsetDateTime::from_unix_timestamp_nanos(ts.0.as_nanosecond()).ok()
+}
+
+/// `namespace/name`, with `<none>` for an absent part.
+pub(crate) fn object_ref(meta: &ObjectMeta) -> String {
+    let part = |p: &Option<String>| match p.as_deref() {
+        Some(s) if !s.is_empty() => s.to_owned(),
+        _ => "<none>".to_owned(),
+    };
+    format!("{}/{}", part(&meta.namespace), part(&meta.name))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::OnceLock;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// Generating RSA keys is slow; tests share three 2048-bit keys.
+    pub(crate) fn test_keys() -> &'static [(PrivateKey, Certificate); 3] {
+        static KEYS: OnceLock<[(PrivateKey, Certificate); 3]> = OnceLock::new();
+        KEYS.get_or_init(|| {
+            let mk = |days_ago: i64| {
+                let now = OffsetDateTime::now_utc() - time::Duration::days(days_ago);
+                generate(2048, 3650 * DAY, "test", now).expect("generate")
+            };
+            [mk(30), mk(20), mk(10)]
+        })
+    }
+
+    fn at(t: OffsetDateTime) -> Time {
+        Time(Timestamp::from_nanosecond(t.unix_timestamp_nanos()).expect("in range"))
+    }
+
+    fn key_secret(
+        name: &str,
+        key: &PrivateKey,
+        cert: &Certificate,
+        created: OffsetDateTime,
+    ) -> Secret {
+        let mut s = new_key_secret(
+            key,
+            cert,
+            "kube-system",
+            "sealed-secrets-key",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        s.metadata.generate_name = None;
+        s.metadata.name = Some(name.to_owned());
+        s.metadata.creation_timestamp = Some(at(created));
+        s
+    }
+
+    #[test]
+    fn new_key_secret_has_bitnami_shape() {
+        let (key, cert) = &test_keys()[0];
+        let labels = BTreeMap::from([
+            ("team".to_owned(), "sec".to_owned()),
+            (KEY_LABEL.to_owned(), "retired".to_owned()),
+        ]);
+        let annotations = BTreeMap::from([("backup".to_owned(), "yes".to_owned())]);
+        let s = new_key_secret(
+            key,
+            cert,
+            "kube-system",
+            "sealed-secrets-key",
+            &labels,
+            &annotations,
+        );
+        assert_eq!(
+            s.metadata.generate_name.as_deref(),
+            Some("sealed-secrets-key")
+        );
+        assert_eq!(s.metadata.name, None);
+        assert_eq!(s.metadata.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
+        let l = s.metadata.labels.clone().expect("labels");
+        assert_eq!(
+            l.get(KEY_LABEL).map(String::as_str),
+            Some("active"),
+            "extra labels cannot retire the key"
+        );
+        assert_eq!(l.get("team").map(String::as_str), Some("sec"));
+        assert_eq!(
+            s.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("backup"))
+                .map(String::as_str),
+            Some("yes")
+        );
+        let data = s.data.clone().expect("data");
+        let tls_key = String::from_utf8(data[TLS_KEY].0.clone()).expect("utf8");
+        assert!(
+            tls_key.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+            "PKCS#1 is written"
+        );
+        let tls_crt = String::from_utf8(data[TLS_CERT].0.clone()).expect("utf8");
+        assert!(tls_crt.starts_with("-----BEGIN CERTIFICATE-----"));
+        // And it loads back.
+        let (k, c, _) = read_key_secret(&s, KeyOrderPriority::CertNotBefore).expect("reads back");
+        assert_eq!(k.fingerprint(), key.fingerprint());
+        assert_eq!(c.fingerprint(), cert.fingerprint());
+    }
+
+    #[test]
+    fn new_key_secret_without_extra_annotations_has_none() {
+        let (key, cert) = &test_keys()[0];
+        let s = new_key_secret(key, cert, "ns", "p", &BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(s.metadata.annotations, None);
+        assert_eq!(s.metadata.labels.map(|l| l.len()), Some(1));
+    }
+
+    #[test]
+    fn newest_key_by_cert_not_before_seals() {
+        let keys = test_keys();
+        let now = OffsetDateTime::now_utc();
+        // Creation times in the opposite order of NotBefore.
+        let secrets: Vec<Secret> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (k, c))| {
+                key_secret(&format!("k{i}"), k, c, now - time::Duration::days(i as i64))
+            })
+            .collect();
+        let loaded = load(
+            &secrets,
+            "sealed-secrets-key",
+            KeyOrderPriority::CertNotBefore,
+        );
+        assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+        assert_eq!(loaded.keys.ring.len(), 3);
+        assert_eq!(
+            loaded.keys.ring.newest().map(|e| e.key.fingerprint()),
+            Some(keys[2].0.fingerprint())
+        );
+        assert_eq!(
+            loaded
+                .keys
+                .newest_certificate()
+                .map(Certificate::fingerprint),
+            Some(keys[2].1.fingerprint())
+        );
+
+        let loaded = load(
+            &secrets,
+            "sealed-secrets-key",
+            KeyOrderPriority::SecretCreationTimestamp,
+        );
+        assert_eq!(
+            loaded.keys.ring.newest().map(|e| e.key.fingerprint()),
+            Some(keys[0].0.fingerprint())
+        );
+        assert_eq!(
+            loaded
+                .keys
+                .newest_certificate()
+                .map(Certificate::fingerprint),
+            Some(keys[0].1.fingerprint())
+        );
+    }
+
+    #[test]
+    fn on_equal_times_the_first_created_secret_stays_newest() {
+        let keys = test_keys();
+        let t = OffsetDateTime::now_utc();
+        let a = key_secret("a", &keys[0].0, &keys[0].1, t);
+        let b = key_secret("b", &keys[1].0, &keys[1].1, t);
+        for order in [vec![a.clone(), b.clone()], vec![b, a]] {
+            let loaded = load(&order, "p", KeyOrderPriority::SecretCreationTimestamp);
+            assert_eq!(
+                loaded.keys.ring.newest().map(|e| e.key.fingerprint()),
+                Some(keys[0].0.fingerprint())
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_key_secret_is_reported_by_name_and_field_and_skipped() {
+        let keys = test_keys();
+        let now = OffsetDateTime::now_utc();
+        let good = key_secret("good", &keys[0].0, &keys[0].1, now);
+        let mut bad_key = key_secret("bad-key", &keys[1].0, &keys[1].1, now);
+        bad_key
+            .data
+            .as_mut()
+            .expect("data")
+            .insert(TLS_KEY.to_owned(), ByteString(b"not pem".to_vec()));
+        let mut no_cert = key_secret("no-cert", &keys[1].0, &keys[1].1, now);
+        no_cert.data.as_mut().expect("data").remove(TLS_CERT);
+        let mut wrong_cert = key_secret("wrong-cert", &keys[1].0, &keys[2].1, now);
+        wrong_cert.metadata.name = Some("wrong-cert".to_owned());
+
+        let loaded = load(
+            &[bad_key, good, no_cert, wrong_cert],
+            "p",
+            KeyOrderPriority::CertNotBefore,
+        );
+        assert_eq!(loaded.keys.ring.len(), 1, "the readable key still loads");
+        let messages: Vec<String> = loaded.rejected.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(
+            messages
+                .contains(&"key secret kube-system/bad-key: cannot read data.tls.key".to_owned()),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .contains(&"key secret kube-system/no-cert: data.tls.crt is missing".to_owned()),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("kube-system/wrong-cert") && m.contains("does not belong")),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn pkcs8_private_keys_are_read() {
+        let (key, cert) = &test_keys()[0];
+        let mut s = key_secret("k", key, cert, OffsetDateTime::now_utc());
+        // Re-wrap the PKCS#1 key as PKCS#8 by hand: the DER of PrivateKeyInfo is
+        // SEQUENCE { INTEGER 0, AlgorithmIdentifier rsaEncryption NULL, OCTET STRING pkcs1 }.
+        let pkcs1_pem = key.expose_pkcs1_pem();
+        let pkcs1 = pem_body(pkcs1_pem.as_bytes());
+        let alg: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+            0x00,
+        ];
+        let mut body = vec![0x02, 0x01, 0x00];
+        body.extend_from_slice(alg);
+        body.extend(der_tlv(0x04, &pkcs1));
+        let pkcs8 = der_tlv(0x30, &body);
+        let pem8 = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pkcs8)
+        );
+        s.data
+            .as_mut()
+            .expect("data")
+            .insert(TLS_KEY.to_owned(), ByteString(pem8.into_bytes()));
+        let (k, _, _) = read_key_secret(&s, KeyOrderPriority::CertNotBefore).expect("PKCS#8 reads");
+        assert_eq!(k.fingerprint(), key.fingerprint());
+    }
+
+    fn pem_body(pem: &[u8]) -> Vec<u8> {
+        let text = std::str::from_utf8(pem).expect("utf8");
+        let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("b64")
+    }
+
+    fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 128 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    #[test]
+    fn legacy_unlabelled_secret_named_prefix_loads_and_others_are_ignored() {
+        let keys = test_keys();
+        let now = OffsetDateTime::now_utc();
+        let mut legacy = key_secret("sealed-secrets-key", &keys[0].0, &keys[0].1, now);
+        legacy.metadata.labels = None;
+        let mut unrelated = key_secret("other", &keys[1].0, &keys[1].1, now);
+        unrelated.metadata.labels = None;
+        let mut retired = key_secret("sealed-secrets-keyabc", &keys[2].0, &keys[2].1, now);
+        retired
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .insert(KEY_LABEL.to_owned(), "compromised".to_owned());
+        let loaded = load(
+            &[legacy, unrelated, retired],
+            "sealed-secrets-key",
+            KeyOrderPriority::CertNotBefore,
+        );
+        assert_eq!(loaded.keys.ring.len(), 1);
+        assert_eq!(
+            loaded.keys.ring.newest().map(|e| e.key.fingerprint()),
+            Some(keys[0].0.fingerprint())
+        );
+        assert!(loaded.rejected.is_empty());
+    }
+
+    #[test]
+    fn secret_creation_timestamp_priority_needs_a_creation_timestamp() {
+        let (key, cert) = &test_keys()[0];
+        let mut s = key_secret("k", key, cert, OffsetDateTime::now_utc());
+        s.metadata.creation_timestamp = None;
+        let err =
+            read_key_secret(&s, KeyOrderPriority::SecretCreationTimestamp).expect_err("fails");
+        assert!(
+            err.to_string().contains("metadata.creationTimestamp"),
+            "{err}"
+        );
+        assert!(read_key_secret(&s, KeyOrderPriority::CertNotBefore).is_ok());
+    }
+
+    #[test]
+    fn renewal_schedule_follows_bitnami() {
+        let now = OffsetDateTime::now_utc();
+        let period = 30 * DAY;
+        assert_eq!(renewal(None, now, period, None), Renewal::Now, "no key yet");
+        assert_eq!(
+            renewal(None, now, Duration::ZERO, None),
+            Renewal::Now,
+            "first key even with renewal off"
+        );
+        let newest = now - time::Duration::days(10);
+        assert_eq!(
+            renewal(Some(newest), now, period, None),
+            Renewal::At(newest + time::Duration::days(30))
+        );
+        assert_eq!(
+            renewal(Some(newest), now, Duration::ZERO, None),
+            Renewal::Never
+        );
+        let old = now - time::Duration::days(31);
+        assert_eq!(
+            renewal(Some(old), now, period, None),
+            Renewal::Now,
+            "overdue"
+        );
+        let cutoff = now - time::Duration::days(5);
+        assert_eq!(
+            renewal(Some(newest), now, period, Some(cutoff)),
+            Renewal::Now,
+            "older than cutoff"
+        );
+        assert_eq!(
+            renewal(Some(newest), now, Duration::ZERO, Some(cutoff)),
+            Renewal::Now,
+            "cutoff applies with renewal off"
+        );
+        let early_cutoff = now - time::Duration::days(20);
+        assert_eq!(
+            renewal(Some(newest), now, period, Some(early_cutoff)),
+            Renewal::At(newest + time::Duration::days(30)),
+            "newer than cutoff"
+        );
+        assert_eq!(
+            renewal(Some(newest), now, Duration::MAX, None),
+            Renewal::Never,
+            "unrepresentable period"
+        );
+    }
+
+    #[test]
+    fn namespace_comes_from_pod_namespace_then_service_account_then_default() {
+        assert_eq!(namespace_from(Some("a".into()), Some("b".into())), "a");
+        assert_eq!(
+            namespace_from(Some(String::new()), Some(" b\n".into())),
+            "b"
+        );
+        assert_eq!(namespace_from(None, Some("  ".into())), "default");
+        assert_eq!(namespace_from(None, None), "default");
+    }
+}

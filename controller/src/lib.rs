@@ -1,0 +1,35 @@
+//! # sealant-controller
+//!
+//! The cluster side of sealant: a drop-in replacement for the Bitnami Sealed Secrets
+//! controller. This crate is built in layers, each provable without a cluster:
+//!
+//! ```text
+//!   flags ──▶ key_secrets (Secrets ⇄ KeyRing, renewal schedule)
+//!                  │
+//!                  ▼
+//!   SealedSecret + existing Secret ──▶ reconcile::decide ──▶ Create / Update / Unchanged / Refuse
+//!                  │                        ▲
+//!                  └── digest (HMAC proof that a Secret is in sync: no RSA on restart)
+//!   http (healthz, cert.pem, verify, rotate; rate and size limited) + metrics
+//! ```
+//!
+//! - [`flags`]: every Bitnami controller flag and its `SEALED_SECRETS_*` variable.
+//! - [`key_secrets`]: reading and writing key Secrets as Bitnami stores them, and when
+//!   to renew.
+//! - [`digest`]: the zero-decryption in-sync check.
+//! - [`reconcile`]: the pure decision of what to do with one SealedSecret, the `Synced`
+//!   condition, and the retry policy.
+//! - [`http`] and [`metrics`]: the public endpoints.
+//!
+//! ## Errors
+//!
+//! One [`Error`] enum; [`Error::class`] drives retries.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod error;
+pub mod flags;
+pub mod key_secrets;
+
+pub use error::{Error, ErrorClass};
+pub use flags::Flags;
