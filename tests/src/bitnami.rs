@@ -1,0 +1,243 @@
+//! Bitnami's real sealed-secrets controller, run out of cluster as if it were in a Pod.
+//!
+//! The controller only supports in-cluster configuration, and `kubeseal --fetch-cert`
+//! reaches it only through the API server's service proxy, which refuses loopback
+//! endpoints and wants a Pod behind each endpoint address. So the harness:
+//!
+//! 1. applies the RBAC of Bitnami's manifests (`tests/tests/fixtures/bitnami-rbac.yaml`)
+//!    and mints a TokenRequest token for its ServiceAccount: the controller has exactly
+//!    the rights its manifests grant, not admin;
+//! 2. starts it in the test host's network namespace, listening on the namespace-side
+//!    address, inside a private mount namespace (`unshare --mount`) where a tmpfs on
+//!    `/run` and a bind mount put the token, CA and namespace at
+//!    `/var/run/secrets/kubernetes.io/serviceaccount/` without touching the machine;
+//! 3. makes the proxy route to it: a placeholder Pod (never scheduled; its status is
+//!    patched to carry the address), a selector-less Service `sealed-secrets-controller`
+//!    with port `http` 8080, and an Endpoints object that points at the Pod.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::core::v1::{
+    Container, EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod,
+    PodSpec, Service, ServicePort, ServiceSpec,
+};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+
+use crate::control_plane::{ControlPlane, get_text, http_get, wait_until, wait_until_async};
+use crate::process::Component;
+
+/// The namespace the Bitnami controller runs in (its default).
+pub const NAMESPACE: &str = "kube-system";
+/// The controller's Service and ServiceAccount name (its default).
+pub const NAME: &str = "sealed-secrets-controller";
+/// The RBAC that Bitnami's manifests grant.
+pub const RBAC: &str = include_str!("../tests/fixtures/bitnami-rbac.yaml");
+
+/// A running Bitnami controller, reachable through the service proxy.
+pub struct BitnamiController {
+    /// Its HTTP API, on the test host: `http://ADDR:8080`.
+    pub addr: SocketAddr,
+    pub(crate) component: Component,
+}
+
+impl BitnamiController {
+    /// The certificate it currently seals with, fetched directly (not via the proxy).
+    pub fn cert_pem(&self) -> Result<String> {
+        let (code, body) = http_get(self.addr, "/v1/cert.pem")?;
+        if code != 200 {
+            bail!("GET /v1/cert.pem answered {code}: {body}");
+        }
+        Ok(body)
+    }
+}
+
+/// The service-proxy path to `suffix` on the controller.
+pub fn proxy_path(suffix: &str) -> String {
+    format!("/api/v1/namespaces/{NAMESPACE}/services/http:{NAME}:/proxy{suffix}")
+}
+
+pub(crate) async fn start(cluster: &ControlPlane) -> Result<BitnamiController> {
+    let client = cluster.client().await?;
+    apply_manifests(&client, RBAC).await?;
+
+    // The in-cluster files, bind-mounted at the standard path in a private namespace.
+    let sa_dir = cluster.dir.join("bitnami-serviceaccount");
+    std::fs::create_dir_all(&sa_dir)?;
+    let token = cluster.service_account_token(NAMESPACE, NAME).await?;
+    std::fs::write(sa_dir.join("token"), token)?;
+    std::fs::write(sa_dir.join("ca.crt"), &cluster.ca_pem)?;
+    std::fs::write(sa_dir.join("namespace"), NAMESPACE)?;
+
+    let addr = SocketAddr::from((cluster.host.ns_ip, 8080));
+    let mut cmd = cluster.host.command("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(
+            "set -e; mount -t tmpfs -o mode=0755,size=1m sealant-e2e /run; \
+             mkdir -p /run/secrets/kubernetes.io/serviceaccount; \
+             mount --bind \"$0\" /run/secrets/kubernetes.io/serviceaccount; exec \"$@\"",
+        )
+        .arg(&sa_dir)
+        .arg(&cluster.peers.sealed_secrets_controller)
+        .arg(format!("--listen-addr={addr}"))
+        .arg(format!("--listen-metrics-addr={}:8081", cluster.host.ns_ip))
+        .env("KUBERNETES_SERVICE_HOST", cluster.host.host_ip.to_string())
+        .env(
+            "KUBERNETES_SERVICE_PORT",
+            cluster.apiserver_port.to_string(),
+        )
+        .env("POD_NAMESPACE", NAMESPACE)
+        .env_remove("KUBECONFIG");
+    let component = cluster.reaper.spawn(
+        "sealed-secrets-controller",
+        cmd,
+        &cluster.dir.join("logs/sealed-secrets-controller.log"),
+    )?;
+    // Ready once it serves a certificate: its first key is made and stored.
+    wait_until(&component, "the Bitnami controller's /v1/cert.pem", || {
+        Ok(http_get(addr, "/v1/cert.pem")
+            .is_ok_and(|(code, body)| code == 200 && body.contains("BEGIN CERTIFICATE")))
+    })?;
+
+    route_service_proxy(&client, cluster).await?;
+    let path = proxy_path("/v1/cert.pem");
+    wait_until_async(
+        &component,
+        "the service proxy to reach the controller",
+        || {
+            let client = client.clone();
+            let path = path.clone();
+            async move {
+                Ok(get_text(&client, &path)
+                    .await?
+                    .contains("BEGIN CERTIFICATE"))
+            }
+        },
+    )
+    .await?;
+    Ok(BitnamiController { addr, component })
+}
+
+/// The Pod, Service and Endpoints that make the API server proxy to the test host.
+async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) -> Result<()> {
+    let ip = cluster.host.ns_ip.to_string();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some(NAME.to_string()),
+            labels: Some([("name".to_string(), NAME.to_string())].into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            service_account_name: Some(NAME.to_string()),
+            automount_service_account_token: Some(false),
+            containers: vec![Container {
+                name: "controller".to_string(),
+                image: Some("sealant.invalid/placeholder:never-pulled".to_string()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .context("create the placeholder Pod")?;
+    // No scheduler or kubelet runs: the harness plays the kubelet and reports the IP.
+    let status = serde_json::json!({
+        "status": { "podIP": ip, "podIPs": [{ "ip": ip }] }
+    });
+    pods.patch_status(NAME, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .context("patch the placeholder Pod's status")?;
+
+    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    let service = Service {
+        metadata: ObjectMeta {
+            name: Some(NAME.to_string()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                name: Some("http".to_string()),
+                port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .context("create the controller's Service")?;
+
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), NAMESPACE);
+    let eps = Endpoints {
+        metadata: ObjectMeta {
+            name: Some(NAME.to_string()),
+            ..Default::default()
+        },
+        subsets: Some(vec![EndpointSubset {
+            addresses: Some(vec![EndpointAddress {
+                ip,
+                target_ref: Some(ObjectReference {
+                    kind: Some("Pod".to_string()),
+                    name: Some(NAME.to_string()),
+                    namespace: Some(NAMESPACE.to_string()),
+                    uid: pod.metadata.uid,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ports: Some(vec![EndpointPort {
+                name: Some("http".to_string()),
+                port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }]),
+    };
+    endpoints
+        .create(&PostParams::default(), &eps)
+        .await
+        .context("create the controller's Endpoints")?;
+    Ok(())
+}
+
+/// Server-side applies every document of a multi-document YAML manifest.
+pub async fn apply_manifests(client: &kube::Client, yaml: &str) -> Result<()> {
+    use serde::Deserialize as _;
+    for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(doc)?;
+        if value.is_null() {
+            continue;
+        }
+        let obj: DynamicObject = serde_json::from_value(value)?;
+        let types = obj
+            .types
+            .clone()
+            .context("a manifest document has no kind")?;
+        let gvk = GroupVersionKind::try_from(&types)?;
+        let resource = ApiResource::from_gvk(&gvk);
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .context("a manifest document has no name")?;
+        let api: Api<DynamicObject> = match &obj.metadata.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("sealant-e2e"),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .with_context(|| format!("apply {} {name}", gvk.kind))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Where the real peers are: the `TEST_ASSET_*` variables, or `tests/peers/build.sh`.
+//!
+//! A plain `cargo test -p sealant-e2e` must work from a clean clone, so when any variable
+//! is unset the harness runs `build.sh` itself (idempotent, 0.01 s when warm; about
+//! 11 minutes cold) and reads the `NAME=path` lines it prints. A peer that cannot be had
+//! is an error that names the variable to set: the tests fail, they never skip.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+/// The real programs the suites run against.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// `etcd`.
+    pub etcd: PathBuf,
+    /// `kube-apiserver`.
+    pub kube_apiserver: PathBuf,
+    /// `kube-controller-manager`.
+    pub kube_controller_manager: PathBuf,
+    /// Bitnami's `kubeseal`.
+    pub kubeseal: PathBuf,
+    /// Bitnami's controller.
+    pub sealed_secrets_controller: PathBuf,
+}
+
+const VARS: [&str; 5] = [
+    "TEST_ASSET_ETCD",
+    "TEST_ASSET_KUBE_APISERVER",
+    "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+    "TEST_ASSET_KUBESEAL",
+    "TEST_ASSET_SEALED_SECRETS_CONTROLLER",
+];
+
+impl Peers {
+    /// Finds every peer, building the missing ones with `tests/peers/build.sh`.
+    pub fn resolve() -> Result<Self> {
+        let mut found: HashMap<String, PathBuf> = VARS
+            .iter()
+            .filter_map(|v| std::env::var_os(v).map(|p| (v.to_string(), PathBuf::from(p))))
+            .filter(|(_, p)| !p.as_os_str().is_empty())
+            .collect();
+        if found.len() < VARS.len() {
+            // build.sh honours the variables that are set and prints them as given.
+            found = run_build_script(&build_script())?;
+        }
+        let take = |var: &str| -> Result<PathBuf> {
+            let path = found
+                .get(var)
+                .cloned()
+                .with_context(|| format!("tests/peers/build.sh printed no {var}"))?;
+            if !path.is_file() {
+                bail!(
+                    "{var}={} is not a file; unset it to let tests/peers/build.sh build the peer",
+                    path.display()
+                );
+            }
+            Ok(path)
+        };
+        Ok(Self {
+            etcd: take(VARS[0])?,
+            kube_apiserver: take(VARS[1])?,
+            kube_controller_manager: take(VARS[2])?,
+            kubeseal: take(VARS[3])?,
+            sealed_secrets_controller: take(VARS[4])?,
+        })
+    }
+}
+
+/// `tests/peers/build.sh` in this source tree.
+pub fn build_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/build.sh")
+}
+
+fn run_build_script(script: &Path) -> Result<HashMap<String, PathBuf>> {
+    let out = Command::new("bash")
+        .arg(script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}); it needs Go and the Go module proxy the first time, or set {} to \
+             existing binaries (see tests/peers/README.md)",
+            script.display(),
+            out.status,
+            VARS.join(", ")
+        );
+    }
+    let stdout = String::from_utf8(out.stdout).context("build.sh printed non-UTF-8 paths")?;
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (name, value) = line
+                .split_once('=')
+                .with_context(|| format!("unexpected build.sh output line {line:?}"))?;
+            Ok((name.to_string(), PathBuf::from(unquote(value)?)))
+        })
+        .collect()
+}
+
+/// Undoes bash's `printf %q` for the paths build.sh prints: backslash escapes only.
+fn unquote(value: &str) -> Result<String> {
+    if value.starts_with("$'") {
+        bail!("build.sh printed a path with control characters: {value}");
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '\'' if value == "''" => {}
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unquote;
+
+    #[test]
+    fn unquote_undoes_printf_q_backslashes() {
+        assert_eq!(unquote("/a/b").unwrap(), "/a/b");
+        assert_eq!(unquote(r"/a\ b/c\(1\)").unwrap(), "/a b/c(1)");
+        assert!(unquote("$'\\n'").is_err());
+    }
+}

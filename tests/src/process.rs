@@ -1,0 +1,161 @@
+//! Child processes that never outlive the test run, and their logs.
+//!
+//! The control plane is shared by every test in a binary and lives in a `static`, whose
+//! destructor Rust never runs; a test may panic; the user may press Ctrl-C or kill the
+//! run. None of these may leave etcd, a network namespace or a mount behind. So cleanup
+//! does not depend on the test process doing anything at all:
+//!
+//! ```text
+//!  test process ──(pipe, write end held until the process exits)──> reaper (bash)
+//!      │ spawns components, appends "pid starttime" to DIR/pids        │ read hits EOF
+//!      ▼                                                               ▼
+//!  etcd, kube-apiserver, ...                       SIGKILL each listed pid (if the start
+//!                                                  time still matches), delete the netns
+//!                                                  and veth, remove DIR
+//! ```
+//!
+//! The kernel closes the write end when the test process exits for any reason, so the
+//! reaper always runs. It ignores SIGINT and SIGHUP, which a Ctrl-C or a closed terminal
+//! sends to the whole process group, and only then does its work.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+
+use anyhow::{Context as _, Result, bail};
+
+const REAPER: &str = r#"
+trap '' INT HUP
+dir=$1 netns=$2 veth=$3 keep=$4
+# Returns at EOF: the test process has exited, however it exited.
+while read -r _; do :; done
+same() { # same PID START: is PID still the process that started at START (not a zombie)?
+    local stat rest
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    rest=${stat##*) }
+    set -- "$2" $rest
+    [ "$2" != Z ] && [ "${21}" = "$1" ]
+}
+if [ -f "$dir/pids" ]; then
+    tac "$dir/pids" | while read -r pid start; do
+        same "$pid" "$start" && kill -KILL "$pid" 2>/dev/null
+    done
+    for _ in $(seq 100); do
+        alive=0
+        while read -r pid start; do same "$pid" "$start" && alive=1; done < "$dir/pids"
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+fi
+[ -z "$netns" ] || ip netns del "$netns" 2>/dev/null
+[ -z "$veth" ] || ip link del "$veth" 2>/dev/null
+[ "$keep" = 1 ] || rm -rf "$dir"
+"#;
+
+/// Cleans up after the test process, whenever and however it exits.
+pub struct Reaper {
+    pids: PathBuf,
+    // Never written to: its only job is to be closed by the kernel at process exit.
+    _pipe: ChildStdin,
+    _child: Child,
+}
+
+impl Reaper {
+    /// Starts the reaper for `dir` (removed at exit unless `keep`), the network
+    /// namespace `netns` and the veth `veth` (either may not exist yet, or ever).
+    pub fn start(dir: &Path, netns: &str, veth: &str, keep: bool) -> Result<Self> {
+        let mut child = Command::new("bash")
+            .args(["-c", REAPER, "sealant-e2e-reaper"])
+            .arg(dir)
+            .args([netns, veth, if keep { "1" } else { "0" }])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start the cleanup process (bash)")?;
+        let pipe = child
+            .stdin
+            .take()
+            .context("the reaper's stdin was not piped")?;
+        Ok(Self {
+            pids: dir.join("pids"),
+            _pipe: pipe,
+            _child: child,
+        })
+    }
+
+    /// Spawns `cmd` with its output in `log`, and makes the reaper kill it at exit.
+    pub fn spawn(&self, name: &str, mut cmd: Command, log: &Path) -> Result<Component> {
+        let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        let pid = child.id();
+        // The start time tells the reaper whether the pid still names this process.
+        let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let rest = stat.rsplit_once(") ")?.1.to_string();
+                rest.split_whitespace().nth(19).map(str::to_string)
+            })
+            .unwrap_or_default();
+        let mut pids = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.pids)?;
+        writeln!(pids, "{pid} {start}")?;
+        Ok(Component {
+            name: name.to_string(),
+            log: log.to_path_buf(),
+            child: Mutex::new(child),
+        })
+    }
+}
+
+/// A running component of the control plane.
+pub struct Component {
+    /// A short name, used in messages.
+    pub name: String,
+    /// Its combined stdout and stderr.
+    pub log: PathBuf,
+    child: Mutex<Child>,
+}
+
+impl Component {
+    /// Fails, with the end of its log, if the component has exited.
+    pub fn check_running(&self) -> Result<()> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{} exited ({status}); last lines of {}:\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log, 40)
+            );
+        }
+        Ok(())
+    }
+
+    /// Kills the component now (the reaper would do it at exit anyway).
+    pub fn kill(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The last `n` lines of a log file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let Ok(text) = std::fs::read(path) else {
+        return format!("({} cannot be read)", path.display());
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,117 @@
+//! The command-line tools the suites run: our `sealant`, Bitnami's `kubeseal`, and
+//! `kubectl`, each located once per test binary.
+//!
+//! `sealant` is a binary of another package, so Cargo gives this crate no
+//! `CARGO_BIN_EXE_sealant`. The harness asks Cargo to build it into the same target
+//! directory and profile as the running test (a no-op when `cargo test --workspace`
+//! already did), so a test never runs a stale binary. `SEALANT_BIN` overrides this.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context as _, Result, bail};
+
+/// Our `sealant` binary: `$SEALANT_BIN`, or built by Cargo next to this test binary.
+pub fn sealant() -> Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| locate_sealant().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn locate_sealant() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("SEALANT_BIN").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("SEALANT_BIN={} is not a file", bin.display());
+        }
+        return Ok(bin);
+    }
+    // target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().context("current_exe")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary is not in target/<profile>/deps")?;
+    let target_dir = profile_dir
+        .parent()
+        .context("test binary is not in target/<profile>/deps")?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "sealant-cli", "--bin", "sealant"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .stdout(Stdio::null());
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd.status().context("cannot run cargo to build sealant")?;
+    if !status.success() {
+        bail!("cargo build -p sealant-cli --bin sealant failed ({status})");
+    }
+    let bin = profile_dir.join("sealant");
+    if !bin.is_file() {
+        bail!("cargo built sealant, but {} does not exist", bin.display());
+    }
+    Ok(bin)
+}
+
+/// `kubectl`: `$TEST_ASSET_KUBECTL`, else the first one on `PATH`.
+pub fn kubectl() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("TEST_ASSET_KUBECTL").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .context("kubectl is not on PATH; install it or set TEST_ASSET_KUBECTL")
+}
+
+/// Runs `cmd` with `stdin` as its input and fails, showing its output, unless it
+/// exits 0.
+pub fn run(cmd: &mut Command, stdin: &[u8]) -> Result<Output> {
+    let out = run_unchecked(cmd, stdin)?;
+    if !out.status.success() {
+        bail!(
+            "{:?} failed ({}):\nstdout: {}\nstderr: {}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// Runs `cmd` with `stdin` as its input, whatever its exit status.
+pub fn run_unchecked(cmd: &mut Command, stdin: &[u8]) -> Result<Output> {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let mut input = child.stdin.take().context("stdin was not piped")?;
+    let data = stdin.to_vec();
+    // A separate writer, so a child that prints a lot before reading cannot deadlock us.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    Ok(out)
+}
