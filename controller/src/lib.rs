@@ -10,7 +10,6 @@
 //!   SealedSecret + existing Secret ──▶ reconcile::decide ──▶ Create / Update / Unchanged / Refuse
 //!                  │                        ▲
 //!                  └── digest (HMAC proof that a Secret is in sync: no RSA on restart)
-//!   http (healthz, cert.pem, verify, rotate; rate and size limited) + metrics
 //! ```
 //!
 //! - [`flags`]: every Bitnami controller flag and its `SEALED_SECRETS_*` variable.
@@ -19,7 +18,6 @@
 //! - [`digest`]: the zero-decryption in-sync check.
 //! - [`reconcile`]: the pure decision of what to do with one SealedSecret, the `Synced`
 //!   condition, and the retry policy.
-//! - [`http`] and [`metrics`]: the public endpoints.
 //!
 //! ## Errors
 //!
@@ -27,9 +25,11 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod digest;
 mod error;
 pub mod flags;
 pub mod key_secrets;
+pub mod reconcile;
 
 pub use error::{Error, ErrorClass};
 pub use flags::Flags;

@@ -1,0 +1,870 @@
+//! The reconcile decision, as pure functions: what to do with one SealedSecret given
+//! the Secret that exists now, and what its status should say. No I/O happens here,
+//! so every rule is unit-tested; the controller loop only fetches, calls these, and
+//! writes what they return.
+//!
+//! ```text
+//!   SealedSecret + existing Secret?
+//!     │ ownership(): Foreign ─────────────────────────────────────▶ Refuse(Unmanaged)   (no RSA work)
+//!     │ digest::verify() proves existing data in sync ─▶ reuse it    (no RSA work)
+//!     │ otherwise unseal (RSA, off the async runtime)
+//!     ▼
+//!   desired(): template metadata, type, immutable, ownerReference, digest annotation
+//!     ▼
+//!   decide(): Create │ Update (only if different) │ Unchanged │ Refuse(Immutable)
+//!     ▼
+//!   synced_status(): new status, or None when only timestamps would change
+//! ```
+//!
+//! Guarantees:
+//! - a Secret that is not controlled by this SealedSecret and is neither
+//!   `sealedsecrets.bitnami.com/managed: "true"` nor `patch: "true"` is never written;
+//!   the error text is Bitnami's (`Resource "X" already exists and is not managed by
+//!   SealedSecret`);
+//! - `patch` merges data, labels and annotations into the existing Secret and keeps
+//!   everything else; ownerReferences are replaced only if `managed` is also set;
+//! - otherwise data, type, immutability, labels, annotations and ownerReferences are
+//!   replaced by the SealedSecret's, except that the `managed` and `patch`
+//!   annotations of an adopted Secret are kept (so a `managed` Secret with
+//!   `skip-set-owner-references` stays adoptable on the next pass);
+//! - an update is planned only when the result differs (an absent and an empty map
+//!   are the same);
+//! - an immutable Secret whose data, type or immutability would change is refused
+//!   with [`Error::Immutable`], which is [`ErrorClass::Terminal`]: no retry until
+//!   something changes; a metadata-only change is still applied, as Kubernetes allows;
+//! - the status is rewritten only when `Synced`'s status, reason or message, or
+//!   `observedGeneration`, change: never for timestamps alone, so writing status does
+//!   not re-trigger the controller.
+//!
+//! Differences from Bitnami, on purpose: the `Unsealed` event is emitted when a
+//! Secret is created or updated, not on every pass (a restart over 10,000 objects
+//! would otherwise write 10,000 events).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use sealant_crds::annotations::{MANAGED, PATCH, is_true};
+use sealant_crds::{
+    CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, SealedSecret, SealedSecretCondition,
+    SealedSecretStatus, owner_reference,
+};
+
+use crate::{Error, ErrorClass};
+
+/// The field manager of every write the controller makes.
+pub const FIELD_MANAGER: &str = "sealant-controller";
+
+/// The component name on events, as Bitnami's.
+pub const EVENT_COMPONENT: &str = "sealed-secrets";
+
+/// Event reason: the Secret was created or updated.
+pub const EVENT_UNSEALED: &str = "Unsealed";
+
+/// Event reason: the SealedSecret could not be unsealed.
+pub const EVENT_ERR_UNSEAL_FAILED: &str = "ErrUnsealFailed";
+
+/// Event reason: the Secret could not be written (or may not be).
+pub const EVENT_ERR_UPDATE_FAILED: &str = "ErrUpdateFailed";
+
+/// The message of the `Unsealed` event, as Bitnami's.
+pub const UNSEALED_MESSAGE: &str = "SealedSecret unsealed successfully";
+
+/// Backoff after a transient error (API unavailable, conflict, timeout).
+pub const TRANSIENT_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Backoff after a permanent error (bad ciphertext, bad spec, unmanaged Secret in the
+/// way). Long, but not forever: a key that can open it may be added later.
+pub const PERMANENT_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// How the existing Secret relates to the SealedSecret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// No Secret with that name exists.
+    Absent,
+    /// Controlled by this SealedSecret (ownerReference with `controller: true` and
+    /// this SealedSecret's uid).
+    Owned,
+    /// Not owned, but annotated `managed: "true"`: adopted and replaced.
+    Managed,
+    /// Annotated `patch: "true"`: merged into. `managed` tells whether
+    /// ownerReferences are replaced too.
+    Patch {
+        /// Also annotated `managed: "true"`.
+        managed: bool,
+    },
+    /// Someone else's Secret: never touched.
+    Foreign,
+}
+
+/// Classifies `existing` with respect to `sealed`. Cheap: call it before decrypting,
+/// so a Secret in the way costs no RSA work.
+pub fn ownership(sealed: &SealedSecret, existing: Option<&Secret>) -> Ownership {
+    let Some(existing) = existing else {
+        return Ownership::Absent;
+    };
+    let managed = is_true(&existing.metadata, MANAGED);
+    if is_true(&existing.metadata, PATCH) {
+        return Ownership::Patch { managed };
+    }
+    if is_controlled_by(existing, sealed) {
+        return Ownership::Owned;
+    }
+    if managed {
+        return Ownership::Managed;
+    }
+    Ownership::Foreign
+}
+
+fn is_controlled_by(secret: &Secret, sealed: &SealedSecret) -> bool {
+    let Some(uid) = sealed.metadata.uid.as_deref().filter(|u| !u.is_empty()) else {
+        return false;
+    };
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// What to do with the Secret.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// Create this Secret.
+    Create(Secret),
+    /// Replace the existing Secret with this one (it carries the existing
+    /// `resourceVersion`, so a concurrent change makes the write fail and retry).
+    Update(Secret),
+    /// The Secret is already as it should be.
+    Unchanged,
+}
+
+/// Finishes the Secret that unsealing (or the in-sync proof) produced: adds the
+/// ownerReference (unless the template asks for none) and the digest annotation.
+pub fn desired(sealed: &SealedSecret, mut produced: Secret, digest: Option<String>) -> Secret {
+    produced.metadata.owner_references = owner_reference(sealed).map(|r| vec![r]);
+    if let Some(value) = digest {
+        produced
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(crate::digest::ANNOTATION.to_owned(), value);
+    }
+    produced
+}
+
+/// The Secret that `sealed` unseals into, without its data: the template's
+/// metadata, type and immutability, with name and namespace forced to the
+/// SealedSecret's and server-set metadata dropped. Equal, apart from `data`, to what
+/// [`sealant_crds::Unsealed::into_secret`] returns for a `spec.encryptedData`
+/// SealedSecret (a test checks this); used when the in-sync proof makes decryption
+/// unnecessary.
+pub fn shell(sealed: &SealedSecret) -> Secret {
+    let template = sealed.spec.template.clone().unwrap_or_default();
+    let mut metadata = template.metadata.unwrap_or_default();
+    metadata.uid = None;
+    metadata.resource_version = None;
+    metadata.generation = None;
+    metadata.creation_timestamp = None;
+    metadata.deletion_timestamp = None;
+    metadata.deletion_grace_period_seconds = None;
+    metadata.managed_fields = None;
+    metadata.self_link = None;
+    metadata.name = sealed.metadata.name.clone();
+    metadata.namespace = sealed.metadata.namespace.clone();
+    Secret {
+        metadata,
+        type_: template.type_,
+        immutable: template.immutable,
+        data: None,
+        string_data: None,
+    }
+}
+
+/// Decides what to write, given the Secret that should exist (`desired`, from
+/// [`desired`]) and the one that does.
+pub fn decide(
+    sealed: &SealedSecret,
+    existing: Option<&Secret>,
+    desired: Secret,
+) -> Result<Plan, Error> {
+    let Some(existing) = existing else {
+        return Ok(Plan::Create(desired));
+    };
+    let next = match ownership(sealed, Some(existing)) {
+        Ownership::Absent => return Ok(Plan::Create(desired)),
+        Ownership::Foreign => {
+            return Err(Error::Unmanaged {
+                name: existing.metadata.name.clone().unwrap_or_default(),
+            });
+        }
+        Ownership::Patch { managed } => {
+            let mut next = existing.clone();
+            merge_map(&mut next.data, desired.data);
+            merge_map(&mut next.metadata.labels, desired.metadata.labels);
+            merge_map(&mut next.metadata.annotations, desired.metadata.annotations);
+            if managed {
+                next.metadata.owner_references = desired.metadata.owner_references;
+            }
+            next
+        }
+        Ownership::Owned | Ownership::Managed => {
+            let mut next = existing.clone();
+            let mut annotations = desired.metadata.annotations.unwrap_or_default();
+            for keep in [MANAGED, PATCH] {
+                if let Some(v) = existing
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(keep))
+                {
+                    annotations.insert(keep.to_owned(), v.clone());
+                }
+            }
+            next.data = desired.data;
+            next.type_ = desired.type_;
+            next.immutable = desired.immutable;
+            next.metadata.labels = desired.metadata.labels;
+            next.metadata.annotations = Some(annotations);
+            next.metadata.owner_references = desired.metadata.owner_references;
+            next
+        }
+    };
+    if same(existing, &next) {
+        return Ok(Plan::Unchanged);
+    }
+    let payload_changes = !same_map(&existing.data, &next.data)
+        || existing.type_ != next.type_
+        || existing.immutable.unwrap_or(false) != next.immutable.unwrap_or(false);
+    if existing.immutable == Some(true) && payload_changes {
+        return Err(Error::Immutable {
+            object: crate::key_secrets::object_ref(&existing.metadata),
+        });
+    }
+    Ok(Plan::Update(next))
+}
+
+fn merge_map<V>(into: &mut Option<BTreeMap<String, V>>, from: Option<BTreeMap<String, V>>) {
+    let Some(from) = from else { return };
+    into.get_or_insert_default().extend(from);
+}
+
+fn same_map<V: PartialEq>(
+    a: &Option<BTreeMap<String, V>>,
+    b: &Option<BTreeMap<String, V>>,
+) -> bool {
+    let empty = BTreeMap::new();
+    a.as_ref().unwrap_or(&empty) == b.as_ref().unwrap_or(&empty)
+}
+
+/// Semantic equality of the fields the controller writes.
+fn same(a: &Secret, b: &Secret) -> bool {
+    same_map(&a.data, &b.data)
+        && a.type_ == b.type_
+        && a.immutable.unwrap_or(false) == b.immutable.unwrap_or(false)
+        && same_map(&a.metadata.labels, &b.metadata.labels)
+        && same_map(&a.metadata.annotations, &b.metadata.annotations)
+        && a.metadata.owner_references.clone().unwrap_or_default()
+            == b.metadata.owner_references.clone().unwrap_or_default()
+}
+
+/// The `Synced` condition after a pass: `Ok(())` or the error's message.
+///
+/// Returns `None` when the current status already says the same (status, reason,
+/// message and `observedGeneration`), so no write happens for timestamps alone.
+/// `lastTransitionTime` moves only when the status flips.
+pub fn synced_status(
+    current: Option<&SealedSecretStatus>,
+    generation: Option<i64>,
+    outcome: Result<(), &str>,
+    now: Time,
+) -> Option<SealedSecretStatus> {
+    let (status, message) = match outcome {
+        Ok(()) => (CONDITION_TRUE, None),
+        Err(m) => (CONDITION_FALSE, Some(m.to_owned())),
+    };
+    let previous = current
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == CONDITION_SYNCED));
+    let same_condition =
+        previous.is_some_and(|p| p.status == status && p.message == message && p.reason.is_none());
+    if same_condition && current.and_then(|s| s.observed_generation) == generation {
+        return None;
+    }
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone().or(Some(now.clone())),
+        _ => Some(now.clone()),
+    };
+    let condition = SealedSecretCondition {
+        type_: CONDITION_SYNCED.to_owned(),
+        status: status.to_owned(),
+        last_update_time: Some(now),
+        last_transition_time,
+        reason: None,
+        message,
+    };
+    // Keep any other condition types someone else wrote; Synced goes first, where the
+    // printer columns (`.status.conditions[0]`) look.
+    let mut conditions = vec![condition];
+    conditions.extend(
+        current
+            .and_then(|s| s.conditions.clone())
+            .into_iter()
+            .flatten()
+            .filter(|c| c.type_ != CONDITION_SYNCED),
+    );
+    Some(SealedSecretStatus {
+        observed_generation: generation,
+        conditions: Some(conditions),
+    })
+}
+
+/// An event to record on the SealedSecret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSpec {
+    /// `Normal` or `Warning`.
+    pub type_: &'static str,
+    /// One of the `EVENT_*` reasons.
+    pub reason: &'static str,
+    /// The text.
+    pub note: String,
+}
+
+/// The event for a pass that wrote `plan`.
+pub fn success_event(plan: &Plan) -> Option<EventSpec> {
+    match plan {
+        Plan::Create(_) | Plan::Update(_) => Some(EventSpec {
+            type_: "Normal",
+            reason: EVENT_UNSEALED,
+            note: UNSEALED_MESSAGE.to_owned(),
+        }),
+        Plan::Unchanged => None,
+    }
+}
+
+/// The Warning event for a failed pass, as Bitnami words it.
+pub fn failure_event(error: &Error) -> EventSpec {
+    match error {
+        Error::Unseal(_) | Error::DeprecatedDataRefused { .. } | Error::NoKeys => EventSpec {
+            type_: "Warning",
+            reason: EVENT_ERR_UNSEAL_FAILED,
+            note: format!("Failed to unseal: {error}"),
+        },
+        _ => EventSpec {
+            type_: "Warning",
+            reason: EVENT_ERR_UPDATE_FAILED,
+            note: error.to_string(),
+        },
+    }
+}
+
+/// How long to wait before the next pass after `error`; `None` means wait for a
+/// change to the SealedSecret, its Secret or the keys.
+pub fn retry_after(error: &Error) -> Option<Duration> {
+    match error.class() {
+        ErrorClass::Transient => Some(TRANSIENT_BACKOFF),
+        ErrorClass::Permanent => Some(PERMANENT_BACKOFF),
+        ErrorClass::Terminal => None,
+    }
+}
+
+/// `namespace/name` of a SealedSecret's Secret, for logs.
+pub fn secret_ref(meta: &ObjectMeta) -> String {
+    crate::key_secrets::object_ref(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use k8s_openapi::jiff::Timestamp;
+    use sealant_crds::{SealOptions, SecretTemplateSpec, seal_secret, unseal};
+    use sealant_keys::{KeyRing, OffsetDateTime};
+
+    use super::*;
+    use crate::digest;
+    use crate::key_secrets::tests::test_keys;
+
+    const UID: &str = "1111-2222";
+
+    fn sealed_with(template: Option<SecretTemplateSpec>) -> SealedSecret {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("db".to_owned()),
+                namespace: Some("app".to_owned()),
+                ..ObjectMeta::default()
+            },
+            string_data: Some(BTreeMap::from([(
+                "password".to_owned(),
+                "hunter2".to_owned(),
+            )])),
+            ..Secret::default()
+        };
+        let mut s = seal_secret(
+            &secret,
+            test_keys()[2].1.public_key(),
+            &SealOptions::default(),
+        )
+        .expect("seals");
+        s.metadata.uid = Some(UID.to_owned());
+        if template.is_some() {
+            s.spec.template = template;
+        }
+        s
+    }
+
+    fn sealed() -> SealedSecret {
+        sealed_with(None)
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, ByteString>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        )
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    fn want(s: &SealedSecret) -> Secret {
+        let mut shell = shell(s);
+        shell.data = data(&[("password", "hunter2")]);
+        desired(s, shell, None)
+    }
+
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "bitnami.com/v1alpha1".to_owned(),
+            kind: "SealedSecret".to_owned(),
+            name: "db".to_owned(),
+            uid: uid.to_owned(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn existing(annotations: &[(&str, &str)], owners: Vec<OwnerReference>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("db".to_owned()),
+                namespace: Some("app".to_owned()),
+                resource_version: Some("42".to_owned()),
+                annotations: labels(annotations),
+                labels: labels(&[("hand", "made")]),
+                owner_references: (!owners.is_empty()).then_some(owners),
+                ..ObjectMeta::default()
+            },
+            data: data(&[("password", "old"), ("extra", "kept?")]),
+            type_: Some("Opaque".to_owned()),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn missing_secret_is_created_with_owner_reference() {
+        let s = sealed();
+        let plan = decide(&s, None, want(&s)).expect("plan");
+        let Plan::Create(secret) = plan else {
+            panic!("expected Create, got {plan:?}")
+        };
+        assert_eq!(secret.metadata.owner_references, Some(vec![owner(UID)]));
+        assert_eq!(secret.data, data(&[("password", "hunter2")]));
+        assert_eq!(secret.metadata.name.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn skip_set_owner_references_creates_without_owner() {
+        let s = sealed_with(Some(SecretTemplateSpec {
+            metadata: Some(ObjectMeta {
+                annotations: labels(&[(
+                    sealant_crds::annotations::SKIP_SET_OWNER_REFERENCES,
+                    "true",
+                )]),
+                ..ObjectMeta::default()
+            }),
+            ..SecretTemplateSpec::default()
+        }));
+        let Ok(Plan::Create(secret)) = decide(&s, None, want(&s)) else {
+            panic!("expected Create")
+        };
+        assert_eq!(secret.metadata.owner_references, None);
+    }
+
+    #[test]
+    fn unowned_unannotated_secret_is_refused_with_bitnami_text() {
+        let s = sealed();
+        let e = existing(&[], vec![]);
+        assert_eq!(ownership(&s, Some(&e)), Ownership::Foreign);
+        let err = decide(&s, Some(&e), want(&s)).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            r#"Resource "db" already exists and is not managed by SealedSecret"#
+        );
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        let ev = failure_event(&err);
+        assert_eq!((ev.type_, ev.reason), ("Warning", EVENT_ERR_UPDATE_FAILED));
+    }
+
+    #[test]
+    fn secret_owned_by_another_sealed_secret_uid_is_foreign() {
+        let s = sealed();
+        let e = existing(&[], vec![owner("other-uid")]);
+        assert_eq!(ownership(&s, Some(&e)), Ownership::Foreign);
+        let mut not_controller = owner(UID);
+        not_controller.controller = None;
+        assert_eq!(
+            ownership(&s, Some(&existing(&[], vec![not_controller]))),
+            Ownership::Foreign
+        );
+    }
+
+    #[test]
+    fn owned_secret_is_replaced_entirely() {
+        let s = sealed();
+        let e = existing(&[("note", "x")], vec![owner(UID)]);
+        let Ok(Plan::Update(next)) = decide(&s, Some(&e), want(&s)) else {
+            panic!("expected Update")
+        };
+        assert_eq!(
+            next.data,
+            data(&[("password", "hunter2")]),
+            "extra key removed, value repaired"
+        );
+        assert_eq!(
+            next.metadata.labels, None,
+            "labels replaced by the template's (none)"
+        );
+        assert_eq!(next.metadata.annotations, Some(BTreeMap::new()));
+        assert_eq!(next.type_, None);
+        assert_eq!(
+            next.metadata.resource_version.as_deref(),
+            Some("42"),
+            "optimistic concurrency"
+        );
+    }
+
+    #[test]
+    fn managed_secret_is_adopted_and_keeps_its_managed_annotation() {
+        let s = sealed();
+        let e = existing(&[(MANAGED, "true"), ("note", "x")], vec![]);
+        assert_eq!(ownership(&s, Some(&e)), Ownership::Managed);
+        let Ok(Plan::Update(next)) = decide(&s, Some(&e), want(&s)) else {
+            panic!("expected Update")
+        };
+        assert_eq!(next.metadata.owner_references, Some(vec![owner(UID)]));
+        assert_eq!(next.metadata.annotations, labels(&[(MANAGED, "true")]));
+        assert_eq!(next.data, data(&[("password", "hunter2")]));
+    }
+
+    #[test]
+    fn patch_merges_data_labels_and_annotations_and_keeps_owner_references() {
+        let s = sealed_with(Some(SecretTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: labels(&[("from", "template")]),
+                annotations: labels(&[("a", "1")]),
+                ..ObjectMeta::default()
+            }),
+            ..SecretTemplateSpec::default()
+        }));
+        let foreign_owner = owner("deployment-uid");
+        let e = existing(&[(PATCH, "true")], vec![foreign_owner.clone()]);
+        assert_eq!(ownership(&s, Some(&e)), Ownership::Patch { managed: false });
+        let Ok(Plan::Update(next)) = decide(&s, Some(&e), want(&s)) else {
+            panic!("expected Update")
+        };
+        assert_eq!(
+            next.data,
+            data(&[("password", "hunter2"), ("extra", "kept?")])
+        );
+        assert_eq!(
+            next.metadata.labels,
+            labels(&[("hand", "made"), ("from", "template")])
+        );
+        assert_eq!(
+            next.metadata.annotations,
+            labels(&[(PATCH, "true"), ("a", "1")])
+        );
+        assert_eq!(
+            next.metadata.owner_references,
+            Some(vec![foreign_owner]),
+            "not managed: ownerRefs kept"
+        );
+        assert_eq!(
+            next.type_.as_deref(),
+            Some("Opaque"),
+            "patch leaves the type alone"
+        );
+    }
+
+    #[test]
+    fn patch_with_managed_replaces_owner_references() {
+        let s = sealed();
+        let e = existing(
+            &[(PATCH, "true"), (MANAGED, "true")],
+            vec![owner("deployment-uid")],
+        );
+        assert_eq!(ownership(&s, Some(&e)), Ownership::Patch { managed: true });
+        let Ok(Plan::Update(next)) = decide(&s, Some(&e), want(&s)) else {
+            panic!("expected Update")
+        };
+        assert_eq!(next.metadata.owner_references, Some(vec![owner(UID)]));
+    }
+
+    #[test]
+    fn secret_already_as_desired_is_unchanged() {
+        let s = sealed();
+        let mut e = want(&s);
+        e.metadata.resource_version = Some("7".to_owned());
+        e.metadata.uid = Some("secret-uid".to_owned());
+        // An empty map and an absent one are the same.
+        e.metadata.labels = Some(BTreeMap::new());
+        assert_eq!(
+            decide(&s, Some(&e), want(&s)).expect("plan"),
+            Plan::Unchanged
+        );
+        let e2 = existing(&[(PATCH, "true")], vec![]);
+        let Ok(Plan::Update(merged)) = decide(&s, Some(&e2), want(&s)) else {
+            panic!("expected Update")
+        };
+        assert_eq!(
+            decide(&s, Some(&merged), want(&s)).expect("plan"),
+            Plan::Unchanged,
+            "patch converges"
+        );
+    }
+
+    #[test]
+    fn immutable_secret_whose_data_would_change_is_refused_terminally() {
+        let s = sealed();
+        let mut e = want(&s);
+        e.immutable = Some(true);
+        e.data = data(&[("password", "old")]);
+        let err = decide(&s, Some(&e), want(&s)).expect_err("refused");
+        assert!(matches!(err, Error::Immutable { .. }), "{err:?}");
+        assert!(err.to_string().contains("app/db is immutable"), "{err}");
+        assert_eq!(retry_after(&err), None, "stop retrying");
+    }
+
+    #[test]
+    fn immutable_secret_accepts_a_metadata_only_change() {
+        let s = sealed_with(Some(SecretTemplateSpec {
+            immutable: Some(true),
+            metadata: Some(ObjectMeta {
+                labels: labels(&[("new", "label")]),
+                ..ObjectMeta::default()
+            }),
+            ..SecretTemplateSpec::default()
+        }));
+        let mut e = want(&s);
+        e.metadata.labels = None;
+        let Ok(Plan::Update(next)) = decide(&s, Some(&e), want(&s)) else {
+            panic!("expected Update")
+        };
+        assert_eq!(next.metadata.labels, labels(&[("new", "label")]));
+    }
+
+    #[test]
+    fn template_type_and_immutable_are_applied_on_create() {
+        let s = sealed_with(Some(SecretTemplateSpec {
+            type_: Some("kubernetes.io/basic-auth".to_owned()),
+            immutable: Some(true),
+            ..SecretTemplateSpec::default()
+        }));
+        let Ok(Plan::Create(c)) = decide(&s, None, want(&s)) else {
+            panic!("expected Create")
+        };
+        assert_eq!(c.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+        assert_eq!(c.immutable, Some(true));
+    }
+
+    #[test]
+    fn shell_plus_data_equals_what_unsealing_produces() {
+        let mut ring = KeyRing::new();
+        ring.insert(test_keys()[2].0.clone(), OffsetDateTime::now_utc());
+        let templates = [
+            None,
+            Some(SecretTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    name: Some("ignored".to_owned()),
+                    namespace: Some("ignored".to_owned()),
+                    uid: Some("server-set".to_owned()),
+                    resource_version: Some("1".to_owned()),
+                    labels: labels(&[("l", "v")]),
+                    annotations: labels(&[("a", "b")]),
+                    ..ObjectMeta::default()
+                }),
+                type_: Some("Opaque".to_owned()),
+                immutable: Some(false),
+                data: None,
+            }),
+        ];
+        for template in templates {
+            let s = sealed_with(template);
+            let from_unseal = unseal(&s, &ring, None).expect("unseals").into_secret();
+            let mut from_shell = shell(&s);
+            from_shell.data = from_unseal.data.clone();
+            assert_eq!(from_shell, from_unseal);
+        }
+    }
+
+    #[test]
+    fn digest_annotation_is_written_and_counts_as_a_difference_once() {
+        let s = sealed();
+        let mut shell_ = shell(&s);
+        shell_.data = data(&[("password", "hunter2")]);
+        let d = digest::annotation_value(&test_keys()[2].0, &s, shell_.data.as_ref().expect("d"));
+        let with_digest = desired(&s, shell_, d);
+        assert!(
+            with_digest
+                .metadata
+                .annotations
+                .as_ref()
+                .expect("a")
+                .contains_key(digest::ANNOTATION)
+        );
+        // A Secret written by Bitnami (no digest) is updated once to gain it ...
+        let plan = decide(&s, Some(&want(&s)), with_digest.clone()).expect("plan");
+        let Plan::Update(updated) = plan else {
+            panic!("expected Update")
+        };
+        // ... and is then in sync.
+        assert_eq!(
+            decide(&s, Some(&updated), with_digest).expect("plan"),
+            Plan::Unchanged
+        );
+    }
+
+    fn now(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).expect("valid"))
+    }
+
+    #[test]
+    fn first_status_sets_synced_true_and_observed_generation() {
+        let st = synced_status(None, Some(3), Ok(()), now(100)).expect("written");
+        assert_eq!(st.observed_generation, Some(3));
+        let c = &st.conditions.expect("conditions")[0];
+        assert_eq!((c.type_.as_str(), c.status.as_str()), ("Synced", "True"));
+        assert_eq!(c.last_transition_time, Some(now(100)));
+        assert_eq!(c.message, None);
+    }
+
+    #[test]
+    fn status_write_is_skipped_when_only_timestamps_would_change() {
+        let st = synced_status(None, Some(3), Ok(()), now(100)).expect("written");
+        assert_eq!(synced_status(Some(&st), Some(3), Ok(()), now(200)), None);
+        let failed = synced_status(None, Some(3), Err("bad"), now(100)).expect("written");
+        assert_eq!(
+            synced_status(Some(&failed), Some(3), Err("bad"), now(200)),
+            None
+        );
+    }
+
+    #[test]
+    fn new_generation_or_new_message_rewrites_status_keeping_transition_time() {
+        let st = synced_status(None, Some(3), Err("bad"), now(100)).expect("written");
+        let next =
+            synced_status(Some(&st), Some(4), Err("bad"), now(200)).expect("generation moved");
+        assert_eq!(next.observed_generation, Some(4));
+        let c = &next.conditions.as_ref().expect("c")[0];
+        assert_eq!(
+            c.last_transition_time,
+            Some(now(100)),
+            "status did not flip"
+        );
+        assert_eq!(c.last_update_time, Some(now(200)));
+        let other =
+            synced_status(Some(&next), Some(4), Err("worse"), now(300)).expect("message moved");
+        assert_eq!(
+            other.conditions.as_ref().expect("c")[0].message.as_deref(),
+            Some("worse")
+        );
+    }
+
+    #[test]
+    fn flipping_to_true_moves_transition_time_and_clears_message() {
+        let st = synced_status(None, Some(1), Err("bad"), now(100)).expect("written");
+        let ok = synced_status(Some(&st), Some(1), Ok(()), now(200)).expect("flipped");
+        let c = &ok.conditions.expect("c")[0];
+        assert_eq!(c.status, "True");
+        assert_eq!(c.message, None);
+        assert_eq!(c.last_transition_time, Some(now(200)));
+    }
+
+    #[test]
+    fn other_condition_types_are_kept_after_synced() {
+        let foreign = SealedSecretCondition {
+            type_: "Other".to_owned(),
+            status: "True".to_owned(),
+            ..Default::default()
+        };
+        let st = SealedSecretStatus {
+            observed_generation: None,
+            conditions: Some(vec![foreign.clone()]),
+        };
+        let next = synced_status(Some(&st), Some(1), Ok(()), now(1)).expect("written");
+        let conditions = next.conditions.expect("c");
+        assert_eq!(conditions[0].type_, "Synced");
+        assert_eq!(conditions[1], foreign);
+    }
+
+    #[test]
+    fn unseal_failures_are_permanent_with_unseal_event() {
+        let s = {
+            let mut s = sealed();
+            s.spec
+                .encrypted_data
+                .insert("password".to_owned(), "not base64!".to_owned());
+            s
+        };
+        let err: Error = unseal(&s, &KeyRing::new(), None).expect_err("fails").into();
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        assert_eq!(retry_after(&err), Some(PERMANENT_BACKOFF));
+        let ev = failure_event(&err);
+        assert_eq!(ev.reason, EVENT_ERR_UNSEAL_FAILED);
+        assert!(ev.note.starts_with("Failed to unseal: "), "{}", ev.note);
+        assert!(
+            ev.note.contains("spec.encryptedData.password"),
+            "{}",
+            ev.note
+        );
+    }
+
+    #[test]
+    fn api_errors_are_transient_except_invalid_objects() {
+        let api = |code: u16| Error::Kube {
+            action: "update Secret",
+            object: "app/db".to_owned(),
+            source: kube::Error::Api(
+                kube::core::Status::failure("boom", "Reason")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        };
+        assert_eq!(api(500).class(), ErrorClass::Transient);
+        assert_eq!(api(409).class(), ErrorClass::Transient);
+        assert_eq!(retry_after(&api(503)), Some(TRANSIENT_BACKOFF));
+        assert_eq!(api(422).class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn events_only_for_writes() {
+        let s = sealed();
+        assert_eq!(success_event(&Plan::Unchanged), None);
+        let ev = success_event(&Plan::Create(want(&s))).expect("event");
+        assert_eq!(
+            (ev.type_, ev.reason, ev.note.as_str()),
+            ("Normal", "Unsealed", UNSEALED_MESSAGE)
+        );
+    }
+}
