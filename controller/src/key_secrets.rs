@@ -29,6 +29,7 @@
 //! dropped.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -64,6 +65,34 @@ pub struct Keys {
     pub ring: KeyRing,
     /// The certificate of each key in the ring.
     pub certificates: HashMap<Fingerprint, Certificate>,
+}
+
+/// The keys the controller holds now, shared between the reconcile workers, the HTTP
+/// API and the key watcher. Readers take a cheap snapshot; the key manager swaps in a
+/// whole new [`Keys`] when key Secrets change, so a reader never sees half an update.
+#[derive(Debug, Default)]
+pub struct KeyStore(RwLock<Arc<Keys>>);
+
+impl KeyStore {
+    /// A store holding `keys`.
+    pub fn new(keys: Keys) -> Self {
+        Self(RwLock::new(Arc::new(keys)))
+    }
+
+    /// The keys as they are now.
+    pub fn snapshot(&self) -> Arc<Keys> {
+        // A poisoned lock only means a writer panicked between taking the lock and
+        // storing an Arc; the Arc inside is always whole, so keep using it.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the keys.
+    pub fn replace(&self, keys: Keys) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+    }
 }
 
 /// What [`load`] found: the keys, and the key Secrets it skipped.

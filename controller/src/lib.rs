@@ -10,6 +10,7 @@
 //!   SealedSecret + existing Secret ──▶ reconcile::decide ──▶ Create / Update / Unchanged / Refuse
 //!                  │                        ▲
 //!                  └── digest (HMAC proof that a Secret is in sync: no RSA on restart)
+//!   http (healthz, cert.pem, verify, rotate; rate and size limited) + metrics
 //! ```
 //!
 //! - [`flags`]: every Bitnami controller flag and its `SEALED_SECRETS_*` variable.
@@ -18,6 +19,7 @@
 //! - [`digest`]: the zero-decryption in-sync check.
 //! - [`reconcile`]: the pure decision of what to do with one SealedSecret, the `Synced`
 //!   condition, and the retry policy.
+//! - [`http`] and [`metrics`]: the public endpoints.
 //!
 //! ## Errors
 //!
@@ -28,7 +30,9 @@
 pub mod digest;
 mod error;
 pub mod flags;
+pub mod http;
 pub mod key_secrets;
+pub mod metrics;
 pub mod reconcile;
 
 pub use error::{Error, ErrorClass};

@@ -48,8 +48,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use sealant_crds::annotations::{MANAGED, PATCH, is_true};
 use sealant_crds::{
     CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, SealedSecret, SealedSecretCondition,
-    SealedSecretStatus, owner_reference,
+    SealedSecretStatus, Unsealed, owner_reference, unseal,
 };
+use sealant_keys::{Fingerprint, KeyRing};
 
 use crate::{Error, ErrorClass};
 
@@ -139,6 +140,22 @@ pub enum Plan {
     Update(Secret),
     /// The Secret is already as it should be.
     Unchanged,
+}
+
+/// Unseals `sealed` with `ring` (RSA work: call it off the async runtime), refusing
+/// the deprecated `spec.data` unless `accept_v1_data` (`--accept-deprecated-v1-data`).
+pub fn unseal_checked(
+    sealed: &SealedSecret,
+    ring: &KeyRing,
+    hint: Option<&Fingerprint>,
+    accept_v1_data: bool,
+) -> Result<Unsealed, Error> {
+    if sealed.spec.data.is_some() && !accept_v1_data {
+        return Err(Error::DeprecatedDataRefused {
+            object: sealed.object_ref(),
+        });
+    }
+    Ok(unseal(sealed, ring, hint)?)
 }
 
 /// Finishes the Secret that unsealing (or the in-sync proof) produced: adds the
@@ -380,8 +397,8 @@ mod tests {
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use k8s_openapi::jiff::Timestamp;
-    use sealant_crds::{SealOptions, SecretTemplateSpec, seal_secret, unseal};
-    use sealant_keys::{KeyRing, OffsetDateTime};
+    use sealant_crds::{SealOptions, SecretTemplateSpec, seal_secret};
+    use sealant_keys::OffsetDateTime;
 
     use super::*;
     use crate::digest;
@@ -855,6 +872,21 @@ mod tests {
         assert_eq!(api(409).class(), ErrorClass::Transient);
         assert_eq!(retry_after(&api(503)), Some(TRANSIENT_BACKOFF));
         assert_eq!(api(422).class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn deprecated_spec_data_is_refused_when_not_accepted() {
+        let mut s = sealed();
+        s.spec.encrypted_data.clear();
+        s.spec.data = Some("AAAA".to_owned());
+        let err = unseal_checked(&s, &KeyRing::new(), None, false).expect_err("refused");
+        assert!(
+            matches!(err, Error::DeprecatedDataRefused { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        let accepted = unseal_checked(&s, &KeyRing::new(), None, true).expect_err("no key");
+        assert!(matches!(accepted, Error::Unseal(_)), "{accepted:?}");
     }
 
     #[test]

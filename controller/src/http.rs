@@ -1,0 +1,601 @@
+//! The HTTP API, as Bitnami's controller serves it, so `kubeseal` and `sealant` reach
+//! it unchanged through the API server's service proxy; and the metrics listener.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /healthz` | `200 ok` |
+//! | `GET /v1/cert.pem` | the newest certificate, `application/x-pem-file`; 500 while no key is loaded |
+//! | `POST /v1/verify` | body: one SealedSecret, JSON or YAML. 200 decryptable, 409 not, 500 unparsable |
+//! | `POST /v1/rotate` | body: one SealedSecret. 200 and the SealedSecret re-encrypted with the newest key (JSON), same scope, template and metadata; 409 not decryptable; 500 unparsable |
+//! | `GET /metrics` (metrics listener) | OpenMetrics text |
+//!
+//! Guarantees:
+//! - `/v1/verify` and `/v1/rotate` share one token bucket (`--rate-limit` per second,
+//!   `--rate-limit-burst` extra, as Bitnami's GCRA allows `burst + 1` at once) and
+//!   answer 429 when it is empty, before reading or decrypting anything;
+//! - request bodies above [`MAX_BODY_BYTES`] are refused with 413;
+//! - RSA work runs on the blocking pool, never on the async workers;
+//! - answers never include plaintext or the reason a decryption failed: a 409 says
+//!   only that no known key could decrypt the object.
+//!
+//! The routers are plain `axum::Router`s, tested in-process with `tower::ServiceExt::oneshot`.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{StatusCode, header};
+use sealant_crds::annotations::scope_of;
+use sealant_crds::{SealOptions, SealedSecret, parse_documents, seal_secret, seal_value, to_json};
+
+use crate::Error;
+use crate::key_secrets::{KeyStore, Keys};
+use crate::metrics::{self, Metrics};
+use crate::reconcile::unseal_checked;
+
+/// The largest request body accepted. A SealedSecret is stored in etcd, whose
+/// objects are at most about 1.5 MiB, so nothing legitimate is larger.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The content type of `/v1/cert.pem`.
+pub const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
+
+/// What the API handlers share.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The keys held now.
+    pub keys: Arc<KeyStore>,
+    /// Where request metrics go.
+    pub metrics: Arc<Metrics>,
+    /// The rate limit of `/v1/verify` and `/v1/rotate`.
+    pub limiter: TokenBucket,
+    /// `--accept-deprecated-v1-data`.
+    pub accept_v1_data: bool,
+}
+
+/// The API router: `/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`.
+pub fn api_router(state: Arc<ApiState>) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/cert.pem", get(cert_pem))
+        .route("/v1/verify", post(verify))
+        .route("/v1/rotate", post(rotate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(metrics, record))
+}
+
+/// The metrics router: `/metrics`.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .with_state(metrics)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn cert_pem(State(state): State<Arc<ApiState>>) -> Response {
+    let keys = state.keys.snapshot();
+    match keys.newest_certificate() {
+        Some(cert) => ([(header::CONTENT_TYPE, PEM_CONTENT_TYPE)], cert.to_pem()).into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no sealing key is loaded yet\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn verify(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    if !state.limiter.try_acquire(Instant::now()) {
+        return too_many();
+    }
+    let keys = state.keys.snapshot();
+    let accept = state.accept_v1_data;
+    let outcome = tokio::task::spawn_blocking(move || verify_body(&body, &keys, accept)).await;
+    match outcome {
+        Ok(Outcome::Ok(())) => StatusCode::OK.into_response(),
+        Ok(other) => other.into_response(),
+        Err(_) => internal(),
+    }
+}
+
+async fn rotate(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    if !state.limiter.try_acquire(Instant::now()) {
+        return too_many();
+    }
+    let keys = state.keys.snapshot();
+    let accept = state.accept_v1_data;
+    let outcome = tokio::task::spawn_blocking(move || rotate_body(&body, &keys, accept)).await;
+    match outcome {
+        Ok(Outcome::Ok(json)) => {
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        Ok(Outcome::Unparsable(e)) => Outcome::<()>::Unparsable(e).into_response(),
+        Ok(Outcome::Undecryptable) => Outcome::<()>::Undecryptable.into_response(),
+        Ok(Outcome::Failed(e)) => Outcome::<()>::Failed(e).into_response(),
+        Err(_) => internal(),
+    }
+}
+
+async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Records `http_requests_total` and `http_request_duration_seconds`, labelled with
+/// the route pattern (never the raw path, so labels stay bounded).
+async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let handler = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    metrics.http_request(
+        &handler,
+        &method,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn too_many() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate limit exceeded, try again later\n",
+    )
+        .into_response()
+}
+
+fn internal() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+}
+
+/// The result of `/v1/verify` or `/v1/rotate`, before it becomes a response.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// Success.
+    Ok(T),
+    /// The body is not one SealedSecret (500, as Bitnami).
+    Unparsable(String),
+    /// No known key can decrypt it (409).
+    Undecryptable,
+    /// Something else failed (500).
+    Failed(String),
+}
+
+impl IntoResponse for Outcome<()> {
+    fn into_response(self) -> Response {
+        match self {
+            Outcome::Ok(()) => StatusCode::OK.into_response(),
+            Outcome::Unparsable(m) | Outcome::Failed(m) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, format!("{m}\n")).into_response()
+            }
+            Outcome::Undecryptable => (
+                StatusCode::CONFLICT,
+                "unable to decrypt sealed secret: no known key can decrypt it\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// Reads a request body as exactly one SealedSecret (JSON or YAML).
+pub fn parse_sealed(body: &[u8]) -> Result<SealedSecret, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text".to_owned())?;
+    let mut docs = parse_documents(text).map_err(|e| format!("{}", Error::BadRequestBody(e)))?;
+    if docs.len() != 1 {
+        return Err(format!(
+            "expected one SealedSecret in the body, found {} documents",
+            docs.len()
+        ));
+    }
+    let doc = docs.remove(0);
+    sealant_crds::sealed_secret_from_value(doc).map_err(|e| e.to_string())
+}
+
+/// `/v1/verify` without HTTP: can `keys` decrypt the SealedSecret in `body`?
+pub fn verify_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<()> {
+    let sealed = match parse_sealed(body) {
+        Ok(s) => s,
+        Err(m) => return Outcome::Unparsable(m),
+    };
+    match unseal_checked(&sealed, &keys.ring, None, accept_v1_data) {
+        Ok(_) => Outcome::Ok(()),
+        Err(_) => Outcome::Undecryptable,
+    }
+}
+
+/// `/v1/rotate` without HTTP: the SealedSecret in `body` re-encrypted to the newest
+/// key, as JSON.
+///
+/// Everything but the ciphertext is kept: metadata, scope, template. A deprecated
+/// `spec.data` object comes back in the current `spec.encryptedData` form, its
+/// template rebuilt from the Secret inside the blob.
+pub fn rotate_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<String> {
+    let sealed = match parse_sealed(body) {
+        Ok(s) => s,
+        Err(m) => return Outcome::Unparsable(m),
+    };
+    let Some(cert) = keys.newest_certificate() else {
+        return Outcome::Failed(Error::NoKeys.to_string());
+    };
+    let unsealed = match unseal_checked(&sealed, &keys.ring, None, accept_v1_data) {
+        Ok(u) => u,
+        Err(_) => return Outcome::Undecryptable,
+    };
+    let scope = scope_of(&sealed.metadata);
+    let object = sealed.object_ref();
+    let mut out = sealed.clone();
+    if sealed.spec.data.is_some() {
+        let secret = unsealed.into_secret();
+        let opts = SealOptions {
+            scope: Some(scope),
+            allow_empty_data: true,
+        };
+        match seal_secret(&secret, cert.public_key(), &opts) {
+            Ok(resealed) => {
+                out.spec = resealed.spec;
+            }
+            Err(source) => return Outcome::Failed(Error::Reseal { object, source }.to_string()),
+        }
+    } else {
+        let namespace = sealed.metadata.namespace.clone().unwrap_or_default();
+        let name = sealed.metadata.name.clone().unwrap_or_default();
+        for (k, v) in unsealed.data() {
+            match seal_value(
+                cert.public_key(),
+                v.expose_secret(),
+                scope,
+                &namespace,
+                &name,
+            ) {
+                Ok(b64) => {
+                    out.spec.encrypted_data.insert(k.clone(), b64);
+                }
+                Err(source) => {
+                    return Outcome::Failed(Error::Reseal { object, source }.to_string());
+                }
+            }
+        }
+    }
+    out.status = None;
+    Outcome::Ok(to_json(&out))
+}
+
+/// A token bucket: `burst + 1` tokens at most, refilled at `rate` per second.
+#[derive(Debug)]
+pub struct TokenBucket {
+    capacity: f64,
+    per_second: f64,
+    state: Mutex<(f64, Option<Instant>)>,
+}
+
+impl TokenBucket {
+    /// A full bucket for `rate` requests per second with `burst` extra.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        let capacity = f64::from(burst) + 1.0;
+        Self {
+            capacity,
+            per_second: f64::from(rate),
+            state: Mutex::new((capacity, None)),
+        }
+    }
+
+    /// Takes a token at time `now`; `false` when the bucket is empty.
+    pub fn try_acquire(&self, now: Instant) -> bool {
+        // The state is two numbers, always consistent: a panic elsewhere cannot
+        // leave it half-written, so a poisoned lock is safe to reuse.
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tokens, last) = &mut *guard;
+        if let Some(last) = *last {
+            let elapsed = now.saturating_duration_since(last).as_secs_f64();
+            *tokens = (*tokens + elapsed * self.per_second).min(self.capacity);
+        }
+        *last = Some(now);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use http_body_util::BodyExt as _;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use sealant_crds::unseal;
+    use sealant_keys::{OffsetDateTime, Scope};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::key_secrets::tests::test_keys;
+
+    fn keys(indices: &[usize]) -> Keys {
+        let mut keys = Keys::default();
+        for &i in indices {
+            let (k, c) = &test_keys()[i];
+            keys.insert(k.clone(), c.clone(), c.not_before());
+        }
+        keys
+    }
+
+    fn state(keys: Keys, rate: u32, burst: u32) -> Arc<ApiState> {
+        Arc::new(ApiState {
+            keys: Arc::new(KeyStore::new(keys)),
+            metrics: Arc::new(Metrics::new("test", false)),
+            limiter: TokenBucket::new(rate, burst),
+            accept_v1_data: true,
+        })
+    }
+
+    fn sealed_json(key_index: usize, scope: Option<Scope>, value: &str) -> String {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("db".to_owned()),
+                namespace: Some("app".to_owned()),
+                labels: Some(BTreeMap::from([("team".to_owned(), "x".to_owned())])),
+                ..ObjectMeta::default()
+            },
+            string_data: Some(BTreeMap::from([("password".to_owned(), value.to_owned())])),
+            ..Secret::default()
+        };
+        let opts = SealOptions {
+            scope,
+            allow_empty_data: false,
+        };
+        to_json(&seal_secret(&secret, test_keys()[key_index].1.public_key(), &opts).expect("seals"))
+    }
+
+    async fn call(
+        router: Router,
+        method: &str,
+        path: &str,
+        body: impl Into<axum::body::Body>,
+    ) -> (StatusCode, String, Option<String>) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(body.into())
+            .expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let ct = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned(), ct)
+    }
+
+    #[tokio::test]
+    async fn healthz_says_ok() {
+        let (status, body, _) = call(
+            api_router(state(Keys::default(), 2, 2)),
+            "GET",
+            "/healthz",
+            "",
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+
+    #[tokio::test]
+    async fn cert_pem_serves_the_newest_certificate() {
+        let (status, body, ct) = call(
+            api_router(state(keys(&[0, 2, 1]), 2, 2)),
+            "GET",
+            "/v1/cert.pem",
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ct.as_deref(), Some(PEM_CONTENT_TYPE));
+        assert_eq!(body, test_keys()[2].1.to_pem());
+    }
+
+    #[tokio::test]
+    async fn cert_pem_is_500_without_keys() {
+        let (status, _, _) = call(
+            api_router(state(Keys::default(), 2, 2)),
+            "GET",
+            "/v1/cert.pem",
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn verify_answers_200_409_and_500() {
+        let router = api_router(state(keys(&[1]), 100, 100));
+        let (ok, _, _) = call(
+            router.clone(),
+            "POST",
+            "/v1/verify",
+            sealed_json(1, None, "v"),
+        )
+        .await;
+        assert_eq!(ok, StatusCode::OK);
+        let (conflict, body, _) = call(
+            router.clone(),
+            "POST",
+            "/v1/verify",
+            sealed_json(0, None, "v"),
+        )
+        .await;
+        assert_eq!(conflict, StatusCode::CONFLICT);
+        assert!(body.contains("unable to decrypt sealed secret"), "{body}");
+        let (bad, _, _) = call(router.clone(), "POST", "/v1/verify", "{not json").await;
+        assert_eq!(bad, StatusCode::INTERNAL_SERVER_ERROR);
+        let (kind, _, _) = call(
+            router,
+            "POST",
+            "/v1/verify",
+            r#"{"apiVersion":"v1","kind":"Secret"}"#,
+        )
+        .await;
+        assert_eq!(kind, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn verify_accepts_yaml() {
+        let json = sealed_json(1, None, "v");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let yaml = serde_yaml_ng::to_string(&value).expect("yaml");
+        let (status, _, _) = call(
+            api_router(state(keys(&[1]), 9, 9)),
+            "POST",
+            "/v1/verify",
+            yaml,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn verify_is_rate_limited_with_burst_plus_one() {
+        let router = api_router(state(keys(&[1]), 1, 2));
+        let body = sealed_json(1, None, "v");
+        let mut codes = Vec::new();
+        for _ in 0..5 {
+            codes.push(
+                call(router.clone(), "POST", "/v1/verify", body.clone())
+                    .await
+                    .0,
+            );
+        }
+        assert_eq!(&codes[..3], &[StatusCode::OK; 3]);
+        assert!(
+            codes[3..].contains(&StatusCode::TOO_MANY_REQUESTS),
+            "{codes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_refused_with_413() {
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        let (status, _, _) = call(
+            api_router(state(keys(&[1]), 9, 9)),
+            "POST",
+            "/v1/verify",
+            big,
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn rotate_reencrypts_with_the_newest_key_keeping_scope_and_metadata() {
+        for scope in [None, Some(Scope::NamespaceWide), Some(Scope::ClusterWide)] {
+            let router = api_router(state(keys(&[0, 2]), 100, 100));
+            let original = sealed_json(0, scope, "hunter2");
+            let (status, body, ct) = call(router, "POST", "/v1/rotate", original.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(ct.as_deref(), Some("application/json"));
+            assert!(!body.contains("hunter2"));
+            let rotated = parse_sealed(body.as_bytes()).expect("SealedSecret");
+            let before = parse_sealed(original.as_bytes()).expect("SealedSecret");
+            assert_eq!(rotated.metadata, before.metadata, "metadata and scope kept");
+            assert_eq!(rotated.spec.template, before.spec.template);
+            assert_ne!(rotated.spec.encrypted_data, before.spec.encrypted_data);
+            // Only the newest key opens it now.
+            let mut newest_only = sealant_keys::KeyRing::new();
+            newest_only.insert(test_keys()[2].0.clone(), OffsetDateTime::now_utc());
+            let u = unseal(&rotated, &newest_only, None).expect("newest key opens it");
+            assert_eq!(u.data()["password"].expose_secret(), b"hunter2");
+        }
+    }
+
+    #[tokio::test]
+    async fn rotate_of_undecryptable_is_409() {
+        let (status, _, _) = call(
+            api_router(state(keys(&[2]), 9, 9)),
+            "POST",
+            "/v1/rotate",
+            sealed_json(0, None, "v"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_by_route_and_code() {
+        let st = state(keys(&[1]), 9, 9);
+        let router = api_router(st.clone());
+        call(router.clone(), "GET", "/healthz", "").await;
+        call(router, "POST", "/v1/verify", sealed_json(0, None, "v")).await;
+        let (status, text, ct) =
+            call(metrics_router(st.metrics.clone()), "GET", "/metrics", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ct.as_deref(), Some(metrics::CONTENT_TYPE));
+        assert!(text.contains(r#"sealed_secrets_controller_http_requests_total{handler="/healthz",method="GET",code="200"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"handler="/v1/verify",method="POST",code="409"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn token_bucket_refills_at_the_rate() {
+        let bucket = TokenBucket::new(2, 0);
+        let t0 = Instant::now();
+        assert!(bucket.try_acquire(t0));
+        assert!(!bucket.try_acquire(t0), "capacity is burst + 1 = 1");
+        assert!(!bucket.try_acquire(t0 + Duration::from_millis(400)));
+        assert!(
+            bucket.try_acquire(t0 + Duration::from_millis(600)),
+            "2/s refills one token in 0.5 s"
+        );
+        let b = TokenBucket::new(1, 3);
+        let t = Instant::now();
+        assert_eq!((0..6).filter(|_| b.try_acquire(t)).count(), 4);
+        assert_eq!(
+            (0..6)
+                .filter(|_| b.try_acquire(t + Duration::from_secs(100)))
+                .count(),
+            4,
+            "never above capacity"
+        );
+    }
+
+    #[test]
+    fn parse_sealed_wants_exactly_one_document() {
+        let one = sealed_json(1, None, "v");
+        assert!(parse_sealed(one.as_bytes()).is_ok());
+        let two = format!("{one}\n{one}");
+        assert!(
+            parse_sealed(two.as_bytes())
+                .expect_err("two")
+                .contains("found 2")
+        );
+        assert!(parse_sealed(b"").is_err());
+        assert!(parse_sealed(&[0xff, 0xfe]).is_err());
+    }
+}
