@@ -154,6 +154,15 @@ pub fn verify(ring: &KeyRing, sealed: &SealedSecret, secret: &Secret) -> Option<
         .then_some(fingerprint)
 }
 
+/// The fingerprint named in `secret`'s digest annotation, unverified: only a hint of
+/// which key to try first when decrypting.
+pub fn signer(secret: &Secret) -> Option<Fingerprint> {
+    let value = secret.metadata.annotations.as_ref()?.get(ANNOTATION)?;
+    let rest = value.strip_prefix(VERSION)?.strip_prefix(':')?;
+    let (fingerprint, _) = rest.rsplit_once(':')?;
+    Some(Fingerprint::from_string(fingerprint.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -223,6 +232,17 @@ mod tests {
             verify(&ring(), &s, &secret).as_ref(),
             Some(test_keys()[2].0.fingerprint())
         );
+    }
+
+    #[test]
+    fn signer_names_the_key_without_verifying() {
+        let s = sealed("db", &[("password", "hunter2")]);
+        let secret = produced(&s);
+        assert_eq!(
+            signer(&secret).as_ref(),
+            Some(test_keys()[2].0.fingerprint())
+        );
+        assert_eq!(signer(&Secret::default()), None);
     }
 
     #[test]

@@ -106,6 +106,21 @@ pub enum Error {
         source: sealant_crds::Error,
     },
 
+    /// A flag asks for something sealant does not do yet; refused rather than
+    /// silently ignored.
+    #[error("not supported yet: {what}")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+    },
+
+    /// A worker task panicked (a bug); the pass is retried.
+    #[error("internal error while {what}")]
+    Internal {
+        /// What the task was doing.
+        what: &'static str,
+    },
+
     /// Binding or serving a listener failed.
     #[error("cannot serve on {addr}")]
     Serve {
@@ -141,7 +156,8 @@ impl Error {
             | Error::KeySecret { .. }
             | Error::KeySecretMissingField { .. }
             | Error::KeyCertificateMismatch { .. }
-            | Error::BadRequestBody(_) => ErrorClass::Permanent,
+            | Error::BadRequestBody(_)
+            | Error::Unsupported { .. } => ErrorClass::Permanent,
             Error::Kube { source, .. } => match source {
                 // 400 Bad Request and 422 Invalid: the object we send is wrong, and
                 // sending it again will not help until the SealedSecret changes.
@@ -153,6 +169,7 @@ impl Error {
             Error::KeyGeneration(_)
             | Error::NoKeys
             | Error::Reseal { .. }
+            | Error::Internal { .. }
             | Error::Serve { .. } => ErrorClass::Transient,
         }
     }

@@ -34,6 +34,8 @@ pub mod http;
 pub mod key_secrets;
 pub mod metrics;
 pub mod reconcile;
+pub mod run;
 
 pub use error::{Error, ErrorClass};
 pub use flags::Flags;
+pub use run::run;

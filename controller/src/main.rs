@@ -1,0 +1,46 @@
+//! `sealant-controller`: parses the flags, sets up logging, and hands over to
+//! [`sealant_controller::run`]. Nothing else lives here, so that the library's tests
+//! reach everything.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use sealant_controller::Flags;
+use sealant_controller::flags::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    init_logging(&flags);
+    match start(flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "sealant-controller stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(flags: Flags) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(sealant_controller::run(flags))?;
+    Ok(())
+}
+
+/// `--log-level` sets the level (`RUST_LOG`, when set, overrides it for finer
+/// control); `--log-format` picks text or one JSON object per line. Logs go to
+/// stdout, as Bitnami's `--log-info-stdout` default does.
+fn init_logging(flags: &Flags) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(flags.log_level.to_ascii_lowercase()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match flags.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,651 @@
+//! The running controller: the effectful shell around the pure modules.
+//!
+//! ```text
+//!   run()
+//!    ├─ HTTP API on --listen-addr, metrics on --listen-metrics-addr   (up before any sync: probes pass early)
+//!    ├─ key manager: list key Secrets ─▶ KeyStore; generate a key if none, or past --key-cutoff-time
+//!    │    ├─ renewal loop: every --key-renew-period, or on SIGUSR1
+//!    │    └─ key watcher (label-selected Secrets in the controller's namespace) ─▶ reload ─▶ reconcile all
+//!    └─ one kube-runtime Controller per watched namespace (or one for all):
+//!         SealedSecrets (with --label-selector), owned Secrets watched as metadata only
+//!         reconcile(): fetch Secret ─▶ ownership ─▶ in-sync proof or unseal (blocking pool) ─▶ decide ─▶ write ─▶ status, event
+//! ```
+//!
+//! What is proven where: every decision is unit-tested in [`crate::reconcile`],
+//! [`crate::digest`], [`crate::key_secrets`] and [`crate::http`]. This module only
+//! moves data between those functions and the API server; it is exercised end-to-end
+//! by the `tests/` harness against a real control plane, not by unit tests.
+//!
+//! Writes: Secrets are created (`POST`) and replaced (`PUT` with the read
+//! `resourceVersion`), with the field manager [`FIELD_MANAGER`]. Replace, not
+//! server-side apply, because Bitnami's semantics are "the Secret becomes exactly
+//! this" (a key someone added by hand is removed), which apply cannot express for
+//! fields another manager owns; and the `resourceVersion` makes a concurrent edit fail
+//! and retry instead of being overwritten blindly. Status is a merge patch of
+//! `status` on the status subresource (RBAC: `sealedsecrets/status` `patch`).
+//!
+//! Not yet here: leader election (`--leader-elect` is accepted, and refused at start
+//! rather than silently ignored), `template.data` rendering, and the legacy key
+//! Secret being watched (it is loaded at start).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt as _, future};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{Controller, WatchStreamExt as _, reflector, watcher};
+use kube::{Api, Client, Resource, ResourceExt as _};
+use sealant_crds::{CONDITION_SYNCED, SealedSecret};
+use sealant_keys::{Fingerprint, OffsetDateTime};
+use tokio::sync::watch;
+use tracing::{error, info, instrument, warn};
+
+use crate::digest;
+use crate::flags::Flags;
+use crate::http::{ApiState, TokenBucket, api_router, metrics_router};
+use crate::key_secrets::{self, KEY_SELECTOR, KeyStore, Keys, Renewal};
+use crate::metrics::{ErrorReason, Metrics};
+use crate::reconcile::{
+    self, EVENT_COMPONENT, FIELD_MANAGER, Ownership, Plan, decide, desired, ownership, shell,
+    unseal_checked,
+};
+use crate::{Error, ErrorClass};
+
+/// Everything a reconcile pass needs.
+pub struct Context {
+    client: Client,
+    keys: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    update_status: bool,
+    accept_v1_data: bool,
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(flags: Flags) -> Result<(), Error> {
+    if flags.leader_elect {
+        return Err(Error::Unsupported {
+            what: "--leader-elect (leader election is not implemented yet; run one replica)",
+        });
+    }
+    let client = Client::try_default().await.map_err(|source| Error::Kube {
+        action: "connect to",
+        object: "the Kubernetes API server".to_owned(),
+        source,
+    })?;
+    let namespace = key_secrets::my_namespace();
+    let metrics = Arc::new(Metrics::new(
+        env!("CARGO_PKG_VERSION"),
+        flags.metrics_omit_secret_labels,
+    ));
+    let keys = Arc::new(KeyStore::default());
+
+    // Serve first, so probes pass while keys load and the first sync runs.
+    let api_state = Arc::new(ApiState {
+        keys: keys.clone(),
+        metrics: metrics.clone(),
+        limiter: TokenBucket::new(flags.rate_limit, flags.rate_limit_burst),
+        accept_v1_data: flags.accept_deprecated_v1_data,
+    });
+    let api_server = serve(flags.listen_addr.0, api_router(api_state)).await?;
+    let metrics_server =
+        serve(flags.listen_metrics_addr.0, metrics_router(metrics.clone())).await?;
+
+    let key_manager = Arc::new(KeyManager {
+        api: Api::namespaced(client.clone(), &namespace),
+        namespace: namespace.clone(),
+        keys: keys.clone(),
+        flags: flags.clone(),
+    });
+    let legacy = key_manager.initial_load().await?;
+    if let Renewal::Now = key_secrets::renewal(
+        keys.snapshot().newest_time(),
+        OffsetDateTime::now_utc(),
+        flags.key_renew_period.get(),
+        flags.key_cutoff_time.0,
+    ) {
+        key_manager.renew().await?;
+    }
+
+    let (changed_tx, changed_rx) = watch::channel(0u64);
+    let watcher_task = tokio::spawn(key_manager.clone().watch(legacy, changed_tx));
+    let renewal_task = tokio::spawn(key_manager.clone().renewal_loop());
+
+    let context = Arc::new(Context {
+        client: client.clone(),
+        keys,
+        metrics,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: EVENT_COMPONENT.to_owned(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        update_status: flags.update_status,
+        accept_v1_data: flags.accept_deprecated_v1_data,
+    });
+
+    let mut scopes: Vec<Option<String>> = Vec::new();
+    if flags.all_namespaces && flags.additional_namespaces().is_empty() {
+        scopes.push(None);
+    } else {
+        scopes.push(Some(namespace.clone()));
+        for ns in flags.additional_namespaces() {
+            if !scopes.contains(&Some(ns.clone())) {
+                scopes.push(Some(ns));
+            }
+        }
+    }
+    let controllers = scopes.into_iter().map(|scope| {
+        run_controller(
+            client.clone(),
+            scope,
+            &flags,
+            context.clone(),
+            changed_rx.clone(),
+        )
+    });
+    info!(namespace = %namespace, "sealant-controller started");
+    future::join_all(controllers).await;
+
+    watcher_task.abort();
+    renewal_task.abort();
+    api_server.abort();
+    metrics_server.abort();
+    Ok(())
+}
+
+async fn serve(
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Serve { addr, source })?;
+    info!(%addr, "listening");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            error!(%addr, error = %e, "HTTP server stopped");
+        }
+    }))
+}
+
+fn run_controller(
+    client: Client,
+    scope: Option<String>,
+    flags: &Flags,
+    context: Arc<Context>,
+    key_changes: watch::Receiver<u64>,
+) -> impl Future<Output = ()> {
+    let (sealed, secrets): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) = match &scope {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let mut config = watcher::Config::default();
+    if !flags.label_selector.is_empty() {
+        config = config.labels(&flags.label_selector);
+    }
+    let mut controller = Controller::new(sealed, config)
+        .with_config(kube::runtime::controller::Config::default().concurrency(flags.workers))
+        .reconcile_all_on(changes(key_changes))
+        .shutdown_on_signal();
+    if !flags.skip_recreate {
+        // Metadata only: ownerReferences are all the trigger needs, and no Secret's
+        // data is held in memory.
+        let owned = watcher(secrets, watcher::Config::default()).touched_objects();
+        controller = controller.owns_stream(owned);
+    }
+    controller
+        .run(reconcile, error_policy, context)
+        .for_each(|_| future::ready(()))
+}
+
+fn changes(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    })
+}
+
+/// One pass over one SealedSecret.
+#[instrument(skip(sealed, ctx), fields(object = %sealed.object_ref()))]
+async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = sealed.namespace().unwrap_or_default();
+    ctx.metrics.unseal_request();
+    let outcome = sync_secret(&sealed, &ctx).await;
+
+    let reference = Resource::object_ref(&*sealed, &());
+    match &outcome {
+        Ok(plan) => {
+            if let Some(ev) = reconcile::success_event(plan) {
+                publish(&ctx, &reference, ev).await;
+            }
+        }
+        Err((reason, e)) => {
+            ctx.metrics.unseal_error(*reason, &namespace);
+            warn!(error = %chain(e), "reconcile failed");
+            if e.class() != ErrorClass::Transient {
+                publish(&ctx, &reference, reconcile::failure_event(e)).await;
+            }
+        }
+    }
+
+    if ctx.update_status {
+        let message = outcome.as_ref().err().map(|(_, e)| chain(e));
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        if let Some(status) = reconcile::synced_status(
+            sealed.status.as_ref(),
+            sealed.metadata.generation,
+            message.as_deref().map_or(Ok(()), Err),
+            now,
+        ) {
+            let synced = status
+                .conditions
+                .as_ref()
+                .and_then(|c| c.first())
+                .map(|c| c.status.clone())
+                .unwrap_or_default();
+            let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+            let patch = serde_json::json!({ "status": status });
+            if let Err(source) = api
+                .patch_status(
+                    &sealed.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                ctx.metrics.unseal_error(ErrorReason::Status, &namespace);
+                let e = Error::Kube {
+                    action: "update the status of",
+                    object: sealed.object_ref(),
+                    source,
+                };
+                warn!(error = %chain(&e), "status update failed");
+                if outcome.is_ok() {
+                    return Err(e);
+                }
+            } else {
+                ctx.metrics
+                    .condition(&namespace, &sealed.name_any(), CONDITION_SYNCED, &synced);
+            }
+        }
+    }
+    outcome.map(|_| Action::await_change()).map_err(|(_, e)| e)
+}
+
+fn error_policy(_sealed: Arc<SealedSecret>, error: &Error, _ctx: Arc<Context>) -> Action {
+    match reconcile::retry_after(error) {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    }
+}
+
+/// Fetches the Secret, decides, and writes. The error carries the metric reason.
+async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Plan, (ErrorReason, Error)> {
+    let namespace = sealed.namespace().unwrap_or_default();
+    let name = sealed.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let existing = secrets.get_opt(&name).await.map_err(|source| {
+        (
+            ErrorReason::Fetch,
+            Error::Kube {
+                action: "read Secret",
+                object: format!("{namespace}/{name}"),
+                source,
+            },
+        )
+    })?;
+    if ownership(sealed, existing.as_ref()) == Ownership::Foreign {
+        return Err((ErrorReason::Unmanaged, Error::Unmanaged { name }));
+    }
+
+    let keys = ctx.keys.snapshot();
+    let proven = existing
+        .as_ref()
+        .and_then(|e| digest::verify(&keys.ring, sealed, e).map(|fp| (e, fp)));
+    let (produced, signer) = match proven {
+        Some((existing, fingerprint)) => {
+            ctx.metrics.in_sync_skip();
+            let mut produced = shell(sealed);
+            produced.data = Some(in_sync_data(sealed, existing));
+            (produced, Some(fingerprint))
+        }
+        None => {
+            let (produced, signer) = decrypt(sealed, existing.as_ref(), &keys, ctx).await?;
+            (produced, signer)
+        }
+    };
+    let digest = signer
+        .as_ref()
+        .and_then(|fp| keys.ring.get(fp))
+        .and_then(|entry| {
+            digest::annotation_value(
+                &entry.key,
+                sealed,
+                produced.data.as_ref().unwrap_or(&BTreeMap::new()),
+            )
+        });
+    let want = desired(sealed, produced, digest);
+    let plan = decide(sealed, existing.as_ref(), want).map_err(|e| {
+        let reason = match e {
+            Error::Unmanaged { .. } => ErrorReason::Unmanaged,
+            _ => ErrorReason::Update,
+        };
+        (reason, e)
+    })?;
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let write = match &plan {
+        Plan::Create(secret) => secrets.create(&params, secret).await.map(drop),
+        Plan::Update(secret) => secrets.replace(&name, &params, secret).await.map(drop),
+        Plan::Unchanged => Ok(()),
+    };
+    write.map_err(|source| {
+        (
+            ErrorReason::Update,
+            Error::Kube {
+                action: "write Secret",
+                object: format!("{namespace}/{name}"),
+                source,
+            },
+        )
+    })?;
+    if !matches!(plan, Plan::Unchanged) {
+        info!(secret = %format!("{namespace}/{name}"), "Secret written");
+    }
+    Ok(plan)
+}
+
+/// The existing Secret's values of the sealed keys (the in-sync proof covers exactly
+/// those).
+fn in_sync_data(sealed: &SealedSecret, existing: &Secret) -> BTreeMap<String, ByteString> {
+    let data = existing.data.clone().unwrap_or_default();
+    sealed
+        .spec
+        .encrypted_data
+        .keys()
+        .filter_map(|k| data.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
+}
+
+/// Decrypts on the blocking pool, trying first the key that signed the existing
+/// Secret's digest.
+async fn decrypt(
+    sealed: &SealedSecret,
+    existing: Option<&Secret>,
+    keys: &Arc<Keys>,
+    ctx: &Context,
+) -> Result<(Secret, Option<Fingerprint>), (ErrorReason, Error)> {
+    if keys.ring.is_empty() {
+        return Err((ErrorReason::Unseal, Error::NoKeys));
+    }
+    let hint = existing.and_then(digest::signer);
+    let owned = sealed.clone();
+    let ring_keys = keys.clone();
+    let accept = ctx.accept_v1_data;
+    ctx.metrics.decryption();
+    let joined = tokio::task::spawn_blocking(move || {
+        unseal_checked(&owned, &ring_keys.ring, hint.as_ref(), accept).map(|u| {
+            let signer = u.fingerprints().iter().next().cloned();
+            (u.into_secret(), signer)
+        })
+    })
+    .await;
+    match joined {
+        Ok(Ok(pair)) => Ok(pair),
+        Ok(Err(e)) => Err((ErrorReason::Unseal, e)),
+        Err(_) => Err((ErrorReason::Unseal, Error::Internal { what: "unsealing" })),
+    }
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    ev: reconcile::EventSpec,
+) {
+    let event = Event {
+        type_: if ev.type_ == "Warning" {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: ev.reason.to_owned(),
+        note: Some(ev.note),
+        action: "Unseal".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        warn!(error = %e, "cannot publish event");
+    }
+}
+
+/// The error and its causes on one line (no cause ever holds a secret value: unseal
+/// errors are coarse, and Kubernetes API errors quote no Secret data).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Loads, renews and watches key Secrets.
+struct KeyManager {
+    api: Api<Secret>,
+    namespace: String,
+    keys: Arc<KeyStore>,
+    flags: Flags,
+}
+
+impl KeyManager {
+    /// Lists key Secrets and the legacy one, loads them, and returns the legacy Secret
+    /// (which the label-selected watch does not see).
+    async fn initial_load(&self) -> Result<Option<Secret>, Error> {
+        let list = self
+            .api
+            .list(&ListParams::default().labels(KEY_SELECTOR))
+            .await
+            .map_err(|source| self.kube_error("list key Secrets in", source))?;
+        let legacy = self
+            .api
+            .get_opt(&self.flags.key_prefix)
+            .await
+            .map_err(|source| self.kube_error("read the legacy key Secret in", source))?;
+        let mut items = list.items;
+        items.extend(legacy.clone());
+        self.install(&items);
+        Ok(legacy)
+    }
+
+    /// Loads `items` into the store; returns whether the set of keys changed.
+    fn install(&self, items: &[Secret]) -> bool {
+        let loaded =
+            key_secrets::load(items, &self.flags.key_prefix, self.flags.key_order_priority);
+        for rejected in &loaded.rejected {
+            warn!(error = %chain(rejected), "key Secret skipped");
+        }
+        let before: BTreeSet<Fingerprint> =
+            self.keys.snapshot().certificates.keys().cloned().collect();
+        let after: BTreeSet<Fingerprint> = loaded.keys.certificates.keys().cloned().collect();
+        let newest_before = self
+            .keys
+            .snapshot()
+            .ring
+            .newest()
+            .map(|e| e.key.fingerprint().clone());
+        let newest_after = loaded
+            .keys
+            .ring
+            .newest()
+            .map(|e| e.key.fingerprint().clone());
+        self.keys.replace(loaded.keys);
+        info!(keys = after.len(), newest = ?newest_after.as_ref().map(Fingerprint::as_str), "keys loaded");
+        before != after || newest_before != newest_after
+    }
+
+    /// Generates a key, writes its Secret, and adds it to the store.
+    async fn renew(&self) -> Result<(), Error> {
+        let bits = self.flags.key_size;
+        let ttl = self.flags.key_ttl.get();
+        let cn = self.flags.my_cn.clone();
+        let (key, certificate) = tokio::task::spawn_blocking(move || {
+            key_secrets::generate(bits, ttl, &cn, OffsetDateTime::now_utc())
+        })
+        .await
+        .map_err(|_| Error::Internal {
+            what: "generating a key",
+        })??;
+        let secret = key_secrets::new_key_secret(
+            &key,
+            &certificate,
+            &self.namespace,
+            &self.flags.key_prefix,
+            &self.flags.privatekey_labels.0,
+            &self.flags.privatekey_annotations.0,
+        );
+        let params = PostParams {
+            dry_run: false,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+        };
+        let created = self
+            .api
+            .create(&params, &secret)
+            .await
+            .map_err(|source| self.kube_error("create a key Secret in", source))?;
+        drop(secret);
+        let time = match self.flags.key_order_priority {
+            crate::flags::KeyOrderPriority::CertNotBefore => certificate.not_before(),
+            crate::flags::KeyOrderPriority::SecretCreationTimestamp => created
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.0.as_nanosecond()).ok())
+                .unwrap_or_else(OffsetDateTime::now_utc),
+        };
+        let mut keys = (*self.keys.snapshot()).clone();
+        let fingerprint = key.fingerprint().clone();
+        keys.insert(key, certificate, time);
+        self.keys.replace(keys);
+        info!(
+            secret = %format!("{}/{}", self.namespace, created.name_any()),
+            fingerprint = %fingerprint,
+            "new sealing key written"
+        );
+        Ok(())
+    }
+
+    /// Renews on schedule and on SIGUSR1.
+    async fn renewal_loop(self: Arc<Self>) {
+        let mut usr1 =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGUSR1; manual renewal is off");
+                    None
+                }
+            };
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let wait = match key_secrets::renewal(
+                self.keys.snapshot().newest_time(),
+                now,
+                self.flags.key_renew_period.get(),
+                None,
+            ) {
+                Renewal::Now => Some(Duration::ZERO),
+                Renewal::At(t) => Some(Duration::try_from(t - now).unwrap_or(Duration::ZERO)),
+                Renewal::Never => None,
+            };
+            let sleep = async {
+                match wait {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => future::pending::<()>().await,
+                }
+            };
+            let signal = async {
+                match usr1.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => future::pending::<()>().await,
+                }
+            };
+            let forced = tokio::select! {
+                () = sleep => false,
+                () = signal => true,
+            };
+            if !forced {
+                // Another writer may have renewed meanwhile: check the schedule again.
+                let due = key_secrets::renewal(
+                    self.keys.snapshot().newest_time(),
+                    OffsetDateTime::now_utc(),
+                    self.flags.key_renew_period.get(),
+                    None,
+                );
+                if due != Renewal::Now {
+                    continue;
+                }
+            }
+            if let Err(e) = self.renew().await {
+                error!(error = %chain(&e), "key renewal failed; retrying in 30s");
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        }
+    }
+
+    /// Watches label-selected key Secrets and reloads on every change; tells the
+    /// controllers to reconcile everything when the keys changed.
+    async fn watch(self: Arc<Self>, legacy: Option<Secret>, changed: watch::Sender<u64>) {
+        let (reader, writer) = reflector::store();
+        let stream = reflector(
+            writer,
+            watcher(
+                self.api.clone(),
+                watcher::Config::default().labels(KEY_SELECTOR),
+            ),
+        )
+        .default_backoff()
+        .touched_objects();
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                warn!(error = %e, "key watch error");
+                continue;
+            }
+            let mut items: Vec<Secret> = reader.state().iter().map(|s| (**s).clone()).collect();
+            if let Some(l) = &legacy
+                && !items.iter().any(|s| s.metadata.name == l.metadata.name)
+            {
+                items.push(l.clone());
+            }
+            if self.install(&items) {
+                changed.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    fn kube_error(&self, action: &'static str, source: kube::Error) -> Error {
+        Error::Kube {
+            action,
+            object: format!("namespace {}", self.namespace),
+            source,
+        }
+    }
+}
