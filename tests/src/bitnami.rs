@@ -53,9 +53,10 @@ impl BitnamiController {
     }
 }
 
-/// The service-proxy path to `suffix` on the controller.
+/// The service-proxy path to `suffix` on the controller's port `http`. The proxy
+/// matches endpoint ports by name, which is why kubeseal looks the Service up first.
 pub fn proxy_path(suffix: &str) -> String {
-    format!("/api/v1/namespaces/{NAMESPACE}/services/http:{NAME}:/proxy{suffix}")
+    format!("/api/v1/namespaces/{NAMESPACE}/services/http:{NAME}:http/proxy{suffix}")
 }
 
 pub(crate) async fn start(cluster: &ControlPlane) -> Result<BitnamiController> {

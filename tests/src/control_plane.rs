@@ -464,12 +464,15 @@ pub(crate) fn wait_until(
     let start = Instant::now();
     loop {
         component.check_running()?;
-        if ready().unwrap_or(false) {
-            return Ok(());
-        }
+        let last = match ready() {
+            Ok(true) => return Ok(()),
+            Ok(false) => "not yet".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
         if start.elapsed() > READY_TIMEOUT {
             bail!(
-                "timed out after {READY_TIMEOUT:?} waiting for {what}; last lines of {}:\n{}",
+                "timed out after {READY_TIMEOUT:?} waiting for {what} (last answer: {last}); \
+                 last lines of {}:\n{}",
                 component.log.display(),
                 tail(&component.log, 40)
             );
@@ -491,12 +494,15 @@ where
     let start = Instant::now();
     loop {
         component.check_running()?;
-        if ready().await.unwrap_or(false) {
-            return Ok(());
-        }
+        let last = match ready().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => "not yet".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
         if start.elapsed() > READY_TIMEOUT {
             bail!(
-                "timed out after {READY_TIMEOUT:?} waiting for {what}; last lines of {}:\n{}",
+                "timed out after {READY_TIMEOUT:?} waiting for {what} (last answer: {last}); \
+                 last lines of {}:\n{}",
                 component.log.display(),
                 tail(&component.log, 40)
             );
