@@ -162,6 +162,25 @@ async fn bitnami_controller_unseals_what_sealant_sealed_in_every_scope() {
             (owner.kind.as_str(), owner.name.as_str(), owner.controller),
             ("SealedSecret", name.as_str(), Some(true))
         );
+
+        // Bitnami's controller writes status through our CRD's status subresource.
+        let mut synced = None;
+        for _ in 0..100 {
+            let status = sealed_api
+                .get(&name)
+                .await
+                .expect("get SealedSecret")
+                .status;
+            synced = status
+                .and_then(|s| s.conditions)
+                .and_then(|c| c.into_iter().find(|c| c.type_ == "Synced"));
+            if synced.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let synced = synced.unwrap_or_else(|| panic!("{name} never got a Synced condition"));
+        assert_eq!(synced.status, "True", "{name}: {synced:?}");
     }
 }
 
