@@ -116,7 +116,7 @@ impl ControlPlane {
     pub async fn start() -> Result<Self> {
         let started = Instant::now();
         let keep = std::env::var("SEALANT_TEST_KEEP").is_ok_and(|v| v == "1");
-        let peers = Peers::resolve()?;
+        let peers = crate::peers::peers()?.clone();
         let dir = tempfile::Builder::new()
             .prefix("sealant-e2e-")
             .tempdir()

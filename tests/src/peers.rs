@@ -24,6 +24,18 @@ pub struct Peers {
     pub kubeseal: PathBuf,
     /// Bitnami's controller.
     pub sealed_secrets_controller: PathBuf,
+    /// `kubectl`, if `TEST_ASSET_KUBECTL` is set or build.sh printed it; otherwise
+    /// [`crate::tools::kubectl`] looks on `PATH`.
+    pub kubectl: Option<PathBuf>,
+}
+
+/// The peers, resolved once per test binary.
+pub fn peers() -> Result<&'static Peers> {
+    static PEERS: std::sync::OnceLock<Result<Peers, String>> = std::sync::OnceLock::new();
+    PEERS
+        .get_or_init(|| Peers::resolve().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 const VARS: [&str; 5] = [
@@ -34,17 +46,25 @@ const VARS: [&str; 5] = [
     "TEST_ASSET_SEALED_SECRETS_CONTROLLER",
 ];
 
+/// Not built by build.sh (yet): taken from here if set, else from `PATH`.
+const KUBECTL: &str = "TEST_ASSET_KUBECTL";
+
 impl Peers {
     /// Finds every peer, building the missing ones with `tests/peers/build.sh`.
     pub fn resolve() -> Result<Self> {
         let mut found: HashMap<String, PathBuf> = VARS
             .iter()
+            .chain([&KUBECTL])
             .filter_map(|v| std::env::var_os(v).map(|p| (v.to_string(), PathBuf::from(p))))
             .filter(|(_, p)| !p.as_os_str().is_empty())
             .collect();
-        if found.len() < VARS.len() {
+        if VARS.iter().any(|v| !found.contains_key(*v)) {
             // build.sh honours the variables that are set and prints them as given.
+            let kubectl = found.remove(KUBECTL);
             found = run_build_script(&build_script())?;
+            if let Some(k) = kubectl {
+                found.insert(KUBECTL.to_string(), k);
+            }
         }
         let take = |var: &str| -> Result<PathBuf> {
             let path = found
@@ -65,6 +85,7 @@ impl Peers {
             kube_controller_manager: take(VARS[2])?,
             kubeseal: take(VARS[3])?,
             sealed_secrets_controller: take(VARS[4])?,
+            kubectl: found.get(KUBECTL).cloned(),
         })
     }
 }

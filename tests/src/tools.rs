@@ -67,10 +67,11 @@ fn locate_sealant() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// `kubectl`: `$TEST_ASSET_KUBECTL`, else the first one on `PATH`.
+/// `kubectl`: `$TEST_ASSET_KUBECTL` (or build.sh's, once it builds one), else the first
+/// one on `PATH`.
 pub fn kubectl() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("TEST_ASSET_KUBECTL").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(bin));
+    if let Some(bin) = crate::peers::peers()?.kubectl.clone() {
+        return Ok(bin);
     }
     std::env::var_os("PATH")
         .into_iter()

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ObjectMeta, PostParams};
 use sealant_crds::SealedSecret;
 use sealant_e2e::bitnami::{NAME, NAMESPACE};
-use sealant_e2e::{TestNamespace, cluster, peers::Peers, tools};
+use sealant_e2e::{TestNamespace, cluster, peers::peers, tools};
 use sealant_keys::{Certificate, OffsetDateTime, PrivateKey};
 
 /// A Secret manifest with string values.
@@ -57,8 +57,7 @@ fn sealant() -> Command {
 }
 
 fn kubeseal(home: &Path) -> Command {
-    let peers = Peers::resolve().expect("peers");
-    let mut cmd = Command::new(peers.kubeseal);
+    let mut cmd = Command::new(&peers().expect("peers").kubeseal);
     // No ambient kubeconfig: only what each test passes.
     cmd.env("HOME", home).env_remove("KUBECONFIG");
     cmd
