@@ -53,9 +53,14 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "test failed in namespace {}; control plane in {}\n{}",
+                "test failed in namespace {}; control plane files in {} ({})\n{}",
                 self.name,
                 self.cluster.dir.display(),
+                if self.cluster.keep {
+                    "kept"
+                } else {
+                    "removed at exit; SEALANT_TEST_KEEP=1 keeps them"
+                },
                 self.cluster.log_tails(30)
             );
         }
