@@ -253,7 +253,7 @@ pub fn decide(
         return Ok(Plan::Unchanged);
     }
     let payload_changes = !same_map(&existing.data, &next.data)
-        || existing.type_ != next.type_
+        || secret_type(existing) != secret_type(&next)
         || existing.immutable.unwrap_or(false) != next.immutable.unwrap_or(false);
     if existing.immutable == Some(true) && payload_changes {
         return Err(Error::Immutable {
@@ -276,10 +276,16 @@ fn same_map<V: PartialEq>(
     a.as_ref().unwrap_or(&empty) == b.as_ref().unwrap_or(&empty)
 }
 
+/// The Secret's type as the API server stores it: an absent type is defaulted to
+/// `Opaque`, so the two must compare equal or every pass would rewrite the Secret.
+fn secret_type(secret: &Secret) -> &str {
+    secret.type_.as_deref().unwrap_or("Opaque")
+}
+
 /// Semantic equality of the fields the controller writes.
 fn same(a: &Secret, b: &Secret) -> bool {
     same_map(&a.data, &b.data)
-        && a.type_ == b.type_
+        && secret_type(a) == secret_type(b)
         && a.immutable.unwrap_or(false) == b.immutable.unwrap_or(false)
         && same_map(&a.metadata.labels, &b.metadata.labels)
         && same_map(&a.metadata.annotations, &b.metadata.annotations)
@@ -658,6 +664,26 @@ mod tests {
             decide(&s, Some(&merged), want(&s)).expect("plan"),
             Plan::Unchanged,
             "patch converges"
+        );
+    }
+
+    #[test]
+    fn server_defaulted_opaque_type_is_not_a_difference() {
+        let s = sealed();
+        let mut e = want(&s);
+        assert_eq!(e.type_, None);
+        e.type_ = Some("Opaque".to_owned());
+        assert_eq!(
+            decide(&s, Some(&e), want(&s)).expect("plan"),
+            Plan::Unchanged
+        );
+        e.immutable = Some(true);
+        let mut w = want(&s);
+        w.immutable = Some(true);
+        assert_eq!(
+            decide(&s, Some(&e), w).expect("plan"),
+            Plan::Unchanged,
+            "not an immutability violation either"
         );
     }
 

@@ -13,7 +13,9 @@
 //!
 //! What is proven where: every decision is unit-tested in [`crate::reconcile`],
 //! [`crate::digest`], [`crate::key_secrets`] and [`crate::http`]. This module only
-//! moves data between those functions and the API server. No automated end-to-end
+//! moves data between those functions and the API server. Its unit tests drive one
+//! reconcile pass against a scripted API server (the requests sent, their order and
+//! bodies: create, zero-decryption restart, repair, refusal). No automated end-to-end
 //! test covers it yet (that belongs in `tests/`, with the harness's control plane). It
 //! was run by hand against that control plane: a SealedSecret sealed by `sealant`
 //! became its Secret with an ownerReference, `Synced=True` and an `Unsealed` event; a
@@ -661,5 +663,344 @@ impl KeyManager {
             object: format!("namespace {}", self.namespace),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The wiring against a scripted API server (a `tower::service_fn`, no sockets):
+    //! which requests one reconcile pass sends, in which order, with which bodies.
+
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use http::{Request, Response, StatusCode};
+    use http_body_util::{BodyExt as _, Full};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use sealant_crds::{SealOptions, seal_secret};
+
+    use super::*;
+    use crate::key_secrets::tests::test_keys;
+
+    /// One request the controller sent: method, path (with query) and JSON body.
+    type Sent = (String, String, serde_json::Value);
+
+    struct Fake {
+        existing: Option<Secret>,
+        sealed: SealedSecret,
+    }
+
+    /// One SealedSecret for every test: sealing again would give new ciphertext, which
+    /// the in-sync proof rightly treats as a change.
+    fn sealed() -> SealedSecret {
+        static SEALED: std::sync::OnceLock<SealedSecret> = std::sync::OnceLock::new();
+        SEALED
+            .get_or_init(|| {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some("db".to_owned()),
+                        namespace: Some("app".to_owned()),
+                        ..ObjectMeta::default()
+                    },
+                    string_data: Some(BTreeMap::from([(
+                        "password".to_owned(),
+                        "hunter2".to_owned(),
+                    )])),
+                    ..Secret::default()
+                };
+                let mut s = seal_secret(
+                    &secret,
+                    test_keys()[2].1.public_key(),
+                    &SealOptions::default(),
+                )
+                .expect("seals");
+                s.metadata.uid = Some("uid-1".to_owned());
+                s.metadata.generation = Some(1);
+                s
+            })
+            .clone()
+    }
+
+    fn context(fake: Fake) -> (Arc<Context>, Arc<Mutex<Vec<Sent>>>) {
+        let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
+        let log = sent.clone();
+        let fake = Arc::new(fake);
+        let service = tower::service_fn(move |req: Request<kube::client::Body>| {
+            let log = log.clone();
+            let fake = fake.clone();
+            async move {
+                let method = req.method().to_string();
+                let path = req.uri().to_string();
+                let bytes = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let body: serde_json::Value =
+                    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                log.lock()
+                    .expect("lock")
+                    .push((method.clone(), path.clone(), body.clone()));
+                let route = path.split('?').next().unwrap_or_default().to_owned();
+                let (status, reply) = match (method.as_str(), route.as_str()) {
+                    ("GET", "/api/v1/namespaces/app/secrets/db") => match &fake.existing {
+                        Some(s) => (StatusCode::OK, serde_json::to_value(s).expect("json")),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "secrets \"db\" not found"}),
+                        ),
+                    },
+                    ("POST", "/api/v1/namespaces/app/secrets") => {
+                        // The API server defaults the type, as a real one does.
+                        let mut stored = body;
+                        if stored.get("type").is_none() {
+                            stored["type"] = serde_json::json!("Opaque");
+                        }
+                        (StatusCode::CREATED, stored)
+                    }
+                    ("PUT", "/api/v1/namespaces/app/secrets/db") => (StatusCode::OK, body),
+                    (
+                        "PATCH",
+                        "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+                    ) => (
+                        StatusCode::OK,
+                        serde_json::to_value(&fake.sealed).expect("json"),
+                    ),
+                    ("POST", "/apis/events.k8s.io/v1/namespaces/app/events") => {
+                        (StatusCode::CREATED, body)
+                    }
+                    _ => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        serde_json::json!({"unexpected": path}),
+                    ),
+                };
+                let response = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Full::new(axum::body::Bytes::from(reply.to_string())))
+                    .expect("response");
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let client = Client::new(service, "default");
+        let mut keys = Keys::default();
+        for (k, c) in test_keys() {
+            keys.insert(k.clone(), c.clone(), c.not_before());
+        }
+        let ctx = Context {
+            client: client.clone(),
+            keys: Arc::new(KeyStore::new(keys)),
+            metrics: Arc::new(Metrics::new("test", false)),
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: EVENT_COMPONENT.to_owned(),
+                    instance: None,
+                },
+            ),
+            update_status: true,
+            accept_v1_data: true,
+        };
+        (Arc::new(ctx), sent)
+    }
+
+    fn calls(sent: &Mutex<Vec<Sent>>) -> Vec<(String, String)> {
+        sent.lock()
+            .expect("lock")
+            .iter()
+            .map(|(m, p, _)| {
+                (
+                    m.clone(),
+                    p.split('?').next().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn body_of(sent: &Mutex<Vec<Sent>>, method: &str, path_prefix: &str) -> serde_json::Value {
+        sent.lock()
+            .expect("lock")
+            .iter()
+            .find(|(m, p, _)| m == method && p.starts_with(path_prefix))
+            .map(|(_, _, b)| b.clone())
+            .unwrap_or_else(|| panic!("no {method} {path_prefix}"))
+    }
+
+    #[tokio::test]
+    async fn first_pass_creates_owned_secret_with_field_manager_and_reports_synced() {
+        let s = sealed();
+        let (ctx, sent) = context(Fake {
+            existing: None,
+            sealed: s.clone(),
+        });
+        let action = reconcile(Arc::new(s), ctx.clone())
+            .await
+            .expect("reconciles");
+        assert_eq!(action, Action::await_change());
+        let methods = calls(&sent);
+        assert_eq!(
+            methods[0],
+            (
+                "GET".to_owned(),
+                "/api/v1/namespaces/app/secrets/db".to_owned()
+            )
+        );
+        assert_eq!(
+            methods[1],
+            (
+                "POST".to_owned(),
+                "/api/v1/namespaces/app/secrets".to_owned()
+            )
+        );
+        let create_path = sent.lock().expect("lock")[1].1.clone();
+        assert!(
+            create_path.contains("fieldManager=sealant-controller"),
+            "{create_path}"
+        );
+        let created = body_of(&sent, "POST", "/api/v1/namespaces/app/secrets");
+        assert_eq!(created["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(created["data"]["password"], "aHVudGVyMg==");
+        assert!(created["metadata"]["annotations"][digest::ANNOTATION].is_string());
+        let status = body_of(
+            &sent,
+            "PATCH",
+            "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+        );
+        assert_eq!(status["status"]["conditions"][0]["status"], "True");
+        assert_eq!(status["status"]["observedGeneration"], 1);
+        let event = body_of(
+            &sent,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/app/events",
+        );
+        assert_eq!(event["reason"], "Unsealed");
+        assert_eq!(
+            (ctx.metrics.decryptions(), ctx.metrics.in_sync_skips()),
+            (1, 0)
+        );
+    }
+
+    /// The Secret the first pass wrote, as the API server would return it.
+    async fn written_secret() -> Secret {
+        let s = sealed();
+        let (ctx, sent) = context(Fake {
+            existing: None,
+            sealed: s.clone(),
+        });
+        reconcile(Arc::new(s), ctx).await.expect("reconciles");
+        let mut secret: Secret =
+            serde_json::from_value(body_of(&sent, "POST", "/api/v1/namespaces/app/secrets"))
+                .expect("Secret");
+        secret.metadata.resource_version = Some("5".to_owned());
+        secret
+    }
+
+    #[tokio::test]
+    async fn restart_over_in_sync_secret_decrypts_nothing_and_writes_nothing() {
+        let existing = written_secret().await;
+        let mut s = sealed();
+        s.status = reconcile::synced_status(
+            None,
+            Some(1),
+            Ok(()),
+            Time(k8s_openapi::jiff::Timestamp::now()),
+        );
+        let (ctx, sent) = context(Fake {
+            existing: Some(existing),
+            sealed: s.clone(),
+        });
+        reconcile(Arc::new(s), ctx.clone())
+            .await
+            .expect("reconciles");
+        assert_eq!(
+            calls(&sent),
+            vec![(
+                "GET".to_owned(),
+                "/api/v1/namespaces/app/secrets/db".to_owned()
+            )]
+        );
+        assert_eq!(
+            (ctx.metrics.decryptions(), ctx.metrics.in_sync_skips()),
+            (0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn hand_edited_secret_is_decrypted_and_repaired_with_optimistic_replace() {
+        let mut existing = written_secret().await;
+        existing
+            .data
+            .as_mut()
+            .expect("data")
+            .insert("password".to_owned(), ByteString(b"edited".to_vec()));
+        let s = sealed();
+        let (ctx, sent) = context(Fake {
+            existing: Some(existing),
+            sealed: s.clone(),
+        });
+        reconcile(Arc::new(s), ctx.clone())
+            .await
+            .expect("reconciles");
+        let put = body_of(&sent, "PUT", "/api/v1/namespaces/app/secrets/db");
+        assert_eq!(put["data"]["password"], "aHVudGVyMg==");
+        assert_eq!(put["metadata"]["resourceVersion"], "5");
+        assert_eq!(
+            (ctx.metrics.decryptions(), ctx.metrics.in_sync_skips()),
+            (1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn foreign_secret_is_not_written_and_the_refusal_is_reported() {
+        let foreign = Secret {
+            metadata: ObjectMeta {
+                name: Some("db".to_owned()),
+                namespace: Some("app".to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        let s = sealed();
+        let (ctx, sent) = context(Fake {
+            existing: Some(foreign),
+            sealed: s.clone(),
+        });
+        let err = reconcile(Arc::new(s), ctx.clone())
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, Error::Unmanaged { .. }), "{err:?}");
+        assert!(
+            !calls(&sent)
+                .iter()
+                .any(|(m, p)| (m == "POST" || m == "PUT") && p.contains("/secrets"))
+        );
+        let status = body_of(
+            &sent,
+            "PATCH",
+            "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+        );
+        assert_eq!(status["status"]["conditions"][0]["status"], "False");
+        assert_eq!(
+            status["status"]["conditions"][0]["message"],
+            r#"Resource "db" already exists and is not managed by SealedSecret"#
+        );
+        let event = body_of(
+            &sent,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/app/events",
+        );
+        assert_eq!(event["reason"], "ErrUpdateFailed");
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(
+            ctx.metrics.decryptions(),
+            0,
+            "no RSA work for a Secret in the way"
+        );
+        assert!(
+            ctx.metrics
+                .encode()
+                .contains(r#"unseal_errors_total{reason="unmanaged",namespace="app"} 1"#)
+        );
     }
 }
