@@ -132,30 +132,30 @@ impl Metrics {
 
         {
             let bitnami = registry.sub_registry_with_prefix("sealed_secrets_controller");
-            bitnami.register("build_info", "Build information.", build_info);
+            bitnami.register("build_info", "Build information", build_info);
             bitnami.register(
                 "unseal_requests",
-                "Total number of sealed secret unseal requests.",
+                "Total number of sealed secret unseal requests",
                 unseal_requests.clone(),
             );
             bitnami.register(
                 "unseal_errors",
-                "Total number of sealed secret unseal errors by reason.",
+                "Total number of sealed secret unseal errors by reason",
                 unseal_errors.clone(),
             );
             bitnami.register(
                 "condition_info",
-                "Current SealedSecret condition status: 1 True, 0 False, -1 Unknown.",
+                "Current SealedSecret condition status: 1 True, 0 False, -1 Unknown",
                 condition_info.clone(),
             );
             bitnami.register(
                 "http_requests",
-                "Total number of HTTP requests by handler, method and status code.",
+                "Total number of HTTP requests by handler, method and status code",
                 http_requests.clone(),
             );
             bitnami.register(
                 "http_request_duration_seconds",
-                "HTTP request latencies in seconds.",
+                "HTTP request latencies in seconds",
                 http_duration.clone(),
             );
         }
@@ -163,12 +163,12 @@ impl Metrics {
             let ours = registry.sub_registry_with_prefix("sealant_controller");
             ours.register(
                 "decryptions",
-                "SealedSecrets decrypted with a private key (RSA work).",
+                "SealedSecrets decrypted with a private key (RSA work)",
                 decryptions.clone(),
             );
             ours.register(
                 "in_sync_skips",
-                "Reconcile passes where the in-sync proof made decryption unnecessary.",
+                "Reconcile passes where the in-sync proof made decryption unnecessary",
                 in_sync_skips.clone(),
             );
         }
@@ -302,6 +302,10 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle}\n{text}");
         }
+        assert!(
+            !text.contains("..\n"),
+            "help texts end in one period\n{text}"
+        );
     }
 
     #[test]
