@@ -17,7 +17,8 @@
 //! Flags Bitnami has that sealant accepts but does not need are documented on the
 //! field: `--kubeclient-qps`/`--kubeclient-burst` (sealant has no client-side
 //! throttle), `--old-gc-behavior` (sealant never deletes Secrets; Kubernetes garbage
-//! collection does) and `--log-info-stdout`.
+//! collection does), `--log-info-stdout`, and `--max-unseal-retries` (sealant keeps
+//! retrying permanent failures on a long backoff instead of dropping them).
 //!
 //! Our own flags: `--workers` (concurrent reconciles).
 
@@ -159,8 +160,9 @@ pub struct Flags {
     )]
     pub log_format: LogFormat,
 
-    /// How many times an object that fails to unseal is retried before the controller
-    /// waits for it to change.
+    /// Accepted for compatibility. sealant does not drop an object after N failures:
+    /// a permanent failure (bad ciphertext, bad spec, unmanaged Secret) is retried
+    /// every 15 minutes and whenever the keys change; a transient one after 5 seconds.
     #[arg(long, env = "SEALED_SECRETS_MAX_UNSEAL_RETRIES", default_value_t = 5)]
     pub max_unseal_retries: u32,
 

@@ -61,3 +61,19 @@ fn help_lists_bitnami_flags_with_their_env_vars() {
         assert!(stdout.contains(needle), "missing {needle}");
     }
 }
+
+#[test]
+fn json_log_format_writes_one_json_object_per_line() {
+    let out = run(&["--log-format=json", "--leader-elect"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().next().expect("a log line on stdout");
+    let value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(value["level"], "ERROR", "{line}");
+    assert!(
+        value["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--leader-elect")),
+        "{line}"
+    );
+}
