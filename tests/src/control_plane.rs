@@ -326,6 +326,27 @@ impl ControlPlane {
         Ok(path)
     }
 
+    /// Creates the ServiceAccount `namespace/name`, with no rights beyond what every
+    /// authenticated user has, and returns a kubeconfig that acts as it.
+    pub async fn new_service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf> {
+        let account = ServiceAccount {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<ServiceAccount>::namespaced(self.client().await?, namespace)
+            .create(&PostParams::default(), &account)
+            .await
+            .with_context(|| format!("cannot create the ServiceAccount {namespace}/{name}"))?;
+        self.service_account_kubeconfig(namespace, name).await
+    }
+
     /// The Bitnami controller, started on first use. See [`crate::bitnami`].
     pub fn bitnami(&'static self) -> Result<&'static BitnamiController> {
         self.bitnami

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
 use sealant_crds::SealedSecret;
 use sealant_e2e::bitnami::{NAME, NAMESPACE};
 use sealant_e2e::{TestNamespace, cluster, peers::peers, tools};
@@ -191,21 +191,8 @@ async fn sealant_fetches_the_bitnami_cert_through_the_service_proxy_with_default
         .await
         .expect("namespace");
     // An ordinary user: only what system:authenticated is granted.
-    Api::<ServiceAccount>::namespaced(cp.client().await.expect("client"), &ns.name)
-        .create(
-            &PostParams::default(),
-            &ServiceAccount {
-                metadata: ObjectMeta {
-                    name: Some("developer".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("service account");
     let kubeconfig = cp
-        .service_account_kubeconfig(&ns.name, "developer")
+        .new_service_account_kubeconfig(&ns.name, "developer")
         .await
         .expect("kubeconfig");
     let served = bitnami.cert_pem().expect("cert from the controller");

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
@@ -194,21 +194,8 @@ async fn service_account_kubeconfig_has_exactly_the_rights_rbac_grants() {
     let cp = cluster().expect("control plane");
     let ns = TestNamespace::new(cp, "sa-rbac").await.expect("namespace");
     let admin = cp.client().await.expect("client");
-    Api::<ServiceAccount>::namespaced(admin.clone(), &ns.name)
-        .create(
-            &PostParams::default(),
-            &ServiceAccount {
-                metadata: ObjectMeta {
-                    name: Some("reader".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("service account");
     let kubeconfig = cp
-        .service_account_kubeconfig(&ns.name, "reader")
+        .new_service_account_kubeconfig(&ns.name, "reader")
         .await
         .expect("kubeconfig");
     let sa = client_from(&kubeconfig).await.expect("sa client");
