@@ -223,14 +223,7 @@ fn raw(
 
 /// `--validate`: ask the controller whether it can decrypt each document.
 fn validate(args: &KubesealArgs) -> Result<()> {
-    let input = documents::read_input(args.secret_file.as_deref())?;
-    let docs = documents::parse(&input, "SealedSecret")?;
-    let bodies = sealed_bodies(&docs)?;
-    let cluster = cluster::Cluster::connect(
-        &args.cluster,
-        &args.cert.controller_namespace,
-        &args.cert.controller_name,
-    )?;
+    let (cluster, bodies) = controller_requests(args)?;
     for (label, body) in bodies {
         cluster.verify(body).with_context(|| label.to_string())?;
     }
@@ -239,14 +232,7 @@ fn validate(args: &KubesealArgs) -> Result<()> {
 
 /// `--re-encrypt`: have the controller re-encrypt each document with its newest key.
 fn re_encrypt_documents(args: &KubesealArgs, out: &Output) -> Result<()> {
-    let input = documents::read_input(args.secret_file.as_deref())?;
-    let docs = documents::parse(&input, "SealedSecret")?;
-    let bodies = sealed_bodies(&docs)?;
-    let cluster = cluster::Cluster::connect(
-        &args.cluster,
-        &args.cert.controller_namespace,
-        &args.cert.controller_name,
-    )?;
+    let (cluster, bodies) = controller_requests(args)?;
     let mut rendered = Zeroizing::new(String::new());
     for (label, body) in bodies {
         let response = cluster.rotate(body).with_context(|| label.to_string())?;
@@ -261,16 +247,29 @@ fn re_encrypt_documents(args: &KubesealArgs, out: &Output) -> Result<()> {
     out.write(rendered.as_bytes(), false)
 }
 
-/// Each document checked to be a SealedSecret, as the JSON body the controller takes.
-fn sealed_bodies(docs: &[documents::Document]) -> Result<Vec<(documents::DocumentLabel, Vec<u8>)>> {
-    docs.iter()
+/// One SealedSecret of the input, as the JSON body the controller takes.
+type RequestBody = (documents::DocumentLabel, Vec<u8>);
+
+/// The input's documents, each checked to be a SealedSecret, as request bodies, and the
+/// connection to the controller that will take them.
+fn controller_requests(args: &KubesealArgs) -> Result<(cluster::Cluster, Vec<RequestBody>)> {
+    let input = documents::read_input(args.secret_file.as_deref())?;
+    let docs = documents::parse(&input, "SealedSecret")?;
+    let bodies = docs
+        .iter()
         .map(|doc| {
             let label = doc.label();
             let sealed = doc.to_sealed_secret().with_context(|| label.to_string())?;
             let body = serde_json::to_vec(&sealed).context("cannot encode the SealedSecret")?;
             Ok((label, body))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let cluster = cluster::Cluster::connect(
+        &args.cluster,
+        &args.cert.controller_namespace,
+        &args.cert.controller_name,
+    )?;
+    Ok((cluster, bodies))
 }
 
 /// `sealant create NAME ...`.
