@@ -49,7 +49,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{Controller, WatchStreamExt as _, reflector, watcher};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt as _, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt as _};
 use sealant_crds::{CONDITION_SYNCED, SealedSecret};
 use sealant_keys::{Fingerprint, OffsetDateTime};
@@ -205,7 +205,15 @@ fn run_controller(
     if !flags.label_selector.is_empty() {
         config = config.labels(&flags.label_selector);
     }
-    let mut controller = Controller::new(sealed, config)
+    // Status writes (ours included) change neither the spec nor the scope: filtering
+    // them out keeps a failing object from being decrypted again because its status
+    // was just written.
+    let (reader, writer) = reflector::store();
+    let trigger = reflector(writer, watcher(sealed, config))
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(spec_and_scope, PredicateConfig::default());
+    let mut controller = Controller::for_stream(trigger, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(flags.workers))
         .reconcile_all_on(changes(key_changes))
         .shutdown_on_signal();
@@ -218,6 +226,18 @@ fn run_controller(
     controller
         .run(reconcile, error_policy, context)
         .for_each(|_| future::ready(()))
+}
+
+/// What a pass depends on, hashed: the object's identity, its spec (through
+/// `generation`) and its annotations (the scope). Status and `resourceVersion` are
+/// left out.
+pub fn spec_and_scope(sealed: &SealedSecret) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sealed.metadata.uid.hash(&mut h);
+    sealed.metadata.generation.hash(&mut h);
+    sealed.metadata.annotations.hash(&mut h);
+    Some(h.finish())
 }
 
 fn changes(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
@@ -825,6 +845,30 @@ mod tests {
             .find(|(m, p, _)| m == method && p.starts_with(path_prefix))
             .map(|(_, _, b)| b.clone())
             .unwrap_or_else(|| panic!("no {method} {path_prefix}"))
+    }
+
+    #[test]
+    fn status_writes_do_not_retrigger_but_spec_and_scope_changes_do() {
+        let s = sealed();
+        let base = spec_and_scope(&s);
+        let mut status_only = s.clone();
+        status_only.status = reconcile::synced_status(
+            None,
+            Some(1),
+            Err("x"),
+            Time(k8s_openapi::jiff::Timestamp::now()),
+        );
+        status_only.metadata.resource_version = Some("99".to_owned());
+        assert_eq!(spec_and_scope(&status_only), base);
+        let mut new_generation = s.clone();
+        new_generation.metadata.generation = Some(2);
+        assert_ne!(spec_and_scope(&new_generation), base);
+        let mut rescoped = s.clone();
+        sealant_crds::annotations::set_scope(
+            &mut rescoped.metadata,
+            sealant_keys::Scope::NamespaceWide,
+        );
+        assert_ne!(spec_and_scope(&rescoped), base);
     }
 
     #[tokio::test]
