@@ -172,34 +172,6 @@ pub fn desired(sealed: &SealedSecret, mut produced: Secret, digest: Option<Strin
     produced
 }
 
-/// The Secret that `sealed` unseals into, without its data: the template's
-/// metadata, type and immutability, with name and namespace forced to the
-/// SealedSecret's and server-set metadata dropped. Equal, apart from `data`, to what
-/// [`sealant_crds::Unsealed::into_secret`] returns for a `spec.encryptedData`
-/// SealedSecret (a test checks this); used when the in-sync proof makes decryption
-/// unnecessary.
-pub fn shell(sealed: &SealedSecret) -> Secret {
-    let template = sealed.spec.template.clone().unwrap_or_default();
-    let mut metadata = template.metadata.unwrap_or_default();
-    metadata.uid = None;
-    metadata.resource_version = None;
-    metadata.generation = None;
-    metadata.creation_timestamp = None;
-    metadata.deletion_timestamp = None;
-    metadata.deletion_grace_period_seconds = None;
-    metadata.managed_fields = None;
-    metadata.self_link = None;
-    metadata.name = sealed.metadata.name.clone();
-    metadata.namespace = sealed.metadata.namespace.clone();
-    Secret {
-        metadata,
-        type_: template.type_,
-        immutable: template.immutable,
-        data: None,
-        string_data: None,
-    }
-}
-
 /// Decides what to write, given the Secret that should exist (`desired`, from
 /// [`desired`]) and the one that does.
 pub fn decide(
@@ -403,7 +375,7 @@ mod tests {
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use k8s_openapi::jiff::Timestamp;
-    use sealant_crds::{SealOptions, SecretTemplateSpec, seal_secret};
+    use sealant_crds::{SealOptions, SecretTemplateSpec, seal_secret, secret_shell};
     use sealant_keys::OffsetDateTime;
 
     use super::*;
@@ -461,7 +433,7 @@ mod tests {
     }
 
     fn want(s: &SealedSecret) -> Secret {
-        let mut shell = shell(s);
+        let mut shell = secret_shell(s);
         shell.data = data(&[("password", "hunter2")]);
         desired(s, shell, None)
     }
@@ -755,7 +727,7 @@ mod tests {
         for template in templates {
             let s = sealed_with(template);
             let from_unseal = unseal(&s, &ring, None).expect("unseals").into_secret();
-            let mut from_shell = shell(&s);
+            let mut from_shell = secret_shell(&s);
             from_shell.data = from_unseal.data.clone();
             assert_eq!(from_shell, from_unseal);
         }
@@ -764,7 +736,7 @@ mod tests {
     #[test]
     fn digest_annotation_is_written_and_counts_as_a_difference_once() {
         let s = sealed();
-        let mut shell_ = shell(&s);
+        let mut shell_ = secret_shell(&s);
         shell_.data = data(&[("password", "hunter2")]);
         let d = digest::annotation_value(&test_keys()[2].0, &s, shell_.data.as_ref().expect("d"));
         let with_digest = desired(&s, shell_, d);

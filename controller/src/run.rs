@@ -51,7 +51,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt as _, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt as _};
-use sealant_crds::{CONDITION_SYNCED, SealedSecret};
+use sealant_crds::{CONDITION_SYNCED, SealedSecret, secret_shell};
 use sealant_keys::{Fingerprint, OffsetDateTime};
 use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
@@ -62,7 +62,7 @@ use crate::http::{ApiState, TokenBucket, api_router, metrics_router};
 use crate::key_secrets::{self, KEY_SELECTOR, KeyStore, Keys, Renewal};
 use crate::metrics::{ErrorReason, Metrics};
 use crate::reconcile::{
-    self, EVENT_COMPONENT, FIELD_MANAGER, Ownership, Plan, decide, desired, ownership, shell,
+    self, EVENT_COMPONENT, FIELD_MANAGER, Ownership, Plan, decide, desired, ownership,
     unseal_checked,
 };
 use crate::{Error, ErrorClass};
@@ -347,7 +347,7 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Plan, (Erro
     let (produced, signer) = match proven {
         Some((existing, fingerprint)) => {
             ctx.metrics.in_sync_skip();
-            let mut produced = shell(sealed);
+            let mut produced = secret_shell(sealed);
             produced.data = Some(in_sync_data(sealed, existing));
             (produced, Some(fingerprint))
         }

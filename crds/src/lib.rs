@@ -46,7 +46,7 @@ pub use types::{
     PLURAL, SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus,
     SecretTemplateSpec, VERSION,
 };
-pub use unseal::{Unsealed, owner_reference, unseal};
+pub use unseal::{Unsealed, owner_reference, secret_shell, unseal};
 
 /// Re-exported so that callers name the scope with the same type this crate uses.
 pub use sealant_keys::Scope;

@@ -94,22 +94,20 @@ impl Unsealed {
     /// the apiserver sets (uid, resourceVersion, timestamps, managedFields) is dropped.
     /// No ownerReference is added here: see [`owner_reference`].
     pub fn into_secret(self) -> Secret {
-        let mut metadata = self.metadata;
-        strip_server_fields(&mut metadata);
-        metadata.name = Some(self.name);
-        metadata.namespace = self.namespace;
         let data: BTreeMap<String, ByteString> = self
             .data
             .iter()
             .map(|(k, v)| (k.clone(), ByteString(v.expose_secret().to_vec())))
             .collect();
-        Secret {
-            metadata,
-            type_: self.type_,
-            immutable: self.immutable,
-            data: (!data.is_empty()).then_some(data),
-            string_data: None,
-        }
+        let mut secret = shaped(
+            self.metadata,
+            self.type_,
+            self.immutable,
+            self.name,
+            self.namespace,
+        );
+        secret.data = (!data.is_empty()).then_some(data);
+        secret
     }
 }
 
@@ -123,6 +121,43 @@ impl fmt::Debug for Unsealed {
             .field("keys", &self.data.keys().collect::<Vec<_>>())
             .field("fingerprints", &self.fingerprints)
             .finish_non_exhaustive()
+    }
+}
+
+/// The Secret that the `encryptedData` of `sealed` unseals into, without its data: the
+/// template's metadata (server-set fields dropped), type and immutable, with name and
+/// namespace forced to the SealedSecret's. It needs no key, so the controller can check
+/// the shape of an existing Secret without decrypting anything.
+/// [`Unsealed::into_secret`] gives exactly this plus the data.
+pub fn secret_shell(sealed: &SealedSecret) -> Secret {
+    let template = sealed.spec.template.clone().unwrap_or_default();
+    shaped(
+        template.metadata.unwrap_or_default(),
+        template.type_,
+        template.immutable,
+        sealed.metadata.name.clone().unwrap_or_default(),
+        sealed.metadata.namespace.clone(),
+    )
+}
+
+/// A data-less Secret: `metadata` without the fields the apiserver sets, with the given
+/// name and namespace.
+fn shaped(
+    mut metadata: ObjectMeta,
+    type_: Option<String>,
+    immutable: Option<bool>,
+    name: String,
+    namespace: Option<String>,
+) -> Secret {
+    strip_server_fields(&mut metadata);
+    metadata.name = Some(name);
+    metadata.namespace = namespace;
+    Secret {
+        metadata,
+        type_,
+        immutable,
+        data: None,
+        string_data: None,
     }
 }
 
