@@ -43,6 +43,12 @@ pub struct BitnamiController {
 }
 
 impl BitnamiController {
+    /// Kills it. It is shared by the whole test binary and never restarted, so only a
+    /// binary with a single test that needs it may call this.
+    pub fn kill(&self) {
+        self.component.kill();
+    }
+
     /// The certificate it currently seals with, fetched directly (not via the proxy).
     pub fn cert_pem(&self) -> Result<String> {
         let (code, body) = http_get(self.addr, "/v1/cert.pem")?;

@@ -34,6 +34,7 @@ pub mod netns;
 pub mod peers;
 pub mod pki;
 pub mod process;
+pub mod sealant_controller;
 pub mod tools;
 
 pub use control_plane::{ControlPlane, cluster};

@@ -5,6 +5,7 @@
 //! `CARGO_BIN_EXE_sealant`. The harness asks Cargo to build it into the same target
 //! directory and profile as the running test (a no-op when `cargo test --workspace`
 //! already did), so a test never runs a stale binary. `SEALANT_BIN` overrides this.
+//! `sealant-controller` is found the same way (`SEALANT_CONTROLLER_BIN`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,18 +16,38 @@ use anyhow::{Context as _, Result, bail};
 /// Our `sealant` binary: `$SEALANT_BIN`, or built by Cargo next to this test binary.
 pub fn sealant() -> Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| locate_sealant().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
+    BIN.get_or_init(|| {
+        locate("SEALANT_BIN", "sealant-cli", "sealant").map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
 }
 
-fn locate_sealant() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("SEALANT_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(bin);
-        if !bin.is_file() {
-            bail!("SEALANT_BIN={} is not a file", bin.display());
+/// Our `sealant-controller` binary: `$SEALANT_CONTROLLER_BIN`, or built by Cargo next
+/// to this test binary.
+pub fn sealant_controller() -> Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        locate(
+            "SEALANT_CONTROLLER_BIN",
+            "sealant-controller",
+            "sealant-controller",
+        )
+        .map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// `$<env_var>` if set, else `bin` of `package`, built by Cargo into this test
+/// binary's target directory and profile.
+fn locate(env_var: &str, package: &str, bin: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("{env_var}={} is not a file", path.display());
         }
-        return Ok(bin);
+        return Ok(path);
     }
     // target/<profile>/deps/<test binary>
     let exe = std::env::current_exe().context("current_exe")?;
@@ -43,7 +64,7 @@ fn locate_sealant() -> Result<PathBuf> {
         .unwrap_or("debug");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "sealant-cli", "--bin", "sealant"])
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CARGO_TARGET_DIR", target_dir)
         .stdout(Stdio::null());
@@ -56,15 +77,17 @@ fn locate_sealant() -> Result<PathBuf> {
             cmd.args(["--profile", other]);
         }
     }
-    let status = cmd.status().context("cannot run cargo to build sealant")?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run cargo to build {bin}"))?;
     if !status.success() {
-        bail!("cargo build -p sealant-cli --bin sealant failed ({status})");
+        bail!("cargo build -p {package} --bin {bin} failed ({status})");
     }
-    let bin = profile_dir.join("sealant");
-    if !bin.is_file() {
-        bail!("cargo built sealant, but {} does not exist", bin.display());
+    let path = profile_dir.join(bin);
+    if !path.is_file() {
+        bail!("cargo built {bin}, but {} does not exist", path.display());
     }
-    Ok(bin)
+    Ok(path)
 }
 
 /// `kubectl`: `$TEST_ASSET_KUBECTL` (or build.sh's, once it builds one), else the first

@@ -1,0 +1,177 @@
+//! Our `sealant-controller`, run out of cluster as the Bitnami controller is (see
+//! [`crate::bitnami`]): in the test host's network namespace, listening on the
+//! namespace-side address, with the rights of `deploy/rbac.yaml` only.
+//!
+//! Guarantees:
+//! - the controller acts with a TokenRequest token of the ServiceAccount
+//!   `kube-system/sealed-secrets-controller`, bound by `deploy/rbac.yaml`, never as
+//!   admin, so a grant missing from `deploy/` fails a test;
+//! - each controller watches one namespace only (`--all-namespaces=false`) and keeps
+//!   its keys there (`POD_NAMESPACE`), so tests that each start one in their own
+//!   [`crate::TestNamespace`] cannot see each other's objects or keys;
+//! - its combined output is captured in `<control plane dir>/logs/`, and
+//!   [`SealantController::log`] reads it back (to prove no plaintext is ever logged).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+
+use crate::bitnami::apply_manifests;
+use crate::control_plane::{ControlPlane, http_get, wait_until};
+use crate::process::Component;
+
+/// The controller's ServiceAccount (in `kube-system`), as `deploy/` names it.
+pub const SERVICE_ACCOUNT: &str = "sealed-secrets-controller";
+/// `deploy/rbac.yaml`: the rights the controller runs with.
+pub const RBAC: &str = include_str!("../../deploy/rbac.yaml");
+
+/// A running `sealant-controller`.
+pub struct SealantController {
+    /// Its HTTP API on the test host.
+    pub addr: SocketAddr,
+    /// Its metrics endpoint on the test host.
+    pub metrics_addr: SocketAddr,
+    /// The namespace it watches and keeps its keys in.
+    pub namespace: String,
+    component: Component,
+}
+
+impl SealantController {
+    /// Starts a controller that watches `namespace` and keeps its keys there, with
+    /// `extra_args` after the harness's own flags, and waits until it serves a
+    /// certificate (its keys are loaded or made).
+    pub async fn start(
+        cluster: &ControlPlane,
+        namespace: &str,
+        extra_args: &[&str],
+    ) -> Result<Self> {
+        // Two ports per controller, distinct within the test binary (its own netns).
+        static NEXT_PORT: AtomicU16 = AtomicU16::new(18080);
+        let port = NEXT_PORT.fetch_add(2, Ordering::Relaxed);
+        let addr = SocketAddr::from((cluster.host.ns_ip, port));
+        let metrics_addr = SocketAddr::from((cluster.host.ns_ip, port + 1));
+
+        let kubeconfig = service_account_kubeconfig(cluster).await?;
+        let bin = crate::tools::sealant_controller()?;
+        let mut cmd = cluster.host.command(&bin.to_string_lossy());
+        cmd.arg(format!("--listen-addr={addr}"))
+            .arg(format!("--listen-metrics-addr={metrics_addr}"))
+            .arg("--all-namespaces=false")
+            // 2048-bit keys: a 4096-bit one takes seconds in a debug build.
+            .arg("--key-size=2048")
+            .args(extra_args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAMESPACE", namespace)
+            .env("POD_NAME", format!("sealant-controller-{port}"))
+            .env_remove("SEALED_SECRETS_LOG_FORMAT");
+        let component = cluster.reaper.spawn(
+            "sealant-controller",
+            cmd,
+            &cluster
+                .dir
+                .join(format!("logs/sealant-controller-{namespace}-{port}.log")),
+        )?;
+        wait_until(&component, "sealant-controller's /v1/cert.pem", || {
+            Ok(http_get(addr, "/v1/cert.pem")
+                .is_ok_and(|(code, body)| code == 200 && body.contains("BEGIN CERTIFICATE")))
+        })?;
+        Ok(Self {
+            addr,
+            metrics_addr,
+            namespace: namespace.to_owned(),
+            component,
+        })
+    }
+
+    /// The certificate it currently seals with, fetched directly.
+    pub fn cert_pem(&self) -> Result<String> {
+        let (code, body) = http_get(self.addr, "/v1/cert.pem")?;
+        if code != 200 {
+            bail!("GET /v1/cert.pem answered {code}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// The value of the unlabelled metric `name` on its metrics endpoint.
+    pub fn metric(&self, name: &str) -> Result<f64> {
+        let (code, body) = http_get(self.metrics_addr, "/metrics")?;
+        if code != 200 {
+            bail!("GET /metrics answered {code}: {body}");
+        }
+        body.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .with_context(|| format!("no metric {name} in:\n{body}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("metric {name} is not a number"))
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&self) -> Result<String> {
+        std::fs::read_to_string(&self.component.log)
+            .with_context(|| format!("read {}", self.component.log.display()))
+    }
+
+    /// Fails, with the end of its log, if it has exited.
+    pub fn check_running(&self) -> Result<()> {
+        self.component.check_running()
+    }
+
+    /// The path of its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.component.log.clone()
+    }
+
+    /// Kills it (SIGKILL), as a crash or an evicted Pod would end it.
+    pub fn kill(&self) {
+        self.component.kill();
+    }
+}
+
+impl Drop for SealantController {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- last 40 lines of {} -----\n{}",
+                self.component.log.display(),
+                crate::process::tail(&self.component.log, 40)
+            );
+        }
+        self.component.kill();
+    }
+}
+
+/// Applies `deploy/rbac.yaml` and the ServiceAccount, and returns a kubeconfig with a
+/// fresh token for it.
+async fn service_account_kubeconfig(cluster: &ControlPlane) -> Result<PathBuf> {
+    let client = cluster.client().await?;
+    let account = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(SERVICE_ACCOUNT.to_owned()),
+            namespace: Some("kube-system".to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(&account)?;
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "ServiceAccount".into();
+    Api::<ServiceAccount>::namespaced(client.clone(), "kube-system")
+        .patch(
+            SERVICE_ACCOUNT,
+            &PatchParams::apply("sealant-e2e"),
+            &Patch::Apply(&value),
+        )
+        .await
+        .context("apply the controller's ServiceAccount")?;
+    apply_manifests(&client, RBAC)
+        .await
+        .context("apply deploy/rbac.yaml")?;
+    cluster
+        .service_account_kubeconfig("kube-system", SERVICE_ACCOUNT)
+        .await
+}
