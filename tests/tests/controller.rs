@@ -1,10 +1,21 @@
-//! `sealant-controller`'s deployment end to end, on the harness's real control plane:
-//! `deploy/` applies with `kubectl`.
+//! `sealant-controller` end to end, on the harness's real control plane: `deploy/`
+//! applies, and the controller (running with the rights of `deploy/rbac.yaml` only)
+//! unseals, owns, repairs, refuses and restarts as issue #4 asks.
+//!
+//! Each test starts its own controller that watches only the test's namespace and
+//! keeps its keys there, so the tests are independent.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use sealant_e2e::{ControlPlane, cluster, tools};
+use k8s_openapi::api::core::v1::{Event, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use sealant_crds::SealedSecret;
+use sealant_e2e::sealant_controller::SealantController;
+use sealant_e2e::{ControlPlane, TestNamespace, cluster, random_hex, tools};
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,6 +27,123 @@ fn kubectl(cp: &ControlPlane) -> Command {
     let mut cmd = Command::new(tools::kubectl().expect("kubectl"));
     cmd.arg("--kubeconfig").arg(&cp.admin_kubeconfig);
     cmd
+}
+
+/// A Secret manifest with string values and optional extra metadata lines.
+fn secret_yaml(namespace: &str, name: &str, values: &[(&str, &str)]) -> String {
+    let data: String = values
+        .iter()
+        .map(|(k, v)| format!("  {k}: {v:?}\n"))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\n\
+         type: Opaque\nstringData:\n{data}"
+    )
+}
+
+/// Seals `values` as `namespace/name` with `cert_pem`, and returns the SealedSecret
+/// as YAML.
+fn seal(cert_pem: &str, namespace: &str, name: &str, values: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, cert_pem).expect("write cert");
+    tools::run(
+        Command::new(tools::sealant().expect("sealant binary"))
+            .arg("--cert")
+            .arg(&cert)
+            .args(["-o", "yaml"]),
+        secret_yaml(namespace, name, values).as_bytes(),
+    )
+    .expect("sealant seals")
+    .stdout
+}
+
+fn kubectl_apply(cp: &ControlPlane, yaml: &[u8]) {
+    tools::run(kubectl(cp).args(["apply", "-f", "-"]), yaml).expect("kubectl apply");
+}
+
+fn decoded(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).expect("UTF-8 value")))
+        .collect()
+}
+
+fn expected(values: &[(&str, &str)]) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
+async fn eventually<T, F, Fut>(what: &str, controller: &SealantController, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        controller.check_running().expect("controller running");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out after 30 s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the Secret `name` exists and `accept` holds for it.
+async fn secret_where(
+    api: &Api<Secret>,
+    controller: &SealantController,
+    name: &str,
+    accept: impl Fn(&Secret) -> bool,
+) -> Secret {
+    eventually(&format!("Secret {name}"), controller, || async {
+        api.get_opt(name).await.ok().flatten().filter(|s| accept(s))
+    })
+    .await
+}
+
+/// Waits for an event with `reason` about `name`, and returns its message.
+async fn event(
+    client: &kube::Client,
+    namespace: &str,
+    controller: &SealantController,
+    name: &str,
+    reason: &str,
+) -> String {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    eventually(
+        &format!("a {reason} event for {name}"),
+        controller,
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items.into_iter().find_map(|e| {
+                (e.reason.as_deref() == Some(reason)
+                    && e.involved_object.name.as_deref() == Some(name))
+                .then(|| e.message.unwrap_or_default())
+            })
+        },
+    )
+    .await
+}
+
+fn assert_no_plaintext_logged(controller: &SealantController, plaintext: &str) {
+    let log = controller.log().expect("controller log");
+    assert!(!log.is_empty(), "the controller logged nothing");
+    assert!(
+        !log.contains(plaintext),
+        "{} contains the plaintext",
+        controller.log_path().display()
+    );
 }
 
 #[test]
@@ -63,4 +191,313 @@ async fn deploy_manifests_apply_to_the_control_plane_with_kubectl() {
     )
     .expect("kubectl get service");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "http:8080");
+}
+
+#[tokio::test]
+async fn kubectl_applied_sealed_secret_becomes_an_owned_synced_secret_without_logging_plaintext() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "unseal").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let plaintext = format!("plaintext-{}", random_hex(8));
+    let values = [("username", "admin"), ("password", plaintext.as_str())];
+    let started = Instant::now();
+    kubectl_apply(
+        cp,
+        &seal(
+            &controller.cert_pem().expect("cert"),
+            &ns.name,
+            "db",
+            &values,
+        ),
+    );
+
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secret = secret_where(&secrets, &controller, "db", |_| true).await;
+    eprintln!(
+        "sealant-e2e: Secret created {:.2} s after kubectl apply",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(decoded(&secret), expected(&values));
+    let sealed: Api<SealedSecret> = Api::namespaced(client.clone(), &ns.name);
+    let owner = sealed.get("db").await.expect("SealedSecret");
+    let refs: Vec<OwnerReference> = secret.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(refs.len(), 1, "{refs:?}");
+    assert_eq!(refs[0].kind, "SealedSecret");
+    assert_eq!(refs[0].name, "db");
+    assert_eq!(Some(&refs[0].uid), owner.metadata.uid.as_ref());
+    assert_eq!(refs[0].controller, Some(true));
+
+    tools::run(
+        kubectl(cp).args([
+            "-n",
+            &ns.name,
+            "wait",
+            "--for=condition=Synced",
+            "--timeout=30s",
+            "sealedsecret/db",
+        ]),
+        b"",
+    )
+    .expect("kubectl wait --for=condition=Synced");
+    event(&client, &ns.name, &controller, "db", "Unsealed").await;
+    assert_no_plaintext_logged(&controller, &plaintext);
+}
+
+#[tokio::test]
+async fn unowned_secret_is_refused_with_a_warning_until_it_is_marked_managed() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "unowned").await.expect("namespace");
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let mut mine = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("app".to_owned()),
+            ..Default::default()
+        },
+        string_data: Some([("token".to_owned(), "hand-made".to_owned())].into()),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &mine)
+        .await
+        .expect("create the unowned Secret");
+
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let values = [("token", "sealed-value")];
+    kubectl_apply(
+        cp,
+        &seal(
+            &controller.cert_pem().expect("cert"),
+            &ns.name,
+            "app",
+            &values,
+        ),
+    );
+    let message = event(&client, &ns.name, &controller, "app", "ErrUpdateFailed").await;
+    assert!(
+        message.contains(r#"Resource "app" already exists and is not managed by SealedSecret"#),
+        "{message}"
+    );
+    let untouched = secrets.get("app").await.expect("Secret");
+    assert_eq!(decoded(&untouched), expected(&[("token", "hand-made")]));
+    assert!(untouched.metadata.owner_references.is_none());
+
+    // Marked managed, it is adopted: the SealedSecret's values and an ownerReference.
+    mine = untouched;
+    mine.metadata.annotations.get_or_insert_default().insert(
+        "sealedsecrets.bitnami.com/managed".to_owned(),
+        "true".to_owned(),
+    );
+    secrets
+        .replace("app", &PostParams::default(), &mine)
+        .await
+        .expect("annotate the Secret");
+    // The annotation is on the Secret; a change of the SealedSecret's annotations
+    // triggers a pass (a Secret without an ownerReference does not).
+    let sealed: Api<SealedSecret> = Api::namespaced(client.clone(), &ns.name);
+    sealed
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"e2e/poke": "1"}}})),
+        )
+        .await
+        .expect("poke the SealedSecret");
+    let adopted = secret_where(&secrets, &controller, "app", |s| {
+        s.metadata.owner_references.is_some()
+    })
+    .await;
+    assert_eq!(decoded(&adopted), expected(&values));
+}
+
+#[tokio::test]
+async fn deleted_secret_is_recreated_and_hand_edited_secret_is_repaired() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "repair").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let values = [("key", "original")];
+    kubectl_apply(
+        cp,
+        &seal(
+            &controller.cert_pem().expect("cert"),
+            &ns.name,
+            "s",
+            &values,
+        ),
+    );
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let first = secret_where(&secrets, &controller, "s", |_| true).await;
+
+    secrets
+        .delete("s", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    let recreated = secret_where(&secrets, &controller, "s", |s| {
+        s.metadata.uid != first.metadata.uid
+    })
+    .await;
+    assert_eq!(decoded(&recreated), expected(&values));
+
+    secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"key": "tampered"}})),
+        )
+        .await
+        .expect("edit the Secret");
+    let repaired = secret_where(&secrets, &controller, "s", |s| {
+        decoded(s) == expected(&values)
+    })
+    .await;
+    assert_eq!(decoded(&repaired), expected(&values));
+}
+
+#[tokio::test]
+async fn deleting_the_sealed_secret_garbage_collects_its_secret() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "gc").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    kubectl_apply(
+        cp,
+        &seal(
+            &controller.cert_pem().expect("cert"),
+            &ns.name,
+            "gone",
+            &[("k", "v")],
+        ),
+    );
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    secret_where(&secrets, &controller, "gone", |_| true).await;
+    let sealed: Api<SealedSecret> = Api::namespaced(client.clone(), &ns.name);
+    sealed
+        .delete("gone", &DeleteParams::default())
+        .await
+        .expect("delete the SealedSecret");
+    eventually(
+        "the Secret to be garbage-collected",
+        &controller,
+        || async { matches!(secrets.get_opt("gone").await, Ok(None)).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn restart_over_in_sync_objects_decrypts_nothing_yet_repairs_an_edit_made_while_down() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "restart").await.expect("namespace");
+    let first = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let cert = first.cert_pem().expect("cert");
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    const N: usize = 5;
+    let mut all = Vec::new();
+    for i in 0..N {
+        all.extend(seal(
+            &cert,
+            &ns.name,
+            &format!("s{i}"),
+            &[("k", &format!("v{i}"))],
+        ));
+    }
+    let started = Instant::now();
+    kubectl_apply(cp, &all);
+    for i in 0..N {
+        secret_where(&secrets, &first, &format!("s{i}"), |_| true).await;
+    }
+    eprintln!(
+        "sealant-e2e: {N} Secrets exist {:.2} s after kubectl apply",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        first
+            .metric("sealant_controller_decryptions_total")
+            .expect("metric"),
+        N as f64
+    );
+    first.kill();
+
+    secrets
+        .patch(
+            "s0",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"k": "tampered"}})),
+        )
+        .await
+        .expect("edit a Secret while the controller is down");
+
+    let second = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller again");
+    let repaired = secret_where(&secrets, &second, "s0", |s| {
+        decoded(s) == expected(&[("k", "v0")])
+    })
+    .await;
+    assert_eq!(decoded(&repaired), expected(&[("k", "v0")]));
+    // Every other object was checked and found in sync: wait until all were seen.
+    eventually("every SealedSecret to be checked", &second, || async {
+        let skips = second
+            .metric("sealant_controller_in_sync_skips_total")
+            .ok()?;
+        (skips >= (N - 1) as f64).then_some(())
+    })
+    .await;
+    assert_eq!(
+        second
+            .metric("sealant_controller_decryptions_total")
+            .expect("metric"),
+        1.0,
+        "only the edited Secret is decrypted again"
+    );
+}
+
+#[tokio::test]
+async fn sealed_secret_moved_to_another_namespace_is_not_synced_and_reports_unseal_failure() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "moved").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let plaintext = format!("moved-{}", random_hex(8));
+    // Sealed for namespace "elsewhere", applied in the test's namespace.
+    let yaml = String::from_utf8(seal(
+        &controller.cert_pem().expect("cert"),
+        "elsewhere",
+        "m",
+        &[("k", plaintext.as_str())],
+    ))
+    .expect("UTF-8");
+    let moved = yaml.replace("namespace: elsewhere", &format!("namespace: {}", ns.name));
+    kubectl_apply(cp, moved.as_bytes());
+
+    let client = cp.client().await.expect("client");
+    event(&client, &ns.name, &controller, "m", "ErrUnsealFailed").await;
+    tools::run(
+        kubectl(cp).args([
+            "-n",
+            &ns.name,
+            "wait",
+            "--for=condition=Synced=False",
+            "--timeout=30s",
+            "sealedsecret/m",
+        ]),
+        b"",
+    )
+    .expect("kubectl wait --for=condition=Synced=False");
+    let secrets: Api<Secret> = Api::namespaced(client, &ns.name);
+    assert!(secrets.get_opt("m").await.expect("get").is_none());
+    assert_no_plaintext_logged(&controller, &plaintext);
 }
