@@ -85,7 +85,11 @@ async fn healthz() -> &'static str {
 async fn cert_pem(State(state): State<Arc<ApiState>>) -> Response {
     let keys = state.keys.snapshot();
     match keys.newest_certificate() {
-        Some(cert) => ([(header::CONTENT_TYPE, PEM_CONTENT_TYPE)], cert.to_pem()).into_response(),
+        Some(cert) => (
+            [(header::CONTENT_TYPE, PEM_CONTENT_TYPE)],
+            crate::key_secrets::cert_pem_lf(cert),
+        )
+            .into_response(),
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "no sealing key is loaded yet\n",
@@ -417,7 +421,8 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(ct.as_deref(), Some(PEM_CONTENT_TYPE));
-        assert_eq!(body, test_keys()[2].1.to_pem());
+        assert_eq!(body, test_keys()[2].1.to_pem().replace("\r\n", "\n"));
+        assert!(!body.contains('\r'), "Bitnami serves LF line endings");
     }
 
     #[tokio::test]
