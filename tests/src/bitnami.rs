@@ -65,6 +65,13 @@ pub fn proxy_path(suffix: &str) -> String {
     format!("/api/v1/namespaces/{NAMESPACE}/services/http:{NAME}:http/proxy{suffix}")
 }
 
+/// Starts a Bitnami controller of the test's own, outside [`ControlPlane::bitnami`]:
+/// for a test that stops the shared one (or never starts it) and needs another that
+/// loads the keys in `kube-system` as they are now. The Service routing is reused.
+pub async fn start_another(cluster: &ControlPlane) -> Result<BitnamiController> {
+    start(cluster).await
+}
+
 pub(crate) async fn start(cluster: &ControlPlane) -> Result<BitnamiController> {
     let client = cluster.client().await?;
     apply_manifests(&client, RBAC).await?;
@@ -148,10 +155,11 @@ async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) -> R
         }),
         ..Default::default()
     };
-    let pod = pods
-        .create(&PostParams::default(), &pod)
-        .await
-        .context("create the placeholder Pod")?;
+    let pod = match pods.create(&PostParams::default(), &pod).await {
+        Err(kube::Error::Api(e)) if e.code == 409 => pods.get(NAME).await,
+        other => other,
+    }
+    .context("create the placeholder Pod")?;
     // No scheduler or kubelet runs: the harness plays the kubelet and reports the IP.
     let status = serde_json::json!({
         "status": { "podIP": ip, "podIPs": [{ "ip": ip }] }
@@ -176,10 +184,11 @@ async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) -> R
         }),
         ..Default::default()
     };
-    services
-        .create(&PostParams::default(), &service)
-        .await
-        .context("create the controller's Service")?;
+    match services.create(&PostParams::default(), &service).await {
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        other => other.map(drop),
+    }
+    .context("create the controller's Service")?;
 
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), NAMESPACE);
     let eps = Endpoints {
@@ -207,10 +216,12 @@ async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) -> R
             ..Default::default()
         }]),
     };
-    endpoints
-        .create(&PostParams::default(), &eps)
-        .await
-        .context("create the controller's Endpoints")?;
+    // A second start (see [`start_another`]) finds the routing in place.
+    match endpoints.create(&PostParams::default(), &eps).await {
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        other => other.map(drop),
+    }
+    .context("create the controller's Endpoints")?;
     Ok(())
 }
 

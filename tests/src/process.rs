@@ -142,6 +142,20 @@ impl Component {
         Ok(())
     }
 
+    /// Sends the component the signal `name` (e.g. `USR1`) with kill(1).
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let pid = self.child.lock().unwrap_or_else(|e| e.into_inner()).id();
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .context("cannot run kill")?;
+        if !status.success() {
+            bail!("kill -{name} {pid} failed ({status})");
+        }
+        Ok(())
+    }
+
     /// Kills the component now (the reaper would do it at exit anyway).
     pub fn kill(&self) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());

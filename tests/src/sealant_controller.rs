@@ -52,6 +52,18 @@ impl SealantController {
         // Two ports per controller, distinct within the test binary (its own netns).
         static NEXT_PORT: AtomicU16 = AtomicU16::new(18080);
         let port = NEXT_PORT.fetch_add(2, Ordering::Relaxed);
+        Self::start_on_port(cluster, namespace, port, extra_args).await
+    }
+
+    /// As [`Self::start`], with the HTTP API on `port` and metrics on `port + 1`:
+    /// 8080 is where the service proxy of [`crate::bitnami`]'s Service and Endpoints
+    /// routes to, so the CLI reaches it with its default flags.
+    pub async fn start_on_port(
+        cluster: &ControlPlane,
+        namespace: &str,
+        port: u16,
+        extra_args: &[&str],
+    ) -> Result<Self> {
         let addr = SocketAddr::from((cluster.host.ns_ip, port));
         let metrics_addr = SocketAddr::from((cluster.host.ns_ip, port + 1));
 
@@ -124,6 +136,11 @@ impl SealantController {
     /// The path of its log file.
     pub fn log_path(&self) -> PathBuf {
         self.component.log.clone()
+    }
+
+    /// Sends it SIGUSR1 (renew the key now).
+    pub fn renew_key(&self) -> Result<()> {
+        self.component.signal("USR1")
     }
 
     /// Kills it (SIGKILL), as a crash or an evicted Pod would end it.
