@@ -75,3 +75,18 @@ pub fn timings_file() -> Option<std::path::PathBuf> {
             .join("sealant-e2e-timings.txt"),
     )
 }
+
+/// Writes a measured (never asserted) line to stderr, past libtest's capture, and
+/// appends it to [`timings_file`], where `scripts/test.sh` shows it.
+pub fn record_timing(line: &str) {
+    use std::io::Write as _;
+    let line = format!("sealant-e2e: {line}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(file) = timings_file() {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+}
