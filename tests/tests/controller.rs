@@ -510,3 +510,114 @@ async fn sealed_secret_moved_to_another_namespace_is_not_synced_and_reports_unse
     assert!(secrets.get_opt("m").await.expect("get").is_none());
     assert_no_plaintext_logged(&controller, &plaintext);
 }
+
+#[tokio::test]
+async fn with_skip_recreate_a_deleted_secret_stays_deleted() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "skip-recreate")
+        .await
+        .expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &["--skip-recreate"])
+        .await
+        .expect("sealant-controller");
+    kubectl_apply(
+        cp,
+        &seal(
+            &controller.cert_pem().expect("cert"),
+            &ns.name,
+            "once",
+            &[("k", "v")],
+        ),
+    );
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    secret_where(&secrets, &controller, "once", |_| true).await;
+    secrets
+        .delete("once", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    eventually("the Secret to be gone", &controller, || async {
+        matches!(secrets.get_opt("once").await, Ok(None)).then_some(())
+    })
+    .await;
+    // A controller that re-creates does so within 0.3 s (see the tests above).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        secrets.get_opt("once").await.expect("get").is_none(),
+        "--skip-recreate: the Secret was re-created"
+    );
+}
+
+#[tokio::test]
+async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
+    use sealant_keys::{Certificate, OffsetDateTime, PrivateKey};
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "new-key").await.expect("namespace");
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let key_secret = |name: &str, key_pem: &str, cert_pem: &str| Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(
+                [(
+                    "sealedsecrets.bitnami.com/sealed-secrets-key".to_owned(),
+                    "active".to_owned(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        string_data: Some(
+            [
+                ("tls.key".to_owned(), key_pem.to_owned()),
+                ("tls.crt".to_owned(), cert_pem.to_owned()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    // A key Secret that cannot be parsed: reported and skipped, not fatal.
+    secrets
+        .create(
+            &PostParams::default(),
+            &key_secret("broken-key", "not a key", "not a cert"),
+        )
+        .await
+        .expect("create the broken key Secret");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller starts despite a broken key Secret");
+    let log = controller.log().expect("log");
+    assert!(
+        log.contains("key Secret skipped") && log.contains("broken-key"),
+        "the broken key Secret is reported:\n{log}"
+    );
+
+    // A key made elsewhere and added while the controller runs (newer than its own).
+    let key = PrivateKey::generate(2048).expect("key");
+    let cert = Certificate::self_signed(
+        &key,
+        Duration::from_secs(86_400),
+        "e2e",
+        OffsetDateTime::now_utc() + Duration::from_secs(60),
+    )
+    .expect("cert");
+    let cert_pem = cert.to_pem();
+    secrets
+        .create(
+            &PostParams::default(),
+            &key_secret("added-key", &key.expose_pkcs1_pem(), &cert_pem),
+        )
+        .await
+        .expect("create the added key Secret");
+    kubectl_apply(cp, &seal(&cert_pem, &ns.name, "late", &[("k", "v")]));
+    let secret = secret_where(&secrets, &controller, "late", |_| true).await;
+    assert_eq!(decoded(&secret), expected(&[("k", "v")]));
+    let served = controller.cert_pem().expect("cert");
+    assert_eq!(
+        served,
+        cert_pem.replace("\r\n", "\n"),
+        "the newest key now seals"
+    );
+}
