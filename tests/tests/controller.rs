@@ -621,3 +621,112 @@ async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
         "the newest key now seals"
     );
 }
+
+/// `sealed` (YAML) with `template` merged into `spec.template`, as JSON.
+fn with_template(sealed: &[u8], template: serde_json::Value) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_yaml_ng::from_slice(sealed).expect("SealedSecret");
+    let slot = &mut value["spec"]["template"];
+    for (k, v) in template.as_object().expect("an object") {
+        slot[k] = v.clone();
+    }
+    serde_json::to_vec(&value).expect("JSON")
+}
+
+#[tokio::test]
+async fn template_metadata_immutable_and_skip_set_owner_references_reach_the_secret() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "template").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let sealed = seal(
+        &controller.cert_pem().expect("cert"),
+        &ns.name,
+        "tpl",
+        &[("k", "v")],
+    );
+    let template = serde_json::json!({
+        "metadata": {
+            "name": "tpl",
+            "namespace": ns.name,
+            "labels": {"app": "web"},
+            "annotations": {
+                "e2e/note": "kept",
+                "sealedsecrets.bitnami.com/skip-set-owner-references": "true"
+            }
+        },
+        "type": "Opaque",
+        "immutable": true
+    });
+    kubectl_apply(cp, &with_template(&sealed, template));
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secret = secret_where(&secrets, &controller, "tpl", |_| true).await;
+    assert_eq!(decoded(&secret), expected(&[("k", "v")]));
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("app").map(String::as_str), Some("web"));
+    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations.get("e2e/note").map(String::as_str),
+        Some("kept")
+    );
+    assert_eq!(secret.immutable, Some(true));
+    assert!(
+        secret.metadata.owner_references.is_none(),
+        "skip-set-owner-references: {:?}",
+        secret.metadata.owner_references
+    );
+}
+
+#[tokio::test]
+async fn patch_annotated_secret_gets_the_sealed_values_merged_and_keeps_its_own() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "patch").await.expect("namespace");
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let existing = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("merged".to_owned()),
+            annotations: Some(
+                [(
+                    "sealedsecrets.bitnami.com/patch".to_owned(),
+                    "true".to_owned(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        string_data: Some(
+            [
+                ("keep".to_owned(), "mine".to_owned()),
+                ("k".to_owned(), "old".to_owned()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &existing)
+        .await
+        .expect("create the Secret to patch");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    kubectl_apply(
+        cp,
+        &seal(
+            &controller.cert_pem().expect("cert"),
+            &ns.name,
+            "merged",
+            &[("k", "new")],
+        ),
+    );
+    let merged = secret_where(&secrets, &controller, "merged", |s| {
+        decoded(s).get("k").map(String::as_str) == Some("new")
+    })
+    .await;
+    assert_eq!(
+        decoded(&merged),
+        expected(&[("keep", "mine"), ("k", "new")])
+    );
+}
