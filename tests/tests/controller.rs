@@ -730,3 +730,42 @@ async fn patch_annotated_secret_gets_the_sealed_values_merged_and_keeps_its_own(
         expected(&[("keep", "mine"), ("k", "new")])
     );
 }
+
+#[tokio::test]
+async fn json_debug_logs_are_json_lines_without_the_plaintext_or_its_base64() {
+    use base64::Engine as _;
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "json-logs")
+        .await
+        .expect("namespace");
+    let controller =
+        SealantController::start(cp, &ns.name, &["--log-format=json", "--log-level=debug"])
+            .await
+            .expect("sealant-controller");
+    let plaintext = format!("json-plaintext-{}", random_hex(8));
+    kubectl_apply(
+        cp,
+        &seal(
+            &controller.cert_pem().expect("cert"),
+            &ns.name,
+            "j",
+            &[("k", plaintext.as_str())],
+        ),
+    );
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    secret_where(&secrets, &controller, "j", |_| true).await;
+    event(&client, &ns.name, &controller, "j", "Unsealed").await;
+    let log = controller.log().expect("log");
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    }
+    assert!(
+        log.contains(r#""level":"DEBUG""#),
+        "debug lines are logged:\n{log}"
+    );
+    assert_no_plaintext_logged(&controller, &plaintext);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&plaintext);
+    assert_no_plaintext_logged(&controller, &encoded);
+}
