@@ -769,3 +769,72 @@ async fn json_debug_logs_are_json_lines_without_the_plaintext_or_its_base64() {
     let encoded = base64::engine::general_purpose::STANDARD.encode(&plaintext);
     assert_no_plaintext_logged(&controller, &encoded);
 }
+
+#[tokio::test]
+async fn restart_keeps_the_key_and_key_cutoff_time_renews_it_at_start() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "cutoff").await.expect("namespace");
+    let first = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let cert = first.cert_pem().expect("cert");
+    first.kill();
+    let second = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller again");
+    assert_eq!(
+        second.cert_pem().expect("cert"),
+        cert,
+        "a restart reuses the key"
+    );
+    second.kill();
+
+    // Certificates' NotBefore has whole seconds, and on a tie the key created first
+    // stays newest (as in Bitnami): let a second pass so the new key is later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A cutoff in the future: every existing key is older, so a new one is made.
+    let cutoff = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    let cutoff = cutoff
+        .format(time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] +0000"
+        ))
+        .expect("RFC1123Z");
+    let third = SealantController::start(cp, &ns.name, &[&format!("--key-cutoff-time={cutoff}")])
+        .await
+        .expect("sealant-controller with --key-cutoff-time");
+    // It serves before the renewal at start-up, so the new cert may take a moment.
+    eventually("a new key to seal", &third, || async {
+        (third.cert_pem().ok()? != cert).then_some(())
+    })
+    .await;
+    let keys: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
+    let listed = keys
+        .list(&ListParams::default().labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"))
+        .await
+        .expect("list key Secrets");
+    assert_eq!(listed.items.len(), 2, "the old key is kept");
+}
+
+#[tokio::test]
+async fn label_selector_limits_which_sealed_secrets_are_unsealed() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "selector").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &["--label-selector=e2e/unseal=yes"])
+        .await
+        .expect("sealant-controller");
+    let cert = controller.cert_pem().expect("cert");
+    let labelled = {
+        let mut value: serde_json::Value =
+            serde_yaml_ng::from_slice(&seal(&cert, &ns.name, "picked", &[("k", "v")]))
+                .expect("SealedSecret");
+        value["metadata"]["labels"] = serde_json::json!({"e2e/unseal": "yes"});
+        serde_json::to_vec(&value).expect("JSON")
+    };
+    kubectl_apply(cp, &seal(&cert, &ns.name, "ignored", &[("k", "v")]));
+    kubectl_apply(cp, &labelled);
+    let secrets: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
+    secret_where(&secrets, &controller, "picked", |_| true).await;
+    // The unlabelled one was applied first; a pass over it would have been done by now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(secrets.get_opt("ignored").await.expect("get").is_none());
+}
