@@ -133,8 +133,9 @@ pub(crate) async fn start(cluster: &ControlPlane) -> Result<BitnamiController> {
     Ok(BitnamiController { addr, component })
 }
 
-/// The Pod, Service and Endpoints that make the API server proxy to the test host.
-async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) -> Result<()> {
+/// The Pod, Service and Endpoints that make the API server proxy to the test host
+/// (`ns_ip:8080`), for whichever controller listens there; safe to call again.
+pub async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) -> Result<()> {
     let ip = cluster.host.ns_ip.to_string();
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let pod = Pod {

@@ -7,7 +7,7 @@
 //! already did), so a test never runs a stale binary. `SEALANT_BIN` overrides this.
 //! `sealant-controller` is found the same way (`SEALANT_CONTROLLER_BIN`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
@@ -49,12 +49,15 @@ fn locate(env_var: &str, package: &str, bin: &str) -> Result<PathBuf> {
         }
         return Ok(path);
     }
-    // target/<profile>/deps/<test binary>
+    // target/<profile>/deps/<test binary>, or target/<profile>/<binary> (local-cluster)
     let exe = std::env::current_exe().context("current_exe")?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary is not in target/<profile>/deps")?;
+    let dir = exe.parent().context("the binary has no directory")?;
+    let profile_dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent()
+            .context("test binary is not in target/<profile>/deps")?
+    } else {
+        dir
+    };
     let target_dir = profile_dir
         .parent()
         .context("test binary is not in target/<profile>/deps")?;

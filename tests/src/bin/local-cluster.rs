@@ -1,6 +1,12 @@
 //! Starts the harness's local control plane by hand, for debugging a controller against
 //! it outside the test suite: `cargo run -p sealant-e2e --bin local-cluster [-- --bitnami]`.
 //!
+//! With `--sealant`, it runs `sealant-controller` in `kube-system` behind the service
+//! proxy (as the end-to-end tests do: the `deploy/` RBAC's ServiceAccount token, never
+//! admin) and walks a secret through: `sealant` seals it with the cert fetched through
+//! the proxy, `kubectl apply` applies it, the controller makes the Secret, and the
+//! Secret is shown.
+//!
 //! It prints an admin kubeconfig path and the addresses, then runs until Enter, end of
 //! input or Ctrl-C. Everything is torn down when it exits, exactly as after a test run.
 
@@ -8,6 +14,10 @@ use std::io::BufRead as _;
 
 fn main() -> anyhow::Result<()> {
     let with_bitnami = std::env::args().skip(1).any(|a| a == "--bitnami");
+    let with_sealant = std::env::args().skip(1).any(|a| a == "--sealant");
+    if with_bitnami && with_sealant {
+        anyhow::bail!("--bitnami and --sealant both want kube-system's controller Service");
+    }
     let cp = sealant_e2e::cluster()?;
     println!("export KUBECONFIG={}", cp.admin_kubeconfig.display());
     println!(
@@ -28,6 +38,14 @@ fn main() -> anyhow::Result<()> {
             sealant_e2e::bitnami::proxy_path("/v1/cert.pem")
         );
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let _controller = if with_sealant {
+        Some(runtime.block_on(walk_through(cp))?)
+    } else {
+        None
+    };
     println!(
         "# ready in {:.1} s; press Enter or Ctrl-C to stop",
         cp.timings.controller_manager.as_secs_f64()
@@ -35,4 +53,72 @@ fn main() -> anyhow::Result<()> {
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     Ok(())
+}
+
+/// Starts `sealant-controller` behind the service proxy and walks a secret through.
+async fn walk_through(
+    cp: &'static sealant_e2e::ControlPlane,
+) -> anyhow::Result<sealant_e2e::sealant_controller::SealantController> {
+    use std::process::Command;
+
+    use anyhow::Context as _;
+    use sealant_e2e::{bitnami, sealant_controller::SealantController, tools};
+
+    let step = |text: &str| println!("\n==> {text}");
+    step("sealant-controller in kube-system, behind the service proxy");
+    let controller = SealantController::start_on_port(
+        cp,
+        bitnami::NAMESPACE,
+        8080,
+        &["--additional-namespaces=default"],
+    )
+    .await?;
+    bitnami::route_service_proxy(&cp.client().await?, cp).await?;
+    println!(
+        "# http://{} (metrics http://{}), log {}",
+        controller.addr,
+        controller.metrics_addr,
+        controller.log_path().display()
+    );
+
+    let sealant = || {
+        let mut cmd = Command::new(tools::sealant().expect("sealant binary"));
+        cmd.env("KUBECONFIG", &cp.admin_kubeconfig);
+        cmd
+    };
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: demo\n  namespace: default\n\
+                  stringData:\n  password: correct-horse-battery-staple\n";
+    step("the Secret to seal");
+    print!("{secret}");
+    step("sealant -o yaml (the cert is fetched through the service proxy)");
+    let sealed = tools::run(sealant().args(["-o", "yaml"]), secret.as_bytes())?.stdout;
+    print!("{}", String::from_utf8_lossy(&sealed));
+    let kubectl = || {
+        let mut cmd = Command::new(tools::kubectl().expect("kubectl"));
+        cmd.arg("--kubeconfig").arg(&cp.admin_kubeconfig);
+        cmd
+    };
+    step("kubectl apply -f -");
+    let out = tools::run(kubectl().args(["apply", "-f", "-"]), &sealed)?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    step("kubectl wait --for=condition=Synced sealedsecret/demo");
+    tools::run(
+        kubectl().args([
+            "-n",
+            "default",
+            "wait",
+            "--for=condition=Synced",
+            "--timeout=30s",
+            "sealedsecret/demo",
+        ]),
+        b"",
+    )
+    .context("the controller did not sync the SealedSecret")?;
+    step("kubectl get secret demo -o yaml (made by sealant-controller)");
+    let out = tools::run(
+        kubectl().args(["-n", "default", "get", "secret", "demo", "-o", "yaml"]),
+        b"",
+    )?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(controller)
 }
