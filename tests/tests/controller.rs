@@ -242,6 +242,12 @@ async fn kubectl_applied_sealed_secret_becomes_an_owned_synced_secret_without_lo
         b"",
     )
     .expect("kubectl wait --for=condition=Synced");
+    let synced = sealed.get("db").await.expect("SealedSecret");
+    assert_eq!(
+        synced.status.as_ref().and_then(|s| s.observed_generation),
+        synced.metadata.generation,
+        "observedGeneration"
+    );
     event(&client, &ns.name, &controller, "db", "Unsealed").await;
     assert_no_plaintext_logged(&controller, &plaintext);
 }
