@@ -85,11 +85,7 @@ async fn healthz() -> &'static str {
 async fn cert_pem(State(state): State<Arc<ApiState>>) -> Response {
     let keys = state.keys.snapshot();
     match keys.newest_certificate() {
-        Some(cert) => (
-            [(header::CONTENT_TYPE, PEM_CONTENT_TYPE)],
-            crate::key_secrets::cert_pem_lf(cert),
-        )
-            .into_response(),
+        Some(cert) => ([(header::CONTENT_TYPE, PEM_CONTENT_TYPE)], cert.to_pem()).into_response(),
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "no sealing key is loaded yet\n",

@@ -245,7 +245,7 @@ pub fn new_key_secret(
         (TLS_KEY.to_owned(), ByteString(key_pem.as_bytes().to_vec())),
         (
             TLS_CERT.to_owned(),
-            ByteString(cert_pem_lf(certificate).into_bytes()),
+            ByteString(certificate.to_pem().into_bytes()),
         ),
     ]);
     Secret {
@@ -308,13 +308,6 @@ pub fn renewal(
     } else {
         Renewal::At(due)
     }
-}
-
-/// `certificate` as PEM with LF line endings, byte for byte what Bitnami's Go
-/// `pem.Encode` writes: `/v1/cert.pem` serves this, and key Secrets store it.
-/// (`Certificate::to_pem` writes CRLF, the `pem` crate's default.)
-pub fn cert_pem_lf(certificate: &Certificate) -> String {
-    certificate.to_pem().replace("\r\n", "\n")
 }
 
 /// The controller's namespace: `POD_NAMESPACE`, else the service-account namespace

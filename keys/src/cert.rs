@@ -132,9 +132,10 @@ impl Certificate {
         Ok(())
     }
 
-    /// The certificate as PEM.
+    /// The certificate as PEM, with LF line endings: byte for byte what Go's
+    /// `pem.Encode` writes, so `/v1/cert.pem` and `tls.crt` match Bitnami's.
     pub fn to_pem(&self) -> String {
-        pem::encode(&pem::Pem::new(PEM_CERTIFICATE, self.der.clone()))
+        crate::rsa::encode_pem(&pem::Pem::new(PEM_CERTIFICATE, self.der.clone()))
     }
 
     /// The DER encoding.

@@ -261,11 +261,12 @@ impl PrivateKey {
         self.inner.oaep.key_size_bytes()
     }
 
-    /// The key as PEM PKCS#1 (`RSA PRIVATE KEY`), the form Bitnami stores in `tls.key`.
+    /// The key as PEM PKCS#1 (`RSA PRIVATE KEY`, LF line endings), the form Bitnami
+    /// stores in `tls.key`.
     /// Exposes the private key: only for writing it to a key Secret or backup file.
     pub fn expose_pkcs1_pem(&self) -> Zeroizing<String> {
         let block = pem::Pem::new(PEM_PKCS1, self.inner.pkcs1_der.to_vec());
-        let text = Zeroizing::new(pem::encode(&block));
+        let text = Zeroizing::new(encode_pem(&block));
         // `Pem` owns a copy of the DER; wipe it before it is dropped.
         let mut contents = block.into_contents();
         zeroize::Zeroize::zeroize(&mut contents);
@@ -289,6 +290,15 @@ impl fmt::Debug for PrivateKey {
             .field("fingerprint", &self.fingerprint().as_str())
             .finish_non_exhaustive()
     }
+}
+
+/// PEM with LF line endings, as Go's `pem.Encode` writes it (the `pem` crate's default
+/// is CRLF).
+pub(crate) fn encode_pem(block: &pem::Pem) -> String {
+    pem::encode_config(
+        block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// Unwraps the PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo`.

@@ -77,3 +77,15 @@ fn self_signed_certificate_carries_the_key_and_refuses_after_expiry() {
         Err(Error::CertificateExpired { .. })
     ));
 }
+
+#[test]
+fn pem_output_uses_lf_line_endings_as_go_writes_them() {
+    let key = key_2048();
+    let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+    let cert =
+        Certificate::self_signed(&key, Duration::from_secs(3600), "sealant", now).expect("cert");
+    for pem in [cert.to_pem(), key.expose_pkcs1_pem().to_string()] {
+        assert!(!pem.contains('\r'), "CR in {:?}", &pem[..40]);
+        assert!(pem.ends_with("-----\n"));
+    }
+}
