@@ -40,9 +40,10 @@ step "lints (clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (unit, known-answer vectors, property and fuzz harnesses, CLI, generated files, end-to-end on a local control plane with the real Bitnami peers)"
-# The end-to-end suites run the `sealant` that this same `cargo test` builds (for the
-# CLI's own tests) before it runs any test, instead of building it again themselves.
+# The end-to-end suites run the `sealant` and `sealant-controller` that this same
+# `cargo test` builds before it runs any test, instead of building them again.
 export SEALANT_BIN=${SEALANT_BIN:-$CARGO_TARGET_DIR/debug/sealant}
+export SEALANT_CONTROLLER_BIN=${SEALANT_CONTROLLER_BIN:-$CARGO_TARGET_DIR/debug/sealant-controller}
 cargo test --workspace --locked --no-fail-fast
 
 step "end-to-end timings (measured, not asserted)"
