@@ -417,7 +417,7 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(ct.as_deref(), Some(PEM_CONTENT_TYPE));
-        assert_eq!(body, test_keys()[2].1.to_pem().replace("\r\n", "\n"));
+        assert_eq!(body, test_keys()[2].1.to_pem());
         assert!(!body.contains('\r'), "Bitnami serves LF line endings");
     }
 

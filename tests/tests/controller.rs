@@ -62,6 +62,19 @@ fn kubectl_apply(cp: &ControlPlane, yaml: &[u8]) {
     tools::run(kubectl(cp).args(["apply", "-f", "-"]), yaml).expect("kubectl apply");
 }
 
+/// Seals `values` as `namespace/name` with the controller's certificate and applies the
+/// SealedSecret with kubectl.
+fn apply_sealed(
+    cp: &ControlPlane,
+    controller: &SealantController,
+    namespace: &str,
+    name: &str,
+    values: &[(&str, &str)],
+) {
+    let cert = controller.cert_pem().expect("cert");
+    kubectl_apply(cp, &seal(&cert, namespace, name, values));
+}
+
 fn decoded(secret: &Secret) -> BTreeMap<String, String> {
     secret
         .data
@@ -203,15 +216,7 @@ async fn kubectl_applied_sealed_secret_becomes_an_owned_synced_secret_without_lo
     let plaintext = format!("plaintext-{}", random_hex(8));
     let values = [("username", "admin"), ("password", plaintext.as_str())];
     let started = Instant::now();
-    kubectl_apply(
-        cp,
-        &seal(
-            &controller.cert_pem().expect("cert"),
-            &ns.name,
-            "db",
-            &values,
-        ),
-    );
+    apply_sealed(cp, &controller, &ns.name, "db", &values);
 
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
@@ -275,15 +280,7 @@ async fn unowned_secret_is_refused_with_a_warning_until_it_is_marked_managed() {
         .await
         .expect("sealant-controller");
     let values = [("token", "sealed-value")];
-    kubectl_apply(
-        cp,
-        &seal(
-            &controller.cert_pem().expect("cert"),
-            &ns.name,
-            "app",
-            &values,
-        ),
-    );
+    apply_sealed(cp, &controller, &ns.name, "app", &values);
     let message = event(&client, &ns.name, &controller, "app", "ErrUpdateFailed").await;
     assert!(
         message.contains(r#"Resource "app" already exists and is not managed by SealedSecret"#),
@@ -329,15 +326,7 @@ async fn deleted_secret_is_recreated_and_hand_edited_secret_is_repaired() {
         .await
         .expect("sealant-controller");
     let values = [("key", "original")];
-    kubectl_apply(
-        cp,
-        &seal(
-            &controller.cert_pem().expect("cert"),
-            &ns.name,
-            "s",
-            &values,
-        ),
-    );
+    apply_sealed(cp, &controller, &ns.name, "s", &values);
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let first = secret_where(&secrets, &controller, "s", |_| true).await;
@@ -374,15 +363,7 @@ async fn deleting_the_sealed_secret_garbage_collects_its_secret() {
     let controller = SealantController::start(cp, &ns.name, &[])
         .await
         .expect("sealant-controller");
-    kubectl_apply(
-        cp,
-        &seal(
-            &controller.cert_pem().expect("cert"),
-            &ns.name,
-            "gone",
-            &[("k", "v")],
-        ),
-    );
+    apply_sealed(cp, &controller, &ns.name, "gone", &[("k", "v")]);
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     secret_where(&secrets, &controller, "gone", |_| true).await;
@@ -526,15 +507,7 @@ async fn with_skip_recreate_a_deleted_secret_stays_deleted() {
     let controller = SealantController::start(cp, &ns.name, &["--skip-recreate"])
         .await
         .expect("sealant-controller");
-    kubectl_apply(
-        cp,
-        &seal(
-            &controller.cert_pem().expect("cert"),
-            &ns.name,
-            "once",
-            &[("k", "v")],
-        ),
-    );
+    apply_sealed(cp, &controller, &ns.name, "once", &[("k", "v")]);
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     secret_where(&secrets, &controller, "once", |_| true).await;
@@ -621,11 +594,7 @@ async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
     let secret = secret_where(&secrets, &controller, "late", |_| true).await;
     assert_eq!(decoded(&secret), expected(&[("k", "v")]));
     let served = controller.cert_pem().expect("cert");
-    assert_eq!(
-        served,
-        cert_pem.replace("\r\n", "\n"),
-        "the newest key now seals"
-    );
+    assert_eq!(served, cert_pem, "the newest key now seals");
 }
 
 /// `sealed` (YAML) with `template` merged into `spec.template`, as JSON.
@@ -718,15 +687,7 @@ async fn patch_annotated_secret_gets_the_sealed_values_merged_and_keeps_its_own(
     let controller = SealantController::start(cp, &ns.name, &[])
         .await
         .expect("sealant-controller");
-    kubectl_apply(
-        cp,
-        &seal(
-            &controller.cert_pem().expect("cert"),
-            &ns.name,
-            "merged",
-            &[("k", "new")],
-        ),
-    );
+    apply_sealed(cp, &controller, &ns.name, "merged", &[("k", "new")]);
     let merged = secret_where(&secrets, &controller, "merged", |s| {
         decoded(s).get("k").map(String::as_str) == Some("new")
     })
@@ -749,15 +710,7 @@ async fn json_debug_logs_are_json_lines_without_the_plaintext_or_its_base64() {
             .await
             .expect("sealant-controller");
     let plaintext = format!("json-plaintext-{}", random_hex(8));
-    kubectl_apply(
-        cp,
-        &seal(
-            &controller.cert_pem().expect("cert"),
-            &ns.name,
-            "j",
-            &[("k", plaintext.as_str())],
-        ),
-    );
+    apply_sealed(cp, &controller, &ns.name, "j", &[("k", plaintext.as_str())]);
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     secret_where(&secrets, &controller, "j", |_| true).await;
