@@ -225,6 +225,27 @@ pub fn generate(
     Ok((key, certificate))
 }
 
+/// How long a renewal waits before it makes its certificate, so that the new key sorts
+/// strictly newest. Key times have one-second resolution (certificate NotBefore, or the
+/// Secret's creationTimestamp) and, as in Bitnami, a tie keeps the older key newest: a
+/// key made in the same second as the newest one would never seal. A newest key more
+/// than [`MAX_RENEWAL_WAIT`] ahead (another writer's clock is off) is not waited for.
+pub fn wait_to_sort_newest(newest: Option<OffsetDateTime>, now: OffsetDateTime) -> Duration {
+    let Some(newest) = newest else {
+        return Duration::ZERO;
+    };
+    let Ok(next_second) = OffsetDateTime::from_unix_timestamp(newest.unix_timestamp() + 1) else {
+        return Duration::ZERO;
+    };
+    match Duration::try_from(next_second - now) {
+        Ok(wait) if wait <= MAX_RENEWAL_WAIT => wait,
+        _ => Duration::ZERO,
+    }
+}
+
+/// The longest [`wait_to_sort_newest`] waits.
+pub const MAX_RENEWAL_WAIT: Duration = Duration::from_secs(2);
+
 /// The key Secret to create for a new key, as Bitnami writes it: `generateName`
 /// `prefix`, type `kubernetes.io/tls`, `tls.key` as PKCS#1 PEM and `tls.crt` as PEM,
 /// the extra `labels` and `annotations` of `--privatekey-labels` /
@@ -362,6 +383,33 @@ pub(crate) mod tests {
     use super::*;
 
     const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn renewal_waits_for_the_second_after_the_newest_key_so_it_sorts_newest() {
+        let newest = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        let ms = |n: u64| Duration::from_millis(n);
+        assert_eq!(wait_to_sort_newest(None, newest), Duration::ZERO);
+        // Same second as the newest key: wait for the next one.
+        assert_eq!(wait_to_sort_newest(Some(newest), newest + ms(300)), ms(700));
+        assert_eq!(
+            wait_to_sort_newest(Some(newest), newest),
+            Duration::from_secs(1)
+        );
+        // Already in a later second: no wait.
+        assert_eq!(
+            wait_to_sort_newest(Some(newest), newest + ms(1_000)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            wait_to_sort_newest(Some(newest), newest + DAY),
+            Duration::ZERO
+        );
+        // A newest key from a clock far ahead is not waited for.
+        assert_eq!(
+            wait_to_sort_newest(Some(newest + DAY), newest),
+            Duration::ZERO
+        );
+    }
 
     /// Generating RSA keys is slow; tests share three 2048-bit keys.
     pub(crate) fn test_keys() -> &'static [(PrivateKey, Certificate); 3] {

@@ -531,6 +531,11 @@ impl KeyManager {
 
     /// Generates a key, writes its Secret, and adds it to the store.
     async fn renew(&self) -> Result<(), Error> {
+        let wait = key_secrets::wait_to_sort_newest(
+            self.keys.snapshot().newest_time(),
+            OffsetDateTime::now_utc(),
+        );
+        tokio::time::sleep(wait).await;
         let bits = self.flags.key_size;
         let ttl = self.flags.key_ttl.get();
         let cn = self.flags.my_cn.clone();
