@@ -11,7 +11,7 @@
 //!    address, inside a private mount namespace (`unshare --mount`) where a tmpfs on
 //!    `/run` and a bind mount put the token, CA and namespace at
 //!    `/var/run/secrets/kubernetes.io/serviceaccount/` without touching the machine;
-//! 3. makes the proxy route to it: a placeholder Pod (never scheduled; its status is
+//! 3. makes the proxy route to it: a stand-in Pod (never scheduled; its status is
 //!    patched to carry the address), a selector-less Service `sealed-secrets-controller`
 //!    with port `http` 8080, and an Endpoints object that points at the Pod.
 
@@ -149,7 +149,7 @@ pub async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) 
             automount_service_account_token: Some(false),
             containers: vec![Container {
                 name: "controller".to_string(),
-                image: Some("sealant.invalid/placeholder:never-pulled".to_string()),
+                image: Some("sealant.invalid/stand-in:never-pulled".to_string()),
                 ..Default::default()
             }],
             ..Default::default()
@@ -160,14 +160,14 @@ pub async fn route_service_proxy(client: &kube::Client, cluster: &ControlPlane) 
         Err(kube::Error::Api(e)) if e.code == 409 => pods.get(NAME).await,
         other => other,
     }
-    .context("create the placeholder Pod")?;
+    .context("create the stand-in Pod")?;
     // No scheduler or kubelet runs: the harness plays the kubelet and reports the IP.
     let status = serde_json::json!({
         "status": { "podIP": ip, "podIPs": [{ "ip": ip }] }
     });
     pods.patch_status(NAME, &PatchParams::default(), &Patch::Merge(&status))
         .await
-        .context("patch the placeholder Pod's status")?;
+        .context("patch the stand-in Pod's status")?;
 
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let service = Service {
