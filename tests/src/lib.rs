@@ -29,6 +29,7 @@
 
 pub mod bitnami;
 pub mod control_plane;
+pub mod fixtures;
 pub mod namespace;
 pub mod netns;
 pub mod peers;

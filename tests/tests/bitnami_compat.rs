@@ -11,45 +11,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use sealant_crds::SealedSecret;
 use sealant_e2e::bitnami::{NAME, NAMESPACE};
+use sealant_e2e::fixtures::{expected, key_and_cert, secret_values, secret_yaml};
 use sealant_e2e::{TestNamespace, cluster, peers::peers, tools};
-use sealant_keys::{Certificate, OffsetDateTime, PrivateKey};
-
-/// A Secret manifest with string values.
-fn secret_yaml(namespace: &str, name: &str, values: &[(&str, &str)], scope: &str) -> String {
-    let annotations = match scope {
-        "namespace-wide" => {
-            "  annotations:\n    sealedsecrets.bitnami.com/namespace-wide: \"true\"\n"
-        }
-        "cluster-wide" => "  annotations:\n    sealedsecrets.bitnami.com/cluster-wide: \"true\"\n",
-        _ => "",
-    };
-    let data: String = values
-        .iter()
-        .map(|(k, v)| format!("  {k}: {v:?}\n"))
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\n\
-         {annotations}type: Opaque\nstringData:\n{data}"
-    )
-}
+use sealant_keys::{OffsetDateTime, Scope};
 
 /// The decoded `data` of a Secret printed as YAML.
-fn secret_values(yaml: &[u8]) -> BTreeMap<String, String> {
+fn yaml_secret_values(yaml: &[u8]) -> BTreeMap<String, String> {
     let secret: Secret = serde_yaml_ng::from_slice(yaml)
         .unwrap_or_else(|e| panic!("not a Secret ({e}):\n{}", String::from_utf8_lossy(yaml)));
-    secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v.0).expect("UTF-8 value")))
-        .collect()
-}
-
-fn expected(values: &[(&str, &str)]) -> BTreeMap<String, String> {
-    values
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    secret_values(&secret)
 }
 
 fn sealant() -> Command {
@@ -71,20 +41,13 @@ const VALUES: &[(&str, &str)] = &[
 #[test]
 fn kubeseal_sealed_values_are_recovered_by_sealant_recovery_unseal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = PrivateKey::generate(2048).expect("key");
-    let cert = Certificate::self_signed(
-        &key,
-        Duration::from_secs(86_400),
-        "e2e",
-        OffsetDateTime::now_utc(),
-    )
-    .expect("cert");
+    let (key, cert) = key_and_cert(OffsetDateTime::now_utc());
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, cert.to_pem()).expect("write cert");
     std::fs::write(&key_path, key.expose_pkcs1_pem().as_bytes()).expect("write key");
 
-    for scope in ["strict", "namespace-wide", "cluster-wide"] {
+    for scope in Scope::ALL {
         let input = secret_yaml("apps", "db", VALUES, scope);
         let sealed = tools::run(
             kubeseal(dir.path())
@@ -102,7 +65,11 @@ fn kubeseal_sealed_values_are_recovered_by_sealant_recovery_unseal() {
             &sealed.stdout,
         )
         .unwrap_or_else(|e| panic!("sealant recovers kubeseal's {scope} output: {e:#}"));
-        assert_eq!(secret_values(&unsealed.stdout), expected(VALUES), "{scope}");
+        assert_eq!(
+            yaml_secret_values(&unsealed.stdout),
+            expected(VALUES),
+            "{scope}"
+        );
     }
 }
 
@@ -119,7 +86,7 @@ async fn bitnami_controller_unseals_what_sealant_sealed_in_every_scope() {
 
     let client = cp.client().await.expect("client");
     let sealed_api: Api<SealedSecret> = Api::namespaced(client.clone(), &ns.name);
-    let scopes = ["strict", "namespace-wide", "cluster-wide"];
+    let scopes = Scope::ALL;
     for scope in scopes {
         let input = secret_yaml(&ns.name, &format!("db-{scope}"), VALUES, scope);
         let out = tools::run(
@@ -148,14 +115,7 @@ async fn bitnami_controller_unseals_what_sealant_sealed_in_every_scope() {
         let secret = secret.unwrap_or_else(|| {
             panic!("the Bitnami controller produced no Secret {name} within 30 s")
         });
-        let values: BTreeMap<String, String> = secret
-            .data
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).expect("UTF-8")))
-            .collect();
-        assert_eq!(values, expected(VALUES), "{scope}");
+        assert_eq!(secret_values(&secret), expected(VALUES), "{scope}");
         let owner = &secret.metadata.owner_references.expect("ownerReferences")[0];
         assert_eq!(
             (owner.kind.as_str(), owner.name.as_str(), owner.controller),
@@ -245,7 +205,7 @@ async fn sealant_fetches_the_bitnami_cert_through_the_service_proxy_with_default
                 NAME,
             ])
             .args(["-o", "yaml"]),
-        secret_yaml(&ns.name, "fetched", VALUES, "strict").as_bytes(),
+        secret_yaml(&ns.name, "fetched", VALUES, Scope::Strict).as_bytes(),
     )
     .expect("sealant seals with the fetched cert");
     let sealed: SealedSecret = serde_yaml_ng::from_slice(&sealed.stdout).expect("SealedSecret");
@@ -288,7 +248,7 @@ async fn sealant_recovery_unseal_reads_the_bitnami_controllers_key_backup() {
             .arg("--cert")
             .arg(&cert_path)
             .args(["-o", "yaml"]),
-        secret_yaml(&ns.name, "db", VALUES, "strict").as_bytes(),
+        secret_yaml(&ns.name, "db", VALUES, Scope::Strict).as_bytes(),
     )
     .expect("kubeseal seals with the controller's cert");
     let unsealed = tools::run(
@@ -299,5 +259,5 @@ async fn sealant_recovery_unseal_reads_the_bitnami_controllers_key_backup() {
         &sealed.stdout,
     )
     .expect("sealant --recovery-unseal with the backup");
-    assert_eq!(secret_values(&unsealed.stdout), expected(VALUES));
+    assert_eq!(yaml_secret_values(&unsealed.stdout), expected(VALUES));
 }

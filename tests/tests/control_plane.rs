@@ -3,7 +3,6 @@
 //! by it and by `kubectl apply`.
 
 use std::io::Write as _;
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -13,8 +12,9 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use sealant_crds::SealedSecret;
 use sealant_e2e::control_plane::{client_from, get_text};
-use sealant_e2e::{TestNamespace, cluster, tools};
-use sealant_keys::{Certificate, OffsetDateTime, PrivateKey};
+use sealant_e2e::fixtures::{key_and_cert, kubectl_apply, seal};
+use sealant_e2e::{TestNamespace, cluster};
+use sealant_keys::OffsetDateTime;
 
 #[tokio::test]
 async fn control_plane_starts_and_serves_the_pinned_kubernetes_version() {
@@ -89,46 +89,12 @@ async fn sealant_sealed_secret_is_accepted_by_kubectl_apply() {
     let ns = TestNamespace::new(cp, "kubectl-apply")
         .await
         .expect("namespace");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = PrivateKey::generate(2048).expect("key");
-    let cert = Certificate::self_signed(
-        &key,
-        Duration::from_secs(86_400),
-        "e2e",
-        OffsetDateTime::now_utc(),
-    )
-    .expect("cert");
-    let cert_path = dir.path().join("cert.pem");
-    std::fs::write(&cert_path, cert.to_pem()).expect("write cert");
-
-    let secret = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {}\n\
-         stringData:\n  password: hunter2\n",
-        ns.name
-    );
-    let sealed = tools::run(
-        Command::new(tools::sealant().expect("sealant binary"))
-            .arg("--cert")
-            .arg(&cert_path)
-            .args(["-o", "yaml"]),
-        secret.as_bytes(),
-    )
-    .expect("sealant seals");
-    let sealed_path = dir.path().join("sealed.yaml");
-    std::fs::write(&sealed_path, &sealed.stdout).expect("write sealed");
-
-    tools::run(
-        Command::new(tools::kubectl().expect("kubectl"))
-            .arg("--kubeconfig")
-            .arg(&cp.admin_kubeconfig)
-            .args(["apply", "-f"])
-            .arg(&sealed_path),
-        b"",
-    )
-    .expect("kubectl apply accepts sealant's output");
+    let (_key, cert) = key_and_cert(OffsetDateTime::now_utc());
+    let sealed = seal(&cert.to_pem(), &ns.name, "db", &[("password", "hunter2")]);
+    kubectl_apply(cp, &sealed);
 
     let local: SealedSecret =
-        serde_yaml_ng::from_slice(&sealed.stdout).expect("sealant printed a SealedSecret");
+        serde_yaml_ng::from_slice(&sealed).expect("sealant printed a SealedSecret");
     let api: Api<SealedSecret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
     let stored = api.get("db").await.expect("the SealedSecret is stored");
     assert_eq!(stored.spec.encrypted_data, local.spec.encrypted_data);

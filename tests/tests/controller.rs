@@ -5,15 +5,14 @@
 //! Each test starts its own controller that watches only the test's namespace and
 //! keeps its keys there, so the tests are independent.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use sealant_crds::SealedSecret;
+use sealant_e2e::fixtures::{expected, key_and_cert, kubectl, kubectl_apply, seal, secret_values};
 use sealant_e2e::sealant_controller::SealantController;
 use sealant_e2e::{ControlPlane, TestNamespace, cluster, random_hex, record_timing, tools};
 
@@ -21,45 +20,6 @@ fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(relative)
-}
-
-fn kubectl(cp: &ControlPlane) -> Command {
-    let mut cmd = Command::new(tools::kubectl().expect("kubectl"));
-    cmd.arg("--kubeconfig").arg(&cp.admin_kubeconfig);
-    cmd
-}
-
-/// A Secret manifest with string values and optional extra metadata lines.
-fn secret_yaml(namespace: &str, name: &str, values: &[(&str, &str)]) -> String {
-    let data: String = values
-        .iter()
-        .map(|(k, v)| format!("  {k}: {v:?}\n"))
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\n\
-         type: Opaque\nstringData:\n{data}"
-    )
-}
-
-/// Seals `values` as `namespace/name` with `cert_pem`, and returns the SealedSecret
-/// as YAML.
-fn seal(cert_pem: &str, namespace: &str, name: &str, values: &[(&str, &str)]) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cert = dir.path().join("cert.pem");
-    std::fs::write(&cert, cert_pem).expect("write cert");
-    tools::run(
-        Command::new(tools::sealant().expect("sealant binary"))
-            .arg("--cert")
-            .arg(&cert)
-            .args(["-o", "yaml"]),
-        secret_yaml(namespace, name, values).as_bytes(),
-    )
-    .expect("sealant seals")
-    .stdout
-}
-
-fn kubectl_apply(cp: &ControlPlane, yaml: &[u8]) {
-    tools::run(kubectl(cp).args(["apply", "-f", "-"]), yaml).expect("kubectl apply");
 }
 
 /// Seals `values` as `namespace/name` with the controller's certificate and applies the
@@ -73,23 +33,6 @@ fn apply_sealed(
 ) {
     let cert = controller.cert_pem().expect("cert");
     kubectl_apply(cp, &seal(&cert, namespace, name, values));
-}
-
-fn decoded(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v.0).expect("UTF-8 value")))
-        .collect()
-}
-
-fn expected(values: &[(&str, &str)]) -> BTreeMap<String, String> {
-    values
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
@@ -225,7 +168,7 @@ async fn kubectl_applied_sealed_secret_becomes_an_owned_synced_secret_without_lo
         "sealant-controller created a Secret {:.2} s after kubectl apply",
         started.elapsed().as_secs_f64()
     ));
-    assert_eq!(decoded(&secret), expected(&values));
+    assert_eq!(secret_values(&secret), expected(&values));
     let sealed: Api<SealedSecret> = Api::namespaced(client.clone(), &ns.name);
     let owner = sealed.get("db").await.expect("SealedSecret");
     let refs: Vec<OwnerReference> = secret.metadata.owner_references.clone().unwrap_or_default();
@@ -287,7 +230,10 @@ async fn unowned_secret_is_refused_with_a_warning_until_it_is_marked_managed() {
         "{message}"
     );
     let untouched = secrets.get("app").await.expect("Secret");
-    assert_eq!(decoded(&untouched), expected(&[("token", "hand-made")]));
+    assert_eq!(
+        secret_values(&untouched),
+        expected(&[("token", "hand-made")])
+    );
     assert!(untouched.metadata.owner_references.is_none());
 
     // Marked managed, it is adopted: the SealedSecret's values and an ownerReference.
@@ -315,7 +261,7 @@ async fn unowned_secret_is_refused_with_a_warning_until_it_is_marked_managed() {
         s.metadata.owner_references.is_some()
     })
     .await;
-    assert_eq!(decoded(&adopted), expected(&values));
+    assert_eq!(secret_values(&adopted), expected(&values));
 }
 
 #[tokio::test]
@@ -339,7 +285,7 @@ async fn deleted_secret_is_recreated_and_hand_edited_secret_is_repaired() {
         s.metadata.uid != first.metadata.uid
     })
     .await;
-    assert_eq!(decoded(&recreated), expected(&values));
+    assert_eq!(secret_values(&recreated), expected(&values));
 
     secrets
         .patch(
@@ -350,10 +296,10 @@ async fn deleted_secret_is_recreated_and_hand_edited_secret_is_repaired() {
         .await
         .expect("edit the Secret");
     let repaired = secret_where(&secrets, &controller, "s", |s| {
-        decoded(s) == expected(&values)
+        secret_values(s) == expected(&values)
     })
     .await;
-    assert_eq!(decoded(&repaired), expected(&values));
+    assert_eq!(secret_values(&repaired), expected(&values));
 }
 
 #[tokio::test]
@@ -431,10 +377,10 @@ async fn restart_over_in_sync_objects_decrypts_nothing_yet_repairs_an_edit_made_
         .await
         .expect("sealant-controller again");
     let repaired = secret_where(&secrets, &second, "s0", |s| {
-        decoded(s) == expected(&[("k", "v0")])
+        secret_values(s) == expected(&[("k", "v0")])
     })
     .await;
-    assert_eq!(decoded(&repaired), expected(&[("k", "v0")]));
+    assert_eq!(secret_values(&repaired), expected(&[("k", "v0")]));
     // Every other object was checked and found in sync: wait until all were seen.
     eventually("every SealedSecret to be checked", &second, || async {
         let skips = second
@@ -529,7 +475,7 @@ async fn with_skip_recreate_a_deleted_secret_stays_deleted() {
 
 #[tokio::test]
 async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
-    use sealant_keys::{Certificate, OffsetDateTime, PrivateKey};
+    use sealant_keys::OffsetDateTime;
     let cp = cluster().expect("control plane");
     let ns = TestNamespace::new(cp, "new-key").await.expect("namespace");
     let client = cp.client().await.expect("client");
@@ -574,14 +520,7 @@ async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
     );
 
     // A key made elsewhere and added while the controller runs (newer than its own).
-    let key = PrivateKey::generate(2048).expect("key");
-    let cert = Certificate::self_signed(
-        &key,
-        Duration::from_secs(86_400),
-        "e2e",
-        OffsetDateTime::now_utc() + Duration::from_secs(60),
-    )
-    .expect("cert");
+    let (key, cert) = key_and_cert(OffsetDateTime::now_utc() + Duration::from_secs(60));
     let cert_pem = cert.to_pem();
     secrets
         .create(
@@ -592,7 +531,7 @@ async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
         .expect("create the added key Secret");
     kubectl_apply(cp, &seal(&cert_pem, &ns.name, "late", &[("k", "v")]));
     let secret = secret_where(&secrets, &controller, "late", |_| true).await;
-    assert_eq!(decoded(&secret), expected(&[("k", "v")]));
+    assert_eq!(secret_values(&secret), expected(&[("k", "v")]));
     let served = controller.cert_pem().expect("cert");
     assert_eq!(served, cert_pem, "the newest key now seals");
 }
@@ -637,7 +576,7 @@ async fn template_metadata_immutable_and_skip_set_owner_references_reach_the_sec
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let secret = secret_where(&secrets, &controller, "tpl", |_| true).await;
-    assert_eq!(decoded(&secret), expected(&[("k", "v")]));
+    assert_eq!(secret_values(&secret), expected(&[("k", "v")]));
     let labels = secret.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("app").map(String::as_str), Some("web"));
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
@@ -689,11 +628,11 @@ async fn patch_annotated_secret_gets_the_sealed_values_merged_and_keeps_its_own(
         .expect("sealant-controller");
     apply_sealed(cp, &controller, &ns.name, "merged", &[("k", "new")]);
     let merged = secret_where(&secrets, &controller, "merged", |s| {
-        decoded(s).get("k").map(String::as_str) == Some("new")
+        secret_values(s).get("k").map(String::as_str) == Some("new")
     })
     .await;
     assert_eq!(
-        decoded(&merged),
+        secret_values(&merged),
         expected(&[("keep", "mine"), ("k", "new")])
     );
 }

@@ -16,40 +16,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use sealant_e2e::fixtures::{kubectl_apply, seal};
 use sealant_e2e::sealant_controller::SealantController;
-use sealant_e2e::{ControlPlane, TestNamespace, bitnami, cluster, tools};
-
-fn kubectl_apply(cp: &ControlPlane, yaml: &[u8]) {
-    let mut cmd = Command::new(tools::kubectl().expect("kubectl"));
-    cmd.arg("--kubeconfig")
-        .arg(&cp.admin_kubeconfig)
-        .args(["apply", "-f", "-"]);
-    tools::run(&mut cmd, yaml).expect("kubectl apply");
-}
+use sealant_e2e::{TestNamespace, bitnami, cluster, tools};
 
 fn sealant(kubeconfig: &Path) -> Command {
     let mut cmd = Command::new(tools::sealant().expect("sealant binary"));
     cmd.env("KUBECONFIG", kubeconfig);
     cmd
-}
-
-fn seal(cert_pem: &str, namespace: &str, name: &str, value: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cert = dir.path().join("cert.pem");
-    std::fs::write(&cert, cert_pem).expect("write cert");
-    let secret = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\n\
-         type: Opaque\nstringData:\n  k: {value:?}\n"
-    );
-    tools::run(
-        Command::new(tools::sealant().expect("sealant binary"))
-            .arg("--cert")
-            .arg(&cert)
-            .args(["-o", "yaml"]),
-        secret.as_bytes(),
-    )
-    .expect("sealant seals")
-    .stdout
 }
 
 /// Waits up to 30 s for the Secret `name` to hold `k: value`.
@@ -101,7 +75,7 @@ async fn keys_load_both_ways_with_the_bitnami_controller_and_the_cli_works_throu
         bitnami_cert,
         "sealant-controller serves the key the Bitnami controller wrote"
     );
-    let sealed_by_bitnami_cert = seal(&bitnami_cert, &ns.name, "from-bitnami", "v1");
+    let sealed_by_bitnami_cert = seal(&bitnami_cert, &ns.name, "from-bitnami", &[("k", "v1")]);
     kubectl_apply(cp, &sealed_by_bitnami_cert);
     wait_for_value(&secrets, "from-bitnami", "v1").await;
 
@@ -110,7 +84,7 @@ async fn keys_load_both_ways_with_the_bitnami_controller_and_the_cli_works_throu
     assert_eq!(String::from_utf8_lossy(&fetched.stdout), bitnami_cert);
     tools::run(sealant(&user).arg("--validate"), &sealed_by_bitnami_cert)
         .expect("--validate accepts a SealedSecret our controller can open");
-    let wrong = String::from_utf8(seal(&bitnami_cert, "elsewhere", "x", "v"))
+    let wrong = String::from_utf8(seal(&bitnami_cert, "elsewhere", "x", &[("k", "v")]))
         .expect("UTF-8")
         .replace("namespace: elsewhere", &format!("namespace: {}", ns.name));
     let refused = tools::run_unchecked(sealant(&user).arg("--validate"), wrong.as_bytes())
@@ -150,7 +124,10 @@ async fn keys_load_both_ways_with_the_bitnami_controller_and_the_cli_works_throu
         our_cert,
         "the Bitnami controller serves the key sealant-controller wrote"
     );
-    kubectl_apply(cp, &seal(&our_cert, &ns.name, "from-sealant", "v2"));
+    kubectl_apply(
+        cp,
+        &seal(&our_cert, &ns.name, "from-sealant", &[("k", "v2")]),
+    );
     wait_for_value(&secrets, "from-sealant", "v2").await;
     again.kill();
 }

@@ -1,0 +1,87 @@
+//! Small builders the suites share: Secret manifests, sealing through the `sealant`
+//! binary, `kubectl apply` as admin, and value maps to compare against.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::Secret;
+use std::time::Duration;
+
+use sealant_keys::{Certificate, OffsetDateTime, PrivateKey, Scope};
+
+use crate::{ControlPlane, tools};
+
+/// A fresh 2048-bit key and its self-signed certificate, valid for a day from
+/// `not_before`.
+pub fn key_and_cert(not_before: OffsetDateTime) -> (PrivateKey, Certificate) {
+    let key = PrivateKey::generate(2048).expect("key");
+    let cert = Certificate::self_signed(&key, Duration::from_secs(86_400), "e2e", not_before)
+        .expect("cert");
+    (key, cert)
+}
+
+/// A Secret manifest (YAML) with string values, annotated with `scope` unless strict.
+pub fn secret_yaml(namespace: &str, name: &str, values: &[(&str, &str)], scope: Scope) -> String {
+    let annotations = match scope {
+        Scope::Strict => String::new(),
+        wide => format!("  annotations:\n    sealedsecrets.bitnami.com/{wide}: \"true\"\n"),
+    };
+    let data: String = values
+        .iter()
+        .map(|(k, v)| format!("  {k}: {v:?}\n"))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\n\
+         {annotations}type: Opaque\nstringData:\n{data}"
+    )
+}
+
+/// Seals `values` as the strict `namespace/name` with `cert_pem` through the `sealant`
+/// binary, and returns the SealedSecret as YAML.
+pub fn seal(cert_pem: &str, namespace: &str, name: &str, values: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, cert_pem).expect("write cert");
+    tools::run(
+        Command::new(tools::sealant().expect("sealant binary"))
+            .arg("--cert")
+            .arg(&cert)
+            .args(["-o", "yaml"]),
+        secret_yaml(namespace, name, values, Scope::Strict).as_bytes(),
+    )
+    .expect("sealant seals")
+    .stdout
+}
+
+/// `kubectl` with the control plane's admin kubeconfig.
+pub fn kubectl(cp: &ControlPlane) -> Command {
+    let mut cmd = Command::new(tools::kubectl().expect("kubectl"));
+    cmd.arg("--kubeconfig").arg(&cp.admin_kubeconfig);
+    cmd
+}
+
+/// `kubectl apply -f -` of `yaml`, as admin.
+pub fn kubectl_apply(cp: &ControlPlane, yaml: &[u8]) {
+    tools::run(kubectl(cp).args(["apply", "-f", "-"]), yaml).expect("kubectl apply");
+}
+
+/// A Secret's `data`, decoded as UTF-8 strings.
+pub fn secret_values(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| {
+            let text = String::from_utf8(v.0.clone()).expect("UTF-8 value");
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+/// `values` as the map [`secret_values`] returns.
+pub fn expected(values: &[(&str, &str)]) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
