@@ -411,6 +411,31 @@ pub(crate) mod tests {
         );
     }
 
+    /// A SealedSecret `app/db` holding `password: hunter2`, sealed (strict) to
+    /// `test_keys()[2]`, as the API server would return it (with `uid`).
+    pub(crate) fn sealed_app_db(uid: &str) -> sealant_crds::SealedSecret {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("db".to_owned()),
+                namespace: Some("app".to_owned()),
+                ..ObjectMeta::default()
+            },
+            string_data: Some(BTreeMap::from([(
+                "password".to_owned(),
+                "hunter2".to_owned(),
+            )])),
+            ..Secret::default()
+        };
+        let mut sealed = sealant_crds::seal_secret(
+            &secret,
+            test_keys()[2].1.public_key(),
+            &sealant_crds::SealOptions::default(),
+        )
+        .expect("seals");
+        sealed.metadata.uid = Some(uid.to_owned());
+        sealed
+    }
+
     /// Generating RSA keys is slow; tests share three 2048-bit keys.
     pub(crate) fn test_keys() -> &'static [(PrivateKey, Certificate); 3] {
         static KEYS: OnceLock<[(PrivateKey, Certificate); 3]> = OnceLock::new();

@@ -375,35 +375,17 @@ mod tests {
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use k8s_openapi::jiff::Timestamp;
-    use sealant_crds::{SealOptions, SecretTemplateSpec, seal_secret, secret_shell};
+    use sealant_crds::{SecretTemplateSpec, secret_shell};
     use sealant_keys::OffsetDateTime;
 
     use super::*;
     use crate::digest;
-    use crate::key_secrets::tests::test_keys;
+    use crate::key_secrets::tests::{sealed_app_db, test_keys};
 
     const UID: &str = "1111-2222";
 
     fn sealed_with(template: Option<SecretTemplateSpec>) -> SealedSecret {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some("db".to_owned()),
-                namespace: Some("app".to_owned()),
-                ..ObjectMeta::default()
-            },
-            string_data: Some(BTreeMap::from([(
-                "password".to_owned(),
-                "hunter2".to_owned(),
-            )])),
-            ..Secret::default()
-        };
-        let mut s = seal_secret(
-            &secret,
-            test_keys()[2].1.public_key(),
-            &SealOptions::default(),
-        )
-        .expect("seals");
-        s.metadata.uid = Some(UID.to_owned());
+        let mut s = sealed_app_db(UID);
         if template.is_some() {
             s.spec.template = template;
         }

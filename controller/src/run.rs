@@ -702,10 +702,9 @@ mod tests {
     use http::{Request, Response, StatusCode};
     use http_body_util::{BodyExt as _, Full};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use sealant_crds::{SealOptions, seal_secret};
 
     use super::*;
-    use crate::key_secrets::tests::test_keys;
+    use crate::key_secrets::tests::{sealed_app_db, test_keys};
 
     /// One request the controller sent: method, path (with query) and JSON body.
     type Sent = (String, String, serde_json::Value);
@@ -721,25 +720,7 @@ mod tests {
         static SEALED: std::sync::OnceLock<SealedSecret> = std::sync::OnceLock::new();
         SEALED
             .get_or_init(|| {
-                let secret = Secret {
-                    metadata: ObjectMeta {
-                        name: Some("db".to_owned()),
-                        namespace: Some("app".to_owned()),
-                        ..ObjectMeta::default()
-                    },
-                    string_data: Some(BTreeMap::from([(
-                        "password".to_owned(),
-                        "hunter2".to_owned(),
-                    )])),
-                    ..Secret::default()
-                };
-                let mut s = seal_secret(
-                    &secret,
-                    test_keys()[2].1.public_key(),
-                    &SealOptions::default(),
-                )
-                .expect("seals");
-                s.metadata.uid = Some("uid-1".to_owned());
+                let mut s = sealed_app_db("uid-1");
                 s.metadata.generation = Some(1);
                 s
             })
