@@ -114,6 +114,25 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// Flags that cannot work together.
+    #[error("invalid {flag}: {reason}")]
+    Flag {
+        /// The flag or flag family.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// This replica led and no longer does: it stops so that it never writes as a
+    /// stale leader.
+    #[error("lost the leadership of Lease {lease}: {reason}")]
+    LeadershipLost {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A worker task panicked (a bug); the pass is retried.
     #[error("internal error while {what}")]
     Internal {
@@ -157,7 +176,8 @@ impl Error {
             | Error::KeySecretMissingField { .. }
             | Error::KeyCertificateMismatch { .. }
             | Error::BadRequestBody(_)
-            | Error::Unsupported { .. } => ErrorClass::Permanent,
+            | Error::Unsupported { .. }
+            | Error::Flag { .. } => ErrorClass::Permanent,
             Error::Kube { source, .. } => match source {
                 // 400 Bad Request and 422 Invalid: the object we send is wrong, and
                 // sending it again will not help until the SealedSecret changes.
@@ -170,7 +190,8 @@ impl Error {
             | Error::NoKeys
             | Error::Reseal { .. }
             | Error::Internal { .. }
-            | Error::Serve { .. } => ErrorClass::Transient,
+            | Error::Serve { .. }
+            | Error::LeadershipLost { .. } => ErrorClass::Transient,
         }
     }
 }

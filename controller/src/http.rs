@@ -12,8 +12,10 @@
 //! Guarantees:
 //! - `/v1/verify` and `/v1/rotate` share one token bucket (`--rate-limit` per second,
 //!   `--rate-limit-burst` extra, as Bitnami's GCRA allows `burst + 1` at once) and
-//!   answer 429 when it is empty, before reading or decrypting anything;
-//! - request bodies above [`MAX_BODY_BYTES`] are refused with 413;
+//!   answer 429 when it is empty, before the body is read or anything decrypted;
+//! - request bodies above [`MAX_BODY_BYTES`] are refused with 413: at once when the
+//!   declared `Content-Length` is larger (without reading the body or spending a
+//!   token), and otherwise as soon as the body read passes the cap;
 //! - RSA work runs on the blocking pool, never on the async workers;
 //! - answers never include plaintext or the reason a decryption failed: a 409 says
 //!   only that no known key could decrypt the object.
@@ -61,11 +63,14 @@ pub struct ApiState {
 /// The API router: `/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`.
 pub fn api_router(state: Arc<ApiState>) -> Router {
     let metrics = state.metrics.clone();
+    let limited = Router::new()
+        .route("/v1/verify", post(verify))
+        .route("/v1/rotate", post(rotate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/cert.pem", get(cert_pem))
-        .route("/v1/verify", post(verify))
-        .route("/v1/rotate", post(rotate))
+        .merge(limited)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .layer(middleware::from_fn_with_state(metrics, record))
@@ -94,10 +99,28 @@ async fn cert_pem(State(state): State<Arc<ApiState>>) -> Response {
     }
 }
 
-async fn verify(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+/// Admission for `/v1/verify` and `/v1/rotate`, before the body is read: a declared
+/// body over the cap is refused (413) without spending a token, then the token bucket
+/// decides (429).
+async fn admit(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than 2 MiB\n",
+        )
+            .into_response();
+    }
     if !state.limiter.try_acquire(Instant::now()) {
         return too_many();
     }
+    next.run(request).await
+}
+
+async fn verify(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let keys = state.keys.snapshot();
     let accept = state.accept_v1_data;
     let outcome = tokio::task::spawn_blocking(move || verify_body(&body, &keys, accept)).await;
@@ -109,9 +132,6 @@ async fn verify(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
 }
 
 async fn rotate(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
-    if !state.limiter.try_acquire(Instant::now()) {
-        return too_many();
-    }
     let keys = state.keys.snapshot();
     let accept = state.accept_v1_data;
     let outcome = tokio::task::spawn_blocking(move || rotate_body(&body, &keys, accept)).await;
@@ -510,6 +530,22 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn declared_oversized_body_is_refused_unread_and_spends_no_token() {
+        // Burst 0: exactly one request is admitted at once.
+        let router = api_router(state(keys(&[1]), 1, 0));
+        let request = Request::builder()
+            .method("POST")
+            .uri("/v1/verify")
+            .header(header::CONTENT_LENGTH, (MAX_BODY_BYTES + 1).to_string())
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let (status, _, _) = call(router, "POST", "/v1/verify", sealed_json(1, None, "v")).await;
+        assert_eq!(status, StatusCode::OK, "the refused request spent no token");
     }
 
     #[tokio::test]

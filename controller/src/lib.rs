@@ -20,6 +20,7 @@
 //! - [`reconcile`]: the pure decision of what to do with one SealedSecret, the `Synced`
 //!   condition, and the retry policy.
 //! - [`http`] and [`metrics`]: the public endpoints.
+//! - [`leader`]: Lease-based leader election, so several replicas can run.
 //!
 //! ## Errors
 //!
@@ -32,6 +33,7 @@ mod error;
 pub mod flags;
 pub mod http;
 pub mod key_secrets;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod run;

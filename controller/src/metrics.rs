@@ -11,6 +11,7 @@
 //! | `sealed_secrets_controller_http_request_duration_seconds` | `handler`, `method` | HTTP API latency |
 //! | `sealant_controller_decryptions_total` | | SealedSecrets actually decrypted (RSA work) |
 //! | `sealant_controller_in_sync_skips_total` | | passes where the in-sync proof made decryption unnecessary |
+//! | `sealant_controller_leader` | | 1 while this replica reconciles and writes (always, without `--leader-elect`), 0 while it stands by |
 //!
 //! The last two are how the end-to-end suite proves that a restart over in-sync
 //! objects does zero decryptions. Labels never carry values or key material.
@@ -100,6 +101,7 @@ pub struct Metrics {
     http_duration: Family<HttpDurationLabels, Histogram>,
     decryptions: Counter,
     in_sync_skips: Counter,
+    leader: Gauge,
     omit_secret_labels: bool,
 }
 
@@ -129,6 +131,7 @@ impl Metrics {
             .set(1);
         let decryptions = Counter::default();
         let in_sync_skips = Counter::default();
+        let leader = Gauge::default();
 
         {
             let bitnami = registry.sub_registry_with_prefix("sealed_secrets_controller");
@@ -171,6 +174,11 @@ impl Metrics {
                 "Reconcile passes where the in-sync proof made decryption unnecessary",
                 in_sync_skips.clone(),
             );
+            ours.register(
+                "leader",
+                "1 while this replica reconciles and writes, 0 while it stands by",
+                leader.clone(),
+            );
         }
         Self {
             registry,
@@ -181,6 +189,7 @@ impl Metrics {
             http_duration,
             decryptions,
             in_sync_skips,
+            leader,
             omit_secret_labels,
         }
     }
@@ -208,6 +217,11 @@ impl Metrics {
     /// One pass that reused the in-sync Secret's data.
     pub fn in_sync_skip(&self) {
         self.in_sync_skips.inc();
+    }
+
+    /// Whether this replica leads (reconciles and writes) now.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// How many SealedSecrets were decrypted so far.
@@ -289,6 +303,7 @@ mod tests {
         m.unseal_error(ErrorReason::Unmanaged, "app");
         m.condition("app", "db", "Synced", "True");
         m.http_request("/v1/verify", "POST", 200, 0.01);
+        m.set_leader(true);
         let text = m.encode();
         for needle in [
             r#"sealed_secrets_controller_build_info{revision="v1.2.3"} 1"#,
@@ -299,6 +314,7 @@ mod tests {
             r#"sealed_secrets_controller_http_request_duration_seconds_count{handler="/v1/verify",method="POST"} 1"#,
             "sealant_controller_decryptions_total 0",
             "sealant_controller_in_sync_skips_total 0",
+            "sealant_controller_leader 1",
         ] {
             assert!(text.contains(needle), "missing {needle}\n{text}");
         }

@@ -3,9 +3,10 @@
 //! ```text
 //!   run()
 //!    ├─ HTTP API on --listen-addr, metrics on --listen-metrics-addr   (up before any sync: probes pass early)
-//!    ├─ key manager: list key Secrets ─▶ KeyStore; generate a key if none, or past --key-cutoff-time
-//!    │    ├─ renewal loop: every --key-renew-period, or on SIGUSR1
-//!    │    └─ key watcher (label-selected Secrets in the controller's namespace) ─▶ reload ─▶ reconcile all
+//!    ├─ key manager: list key Secrets ─▶ KeyStore
+//!    │    └─ key watcher (label-selected Secrets and the legacy one, in the controller's namespace) ─▶ reload ─▶ reconcile all
+//!    ├─ with --leader-elect: wait until this replica holds the Lease (then keep renewing it)
+//!    ├─ generate a key if none, or past --key-cutoff-time; renewal loop: every --key-renew-period, or on SIGUSR1
 //!    └─ one kube-runtime Controller per watched namespace (or one for all):
 //!         SealedSecrets (with --label-selector), owned Secrets watched as metadata only
 //!         reconcile(): fetch Secret ─▶ ownership ─▶ in-sync proof or unseal (blocking pool) ─▶ decide ─▶ write ─▶ status, event
@@ -15,15 +16,8 @@
 //! [`crate::digest`], [`crate::key_secrets`] and [`crate::http`]. This module only
 //! moves data between those functions and the API server. Its unit tests drive one
 //! reconcile pass against a scripted API server (the requests sent, their order and
-//! bodies: create, zero-decryption restart, repair, refusal). No automated end-to-end
-//! test covers it yet (that belongs in `tests/`, with the harness's control plane). It
-//! was run by hand against that control plane: a SealedSecret sealed by `sealant`
-//! became its Secret with an ownerReference, `Synced=True` and an `Unsealed` event; a
-//! restart did zero decryptions (`sealant_controller_decryptions_total 0`); a
-//! hand-edited value was repaired with one decryption; a deleted Secret was
-//! re-created; an unmanaged Secret and a moved (strict-scope) SealedSecret got
-//! `Synced=False`, the Bitnami texts and Warning events; SIGUSR1 wrote a new key that
-//! `/v1/cert.pem` then served.
+//! bodies: create, zero-decryption restart, repair, refusal). The end-to-end suites in
+//! `tests/tests/controller*.rs` run the binary against a real API server.
 //!
 //! Writes: Secrets are created (`POST`) and replaced (`PUT` with the read
 //! `resourceVersion`), with the field manager [`FIELD_MANAGER`]. Replace, not
@@ -33,9 +27,9 @@
 //! and retry instead of being overwritten blindly. Status is a merge patch of
 //! `status` on the status subresource (RBAC: `sealedsecrets/status` `patch`).
 //!
-//! Not yet here: leader election (`--leader-elect` is accepted, and refused at start
-//! rather than silently ignored), `template.data` rendering, and the legacy key
-//! Secret being watched (it is loaded at start).
+//! With `--leader-elect`, the part that writes (key generation and renewal, the
+//! reconcile loops) starts only once this replica holds the Lease ([`crate::leader`]);
+//! the HTTP API, the metrics and the key watch run on every replica.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -60,6 +54,7 @@ use crate::digest;
 use crate::flags::Flags;
 use crate::http::{ApiState, TokenBucket, api_router, metrics_router};
 use crate::key_secrets::{self, KEY_SELECTOR, KeyStore, Keys, Renewal};
+use crate::leader;
 use crate::metrics::{ErrorReason, Metrics};
 use crate::reconcile::{
     self, EVENT_COMPONENT, FIELD_MANAGER, Ownership, Plan, decide, desired, ownership,
@@ -77,12 +72,16 @@ pub struct Context {
     accept_v1_data: bool,
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C.
+/// Runs the controller until SIGTERM or Ctrl-C (or, with `--leader-elect`, until it
+/// loses the leadership it held, which is an error: the process must not go on).
 pub async fn run(flags: Flags) -> Result<(), Error> {
-    if flags.leader_elect {
-        return Err(Error::Unsupported {
-            what: "--leader-elect (leader election is not implemented yet; run one replica)",
-        });
+    let election = flags.leader_elect.then(|| leader::Timing {
+        lease_duration: flags.leader_elect_lease_duration.get(),
+        renew_deadline: flags.leader_elect_renew_deadline.get(),
+        retry_period: flags.leader_elect_retry_period.get(),
+    });
+    if let Some(timing) = &election {
+        timing.validate()?;
     }
     let client = Client::try_default().await.map_err(|source| Error::Kube {
         action: "connect to",
@@ -96,7 +95,8 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
     ));
     let keys = Arc::new(KeyStore::default());
 
-    // Serve first, so probes pass while keys load and the first sync runs.
+    // Serve first, so probes pass while keys load and the first sync runs. Every
+    // replica serves, leader or not: the endpoints only read keys.
     let api_state = Arc::new(ApiState {
         keys: keys.clone(),
         metrics: metrics.clone(),
@@ -106,6 +106,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
     let api_server = serve(flags.listen_addr.0, api_router(api_state)).await?;
     let metrics_server =
         serve(flags.listen_metrics_addr.0, metrics_router(metrics.clone())).await?;
+    let mut background = vec![api_server, metrics_server];
 
     let key_manager = Arc::new(KeyManager {
         api: Api::namespaced(client.clone(), &namespace),
@@ -113,7 +114,33 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         keys: keys.clone(),
         flags: flags.clone(),
     });
-    let legacy = key_manager.initial_load().await?;
+    key_manager.initial_load().await?;
+    let (changed_tx, changed_rx) = watch::channel(0u64);
+    background.push(tokio::spawn(key_manager.clone().watch(changed_tx)));
+
+    // Everything below writes: with --leader-elect, only the leader gets there.
+    let mut elector = match election {
+        None => None,
+        Some(timing) => {
+            let mut elector = leader::Elector::new(
+                Api::namespaced(client.clone(), &namespace),
+                &namespace,
+                leader::identity(),
+                timing,
+            );
+            tokio::select! {
+                acquired = elector.acquire() => acquired?,
+                () = terminated() => {
+                    info!("stopping before becoming the leader");
+                    abort_all(background);
+                    return Ok(());
+                }
+            }
+            Some(elector)
+        }
+    };
+    metrics.set_leader(true);
+
     if let Renewal::Now = key_secrets::renewal(
         keys.snapshot().newest_time(),
         OffsetDateTime::now_utc(),
@@ -122,15 +149,12 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
     ) {
         key_manager.renew().await?;
     }
-
-    let (changed_tx, changed_rx) = watch::channel(0u64);
-    let watcher_task = tokio::spawn(key_manager.clone().watch(legacy, changed_tx));
-    let renewal_task = tokio::spawn(key_manager.clone().renewal_loop());
+    background.push(tokio::spawn(key_manager.clone().renewal_loop()));
 
     let context = Arc::new(Context {
         client: client.clone(),
         keys,
-        metrics,
+        metrics: metrics.clone(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -153,7 +177,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
             }
         }
     }
-    let controllers = scopes.into_iter().map(|scope| {
+    let controllers = future::join_all(scopes.into_iter().map(|scope| {
         run_controller(
             client.clone(),
             scope,
@@ -161,15 +185,50 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
             context.clone(),
             changed_rx.clone(),
         )
-    });
+    }));
     info!(namespace = %namespace, "sealant-controller started");
-    future::join_all(controllers).await;
+    let outcome = match elector.as_mut() {
+        None => {
+            controllers.await;
+            Ok(())
+        }
+        Some(elector) => {
+            tokio::select! {
+                _ = controllers => {
+                    elector.release().await;
+                    Ok(())
+                }
+                // Dropping the controllers cancels every pass in flight: a replica
+                // that may no longer lead stops writing at once.
+                lost = elector.hold() => Err(lost),
+            }
+        }
+    };
+    metrics.set_leader(false);
+    abort_all(background);
+    outcome
+}
 
-    watcher_task.abort();
-    renewal_task.abort();
-    api_server.abort();
-    metrics_server.abort();
-    Ok(())
+fn abort_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        task.abort();
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C, as the controllers' own shutdown does.
+async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 async fn serve(
@@ -218,9 +277,14 @@ fn run_controller(
         .reconcile_all_on(changes(key_changes))
         .shutdown_on_signal();
     if !flags.skip_recreate {
-        // Metadata only: ownerReferences are all the trigger needs, and no Secret's
-        // data is held in memory.
-        let owned = watcher(secrets, watcher::Config::default()).touched_objects();
+        // Metadata only (an `Api<PartialObjectMeta<_>>` lists and watches
+        // `PartialObjectMetadata`, asked for in the Accept header): ownerReferences
+        // are all the trigger needs, so no Secret's data crosses the wire or is held in
+        // memory, however many Secrets the cluster has. Nothing is cached either: the
+        // events only map to their owner.
+        let owned = watcher(secrets, watcher::Config::default())
+            .default_backoff()
+            .touched_objects();
         controller = controller.owns_stream(owned);
     }
     controller
@@ -484,9 +548,8 @@ struct KeyManager {
 }
 
 impl KeyManager {
-    /// Lists key Secrets and the legacy one, loads them, and returns the legacy Secret
-    /// (which the label-selected watch does not see).
-    async fn initial_load(&self) -> Result<Option<Secret>, Error> {
+    /// Lists key Secrets and the legacy one, and loads them.
+    async fn initial_load(&self) -> Result<(), Error> {
         let list = self
             .api
             .list(&ListParams::default().labels(KEY_SELECTOR))
@@ -498,9 +561,9 @@ impl KeyManager {
             .await
             .map_err(|source| self.kube_error("read the legacy key Secret in", source))?;
         let mut items = list.items;
-        items.extend(legacy.clone());
+        items.extend(legacy);
         self.install(&items);
-        Ok(legacy)
+        Ok(())
     }
 
     /// Loads `items` into the store; returns whether the set of keys changed.
@@ -644,37 +707,60 @@ impl KeyManager {
         }
     }
 
-    /// Watches label-selected key Secrets and reloads on every change; tells the
-    /// controllers to reconcile everything when the keys changed.
-    async fn watch(self: Arc<Self>, legacy: Option<Secret>, changed: watch::Sender<u64>) {
-        let (reader, writer) = reflector::store();
-        let stream = reflector(
-            writer,
+    /// Watches the key Secrets (label-selected, plus the legacy one by name) and
+    /// reloads on every change; tells the controllers to reconcile everything when the
+    /// keys changed.
+    async fn watch(self: Arc<Self>, changed: watch::Sender<u64>) {
+        let (labelled, labelled_writer) = reflector::store();
+        let (legacy, legacy_writer) = reflector::store();
+        let labelled_stream = reflector(
+            labelled_writer,
             watcher(
                 self.api.clone(),
                 watcher::Config::default().labels(KEY_SELECTOR),
             ),
         )
-        .default_backoff();
+        .default_backoff()
+        .map(|event| (true, event));
+        let legacy_stream = reflector(
+            legacy_writer,
+            watcher(
+                self.api.clone(),
+                watcher::Config::default()
+                    .fields(&format!("metadata.name={}", self.flags.key_prefix)),
+            ),
+        )
+        .default_backoff()
+        .map(|event| (false, event));
+        let stream = futures::stream::select(labelled_stream, legacy_stream);
         futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
+        let (mut labelled_ready, mut legacy_ready) = (false, false);
+        while let Some((is_labelled, event)) = stream.next().await {
             match event {
-                // The store is complete only after a whole (re)list: reloading on each
+                // A store is complete only after a whole (re)list: reloading on each
                 // listed object would install a partial key set.
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
-                Ok(
-                    watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_),
-                ) => {}
+                Ok(watcher::Event::InitDone) => {
+                    if is_labelled {
+                        labelled_ready = true;
+                    } else {
+                        legacy_ready = true;
+                    }
+                }
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {}
                 Err(e) => {
                     warn!(error = %e, "key watch error");
                     continue;
                 }
             }
-            let mut items: Vec<Secret> = reader.state().iter().map(|s| (**s).clone()).collect();
-            if let Some(l) = &legacy
-                && !items.iter().any(|s| s.metadata.name == l.metadata.name)
-            {
-                items.push(l.clone());
+            if !(labelled_ready && legacy_ready) {
+                continue;
+            }
+            let mut items: Vec<Secret> = labelled.state().iter().map(|s| (**s).clone()).collect();
+            for l in legacy.state() {
+                if !items.iter().any(|s| s.metadata.name == l.metadata.name) {
+                    items.push((*l).clone());
+                }
             }
             if self.install(&items) {
                 changed.send_modify(|n| *n += 1);

@@ -70,9 +70,13 @@ impl SealantController {
         let kubeconfig = service_account_kubeconfig(cluster).await?;
         let bin = crate::tools::sealant_controller()?;
         let mut cmd = cluster.host.command(&bin.to_string_lossy());
+        // One namespace unless the caller says otherwise (the sync benchmark watches
+        // all of them, as Bitnami does by default).
+        if !extra_args.iter().any(|a| a.starts_with("--all-namespaces")) {
+            cmd.arg("--all-namespaces=false");
+        }
         cmd.arg(format!("--listen-addr={addr}"))
             .arg(format!("--listen-metrics-addr={metrics_addr}"))
-            .arg("--all-namespaces=false")
             // 2048-bit keys: a 4096-bit one takes seconds in a debug build.
             .arg("--key-size=2048")
             .args(extra_args)
@@ -133,6 +137,11 @@ impl SealantController {
         self.component.check_running()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.component.pid()
+    }
+
     /// The path of its log file.
     pub fn log_path(&self) -> PathBuf {
         self.component.log.clone()
@@ -141,6 +150,11 @@ impl SealantController {
     /// Sends it SIGUSR1 (renew the key now).
     pub fn renew_key(&self) -> Result<()> {
         self.component.signal("USR1")
+    }
+
+    /// Asks it to stop (SIGTERM), as Kubernetes does before deleting a Pod.
+    pub fn terminate(&self) -> Result<()> {
+        self.component.signal("TERM")
     }
 
     /// Kills it (SIGKILL), as a crash or an evicted Pod would end it.

@@ -126,6 +126,7 @@ async fn deploy_manifests_apply_to_the_control_plane_with_kubectl() {
         "customresourcedefinition.apiextensions.k8s.io/sealedsecrets.bitnami.com",
         "clusterrole.rbac.authorization.k8s.io/secrets-unsealer",
         "role.rbac.authorization.k8s.io/sealed-secrets-key-admin",
+        "role.rbac.authorization.k8s.io/sealant-leader-election",
         "role.rbac.authorization.k8s.io/sealed-secrets-service-proxier",
         "serviceaccount/sealed-secrets-controller",
         "deployment.apps/sealed-secrets-controller",
@@ -534,6 +535,156 @@ async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
     assert_eq!(secret_values(&secret), expected(&[("k", "v")]));
     let served = controller.cert_pem().expect("cert");
     assert_eq!(served, cert_pem, "the newest key now seals");
+
+    // Relabelled (retired, as Bitnami users do by hand): no longer loaded, no restart.
+    secrets
+        .patch(
+            "added-key",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({
+                "metadata": {"labels": {"sealedsecrets.bitnami.com/sealed-secrets-key": "compromised"}}
+            })),
+        )
+        .await
+        .expect("relabel the added key");
+    eventually(
+        "the relabelled key to stop sealing",
+        &controller,
+        || async { (controller.cert_pem().ok()? != cert_pem).then_some(()) },
+    )
+    .await;
+    kubectl_apply(
+        cp,
+        &seal(&cert_pem, &ns.name, "after-retire", &[("k", "v")]),
+    );
+    event(
+        &client,
+        &ns.name,
+        &controller,
+        "after-retire",
+        "ErrUnsealFailed",
+    )
+    .await;
+
+    // The legacy key Secret (unlabelled, named exactly as --key-prefix) is watched too.
+    let (legacy_key, legacy_cert) =
+        key_and_cert(OffsetDateTime::now_utc() + Duration::from_secs(120));
+    let mut legacy = key_secret(
+        "sealed-secrets-key",
+        &legacy_key.expose_pkcs1_pem(),
+        &legacy_cert.to_pem(),
+    );
+    legacy.metadata.labels = None;
+    secrets
+        .create(&PostParams::default(), &legacy)
+        .await
+        .expect("create the legacy key Secret");
+    eventually("the legacy key to seal", &controller, || async {
+        (controller.cert_pem().ok()? == legacy_cert.to_pem()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn key_is_renewed_every_key_renew_period_and_old_keys_stay() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "renew").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &["--key-renew-period=2s"])
+        .await
+        .expect("sealant-controller");
+    let first = controller.cert_pem().expect("cert");
+    let keys: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
+    let sealed_before = seal(
+        &first,
+        &ns.name,
+        "old",
+        &[("k", "sealed-with-the-first-key")],
+    );
+    let count = eventually("two renewals", &controller, || async {
+        let listed = keys
+            .list(
+                &ListParams::default()
+                    .labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"),
+            )
+            .await
+            .ok()?;
+        (listed.items.len() >= 3).then_some(listed.items.len())
+    })
+    .await;
+    assert!(count >= 3);
+    assert_ne!(
+        controller.cert_pem().expect("cert"),
+        first,
+        "a newer key seals"
+    );
+    // Every active key still decrypts.
+    kubectl_apply(cp, &sealed_before);
+    let secrets: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
+    let secret = secret_where(&secrets, &controller, "old", |_| true).await;
+    assert_eq!(
+        secret_values(&secret),
+        expected(&[("k", "sealed-with-the-first-key")])
+    );
+}
+
+/// Sends an HTTP/1.0 POST that declares `length` bytes and sends `body`, and returns
+/// the status code.
+fn http_post(addr: std::net::SocketAddr, path: &str, length: usize, body: &[u8]) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        length
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body).expect("write body");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+}
+
+#[tokio::test]
+async fn verify_and_rotate_are_rate_limited_and_cap_the_body_size() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "limits").await.expect("namespace");
+    let controller =
+        SealantController::start(cp, &ns.name, &["--rate-limit=1", "--rate-limit-burst=3"])
+            .await
+            .expect("sealant-controller");
+    let cert = controller.cert_pem().expect("cert");
+    let sealed = seal(&cert, &ns.name, "limits", &[("k", "v")]);
+
+    // A body declared over the 2 MiB cap is refused before it is read (only the
+    // headers are sent), and spends no token.
+    assert_eq!(
+        http_post(controller.addr, "/v1/verify", 3 * 1024 * 1024, b""),
+        413
+    );
+
+    // A burst of verifications: the bucket (burst 3, 1 per second) runs dry.
+    let codes: Vec<u16> = (0..8)
+        .map(|_| http_post(controller.addr, "/v1/verify", sealed.len(), &sealed))
+        .collect();
+    assert_eq!(&codes[..4], &[200; 4], "burst + 1 pass at once: {codes:?}");
+    assert!(codes.contains(&429), "the rest are rate limited: {codes:?}");
+    // /v1/rotate shares the bucket (one of three may meet a token refilled meanwhile).
+    let rotations: Vec<u16> = (0..3)
+        .map(|_| http_post(controller.addr, "/v1/rotate", sealed.len(), &sealed))
+        .collect();
+    assert!(rotations.contains(&429), "{rotations:?}");
+    // It refills.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        http_post(controller.addr, "/v1/verify", sealed.len(), &sealed),
+        200
+    );
 }
 
 /// `sealed` (YAML) with `template` merged into `spec.template`, as JSON.
