@@ -79,4 +79,55 @@ pub enum Error {
         /// What was given.
         given: String,
     },
+
+    /// An age identity (`AGE-SECRET-KEY-1...`) could not be read. The message names the
+    /// line of an identity file, never its text.
+    #[error("invalid age identity{}: {reason}", at_line(*.line))]
+    InvalidAgeIdentity {
+        /// The 1-based line of the identity file, when one was read.
+        line: Option<usize>,
+        /// What is wrong, in words a user can act on.
+        reason: &'static str,
+    },
+
+    /// An age recipient (`age1...`) could not be read.
+    #[error("invalid age recipient {given:?}{}: {reason}", at_line(*.line))]
+    InvalidAgeRecipient {
+        /// The text that was given, shortened; `[REDACTED]` if it looked like a
+        /// secret key.
+        given: String,
+        /// The 1-based line of the recipients file, when one was read.
+        line: Option<usize>,
+        /// What is wrong, in words a user can act on.
+        reason: &'static str,
+    },
+
+    /// A value cannot be sealed to age without at least one recipient.
+    #[error("no age recipient given: seal to at least one age1... recipient")]
+    NoAgeRecipients,
+
+    /// The age envelope stores the scope label's length in 16 bits.
+    #[error("scope label of {len} bytes is longer than the age envelope allows (65535)")]
+    LabelTooLong {
+        /// The label's length in bytes.
+        len: usize,
+    },
+
+    /// An empty passphrase protects nothing.
+    #[error("the passphrase is empty")]
+    EmptyPassphrase,
+
+    /// An scrypt work factor that sealant would refuse to open.
+    #[error("scrypt work factor 2^{log_n} is out of range: use 1 to {max}")]
+    InvalidWorkFactor {
+        /// The base-2 logarithm that was asked for.
+        log_n: u8,
+        /// The largest accepted logarithm.
+        max: u8,
+    },
+}
+
+/// `" at line N"` for errors that point into a file, or nothing.
+fn at_line(line: Option<usize>) -> String {
+    line.map(|n| format!(" at line {n}")).unwrap_or_default()
 }

@@ -6,19 +6,27 @@
 //!
 //! ```text
 //!   Certificate ──public key──▶ hybrid::seal(plaintext, scope label) ──▶ blob
-//!   KeyRing(PrivateKey, ...) ◀── hybrid::open / KeyRing::open ◀──────── blob
+//!   AgeRecipient(s) ──────────▶ age_envelope::seal(label, plaintext) ──▶ age blob
+//!   KeyRing(PrivateKey, AgeIdentity, ...) ◀── KeyRing::open ◀── either blob,
+//!                                             told apart by the age header
 //! ```
 //!
-//! - [`scope`]: the three Bitnami scopes and their OAEP labels.
+//! - [`scope`]: the three Bitnami scopes and their labels.
 //! - [`hybrid`]: the Bitnami ciphertext format, byte for byte.
+//! - [`age`]: age recipients and identities, and the frozen layout of the sealant age
+//!   envelope (the scope label bound inside the authenticated age payload).
+//! - [`age_envelope`]: sealing and opening that envelope, the header test
+//!   [`age_envelope::is_age`], and passphrase-protected age files for key backups.
 //! - [`PrivateKey`], [`PublicKey`], [`Fingerprint`]: RSA key material.
 //! - [`Certificate`]: self-signed certificates as the Bitnami controller makes them.
-//! - [`KeyRing`]: many keys, newest first, most likely key tried first.
+//! - [`KeyRing`]: many keys (RSA, and age identities beside them), newest first, most
+//!   likely key tried first, reporting which key opened a value.
 //! - [`Plaintext`]: the zeroizing box every secret value lives in.
 //!
 //! ## Errors
 //!
-//! One [`Error`] enum. Every decryption failure is [`Error::Decrypt`], with no detail.
+//! One [`Error`] enum. Every decryption failure, RSA or age, is [`Error::Decrypt`],
+//! with no detail.
 //!
 //! ## Choice of RSA implementation
 //!
@@ -64,14 +72,19 @@
 //! - `tests/vectors.rs`: known-answer vectors, one JSON file per case, sealed by an
 //!   independent implementation (`tests/testdata/gen_vectors.py`, Python
 //!   `cryptography`), including must-fail cases that must all be [`Error::Decrypt`];
-//! - `tests/python_open.rs`: the reverse, our blobs opened by `tests/testdata/open_blob.py`;
+//! - `tests/age_vectors.rs`: the same for age, from `tests/testdata/gen_age_vectors.py`,
+//!   an age v1 implementation written from the specification in Python;
+//! - `tests/python_open.rs` and `tests/python_open_age.rs`: the reverse, our blobs
+//!   opened by `tests/testdata/open_blob.py` and `open_age_blob.py`;
 //! - `tests/properties.rs` and `tests/fuzz_open.rs`: proptest round trips, wrong labels,
-//!   and arbitrary or mutated blobs, which must never panic;
+//!   and arbitrary or mutated blobs (RSA and age), which must never panic;
 //! - `fuzz/`: a cargo-fuzz target (nightly, not part of the suite);
 //! - `benches/decrypt.rs`: the RSA-4096 private-key operation.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod age;
+pub mod age_envelope;
 mod cert;
 mod error;
 pub mod hybrid;
@@ -80,9 +93,10 @@ mod rsa;
 pub mod scope;
 mod secret;
 
+pub use age::{AgeIdentity, AgeRecipient};
 pub use cert::Certificate;
 pub use error::Error;
-pub use keyring::{KeyRing, Opened, RingEntry};
+pub use keyring::{AgeEntry, KeyRing, Opened, RingEntry};
 pub use rsa::{Fingerprint, PrivateKey, PublicKey};
 pub use scope::Scope;
 pub use secret::Plaintext;

@@ -2,7 +2,9 @@
 //!
 //! The label is the RSA-OAEP label of the Bitnami format, so a value sealed for
 //! `prod/db` cannot be decrypted as `dev/db` or `prod/other`: OAEP checks the label's
-//! hash, and a mismatch is an ordinary decryption failure.
+//! hash, and a mismatch is an ordinary decryption failure. A value sealed to age
+//! recipients carries the same label inside its authenticated payload (see
+//! [`crate::age`]), and a mismatch there fails the same way.
 //!
 //! | scope            | label              |
 //! |------------------|--------------------|

@@ -1,10 +1,12 @@
 //! A fuzz harness that runs with the ordinary test suite: arbitrary bytes and mutated
-//! real blobs go through [`hybrid::open`] and [`KeyRing::open`], which must never panic
-//! and must answer either with the plaintext or with exactly [`Error::Decrypt`].
+//! real blobs, RSA and age, go through [`hybrid::open`], [`age_envelope::open`] and
+//! [`KeyRing::open`], which must never panic and must answer either with the plaintext
+//! or with exactly [`Error::Decrypt`].
 //!
 //! Stronger than "does not panic": a mutated blob that differs from the original in any
-//! byte must fail (AES-GCM and OAEP make a forgery a 2^-128 event), and the untouched
-//! blob must still open. The keys are the committed vector keys, so no key generation.
+//! byte must fail (AES-GCM, OAEP, the age header MAC and the STREAM tags make a forgery
+//! a 2^-128 event), and the untouched blob must still open. The RSA keys are the
+//! committed vector keys, so no RSA key generation.
 //!
 //! `keys/fuzz/` holds the same property as a cargo-fuzz target for longer runs.
 
@@ -13,7 +15,10 @@ mod common;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use sealant_keys::{Error, KeyRing, OffsetDateTime, PrivateKey, Scope, hybrid};
+use sealant_keys::{
+    AgeIdentity, Error, Fingerprint, KeyRing, OffsetDateTime, PrivateKey, Scope, age_envelope,
+    hybrid,
+};
 
 const VALUES: [&[u8]; 3] = [b"", b"s3cret", &[0xab; 300]];
 
@@ -21,6 +26,16 @@ struct Fixture {
     keys: Vec<PrivateKey>,
     ring: KeyRing,
     blobs: Vec<Sealed>,
+    /// The identity every age blob is sealed to (also in `ring`).
+    age: AgeIdentity,
+    age_blobs: Vec<AgeSealed>,
+}
+
+/// A real age blob and the label that opens it.
+struct AgeSealed {
+    value: &'static [u8],
+    label: Vec<u8>,
+    blob: Vec<u8>,
 }
 
 /// A real blob and what opens it.
@@ -57,7 +72,25 @@ fn fixture() -> &'static Fixture {
                 });
             }
         }
-        Fixture { keys, ring, blobs }
+        let age = AgeIdentity::generate();
+        assert!(ring.insert_age(age.clone(), OffsetDateTime::UNIX_EPOCH, None));
+        assert!(ring.insert_age(AgeIdentity::generate(), OffsetDateTime::UNIX_EPOCH, None));
+        let mut age_blobs = Vec::new();
+        for scope in Scope::ALL {
+            for value in VALUES {
+                let label = scope.label("prod", "db");
+                let blob = age_envelope::seal(&[age.recipient().clone()], &label, value)
+                    .expect("age seal");
+                age_blobs.push(AgeSealed { value, label, blob });
+            }
+        }
+        Fixture {
+            keys,
+            ring,
+            blobs,
+            age,
+            age_blobs,
+        }
     })
 }
 
@@ -127,6 +160,26 @@ fn open_all(key: &PrivateKey, blob: &[u8], label: &[u8]) -> Vec<Result<Vec<u8>, 
     results
 }
 
+/// Opens an age blob through the envelope and the ring (with and without the hint of
+/// its identity); returns the results.
+fn open_all_age(blob: &[u8], label: &[u8]) -> Vec<Result<Vec<u8>, Error>> {
+    let fixture = fixture();
+    let hint = Fingerprint::from_string(fixture.age.recipient().to_string());
+    let mut results = vec![
+        age_envelope::open(std::slice::from_ref(&fixture.age), label, blob)
+            .map(|p| p.expose_secret().to_vec()),
+    ];
+    for hint in [None, Some(&hint)] {
+        results.push(
+            fixture
+                .ring
+                .open(blob, label, hint)
+                .map(|o| o.plaintext.expose_secret().to_vec()),
+        );
+    }
+    results
+}
+
 proptest! {
     // Four times proptest's default: each case costs at most a few RSA operations.
     #![proptest_config(ProptestConfig::with_cases(1024))]
@@ -175,6 +228,69 @@ proptest! {
             } else {
                 prop_assert!(matches!(result, Err(Error::Decrypt)), "{:?}", result.map(|p| p.len()));
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn arbitrary_bytes_behind_an_age_header_never_panic_and_fail_with_decrypt(
+        bytes in prop::collection::vec(any::<u8>(), 0..600),
+        label in prop::collection::vec(any::<u8>(), 0..16),
+        header in prop_oneof![
+            Just(&b""[..]),
+            Just(age_envelope::AGE_HEADER),
+            Just(&b"age-encryption.org/v1\n-> X25519 "[..]),
+        ],
+    ) {
+        let mut blob = header.to_vec();
+        blob.extend_from_slice(&bytes);
+        for result in open_all_age(&blob, &label) {
+            prop_assert!(matches!(result, Err(Error::Decrypt)), "{:?}", result.map(|p| p.len()));
+        }
+        prop_assert!(matches!(
+            age_envelope::open_with_passphrase("p", &blob),
+            Err(Error::Decrypt)
+        ));
+    }
+
+    #[test]
+    fn mutated_real_age_blobs_never_panic_and_fail_with_decrypt(
+        which in any::<prop::sample::Index>(),
+        mutations in prop::collection::vec(mutation(), 1..4),
+    ) {
+        let AgeSealed { value, label, blob: original } = which.get(&fixture().age_blobs);
+        let mut blob = original.clone();
+        for m in &mutations {
+            if blob.is_empty() {
+                break;
+            }
+            apply(&mut blob, m);
+        }
+        for result in open_all_age(&blob, label) {
+            if blob == *original {
+                let opened = result.ok();
+                prop_assert_eq!(opened.as_deref(), Some(*value));
+            } else {
+                prop_assert!(matches!(result, Err(Error::Decrypt)), "{:?}", result.map(|p| p.len()));
+            }
+        }
+    }
+}
+
+#[test]
+fn fixture_age_blobs_open_unchanged_and_only_under_their_label() {
+    let fixture = fixture();
+    assert_eq!(fixture.age_blobs.len(), 9);
+    for AgeSealed { value, label, blob } in &fixture.age_blobs {
+        for result in open_all_age(blob, label) {
+            assert_eq!(result.expect("open").as_slice(), *value);
+        }
+        let other = Scope::Strict.label("prod", "other");
+        for result in open_all_age(blob, &other) {
+            assert!(matches!(result, Err(Error::Decrypt)));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Property tests of the hybrid format: any value round-trips under any label, and no
-//! other label opens it.
+//! Property tests of the hybrid format and the age envelope: any value round-trips
+//! under any label, and no other label opens it.
 //!
 //! One RSA-2048 key is generated once per test binary, so each case costs one OAEP
 //! encryption and one or two decryptions.
@@ -7,11 +7,16 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use sealant_keys::{Error, PrivateKey, Scope, hybrid};
+use sealant_keys::{AgeIdentity, Error, PrivateKey, Scope, age_envelope, hybrid};
 
 fn key() -> &'static PrivateKey {
     static KEY: OnceLock<PrivateKey> = OnceLock::new();
     KEY.get_or_init(|| PrivateKey::generate(2048).expect("generate RSA-2048"))
+}
+
+fn identity() -> &'static AgeIdentity {
+    static IDENTITY: OnceLock<AgeIdentity> = OnceLock::new();
+    IDENTITY.get_or_init(AgeIdentity::generate)
 }
 
 fn scope() -> impl Strategy<Value = Scope> {
@@ -73,5 +78,36 @@ proptest! {
         prop_assume!(label != moved);
         let blob = hybrid::seal(key().public_key(), &value, &label).expect("seal");
         prop_assert!(matches!(hybrid::open(key(), &blob, &moved), Err(Error::Decrypt)));
+    }
+
+    #[test]
+    fn any_value_round_trips_through_the_age_envelope_under_any_scope(
+        value in prop::collection::vec(any::<u8>(), 0..4096),
+        (scope, namespace, name) in place(),
+    ) {
+        let label = scope.label(&namespace, &name);
+        let blob = age_envelope::seal(&[identity().recipient().clone()], &label, &value)
+            .expect("seal");
+        prop_assert!(age_envelope::is_age(&blob));
+        let opened = age_envelope::open(std::slice::from_ref(identity()), &label, &blob)
+            .expect("open");
+        prop_assert_eq!(opened.expose_secret(), value.as_slice());
+    }
+
+    #[test]
+    fn no_other_label_opens_an_age_sealed_value(
+        value in prop::collection::vec(any::<u8>(), 0..256),
+        (scope, namespace, name) in place(),
+        (other_scope, other_namespace, other_name) in place(),
+    ) {
+        let label = scope.label(&namespace, &name);
+        let other = other_scope.label(&other_namespace, &other_name);
+        prop_assume!(label != other);
+        let blob = age_envelope::seal(&[identity().recipient().clone()], &label, &value)
+            .expect("seal");
+        prop_assert!(matches!(
+            age_envelope::open(std::slice::from_ref(identity()), &other, &blob),
+            Err(Error::Decrypt)
+        ));
     }
 }

@@ -131,3 +131,91 @@ pub fn cases() -> Vec<Case> {
         })
         .collect()
 }
+
+/// One `age/*.json` file, written by `gen_age_vectors.py`, decoded.
+#[derive(Debug)]
+pub struct AgeCase {
+    pub file: String,
+    /// The identity to open with (`None` for passphrase cases).
+    pub identity: Option<sealant_keys::AgeIdentity>,
+    /// That identity's recipient as Python computed it.
+    pub recipient: Option<String>,
+    /// The passphrase to open with (`None` for X25519 cases).
+    pub passphrase: Option<String>,
+    pub sealed_to: Vec<String>,
+    /// `None` for passphrase cases (scope "none").
+    pub scope: Option<Scope>,
+    pub namespace: String,
+    pub name: String,
+    /// The label as Python computed it.
+    pub label: Vec<u8>,
+    pub plaintext: Vec<u8>,
+    pub blob: Vec<u8>,
+    pub expected: Expected,
+    pub behaviour: String,
+    pub description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgeCase {
+    identity: Option<String>,
+    recipient: Option<String>,
+    passphrase: Option<String>,
+    sealed_to: Vec<String>,
+    scope: String,
+    namespace: String,
+    name: String,
+    label: String,
+    plaintext: String,
+    blob: String,
+    expected: Expected,
+    behaviour: String,
+    description: String,
+}
+
+/// Every age case file, sorted by file name.
+pub fn age_cases() -> Vec<AgeCase> {
+    let dir = testdata().join("age");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("read_dir entry").path())
+        .filter(|p| p.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    files
+        .iter()
+        .map(|path| {
+            let file = path
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let raw: RawAgeCase =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let decode = |s: &str| b64.decode(s).unwrap_or_else(|e| panic!("{file}: {e}"));
+            AgeCase {
+                identity: raw
+                    .identity
+                    .as_deref()
+                    .map(|s| s.parse().unwrap_or_else(|e| panic!("{file}: {e}"))),
+                recipient: raw.recipient,
+                passphrase: raw.passphrase,
+                sealed_to: raw.sealed_to,
+                scope: (raw.scope != "none")
+                    .then(|| raw.scope.parse().unwrap_or_else(|e| panic!("{file}: {e}"))),
+                namespace: raw.namespace,
+                name: raw.name,
+                label: decode(&raw.label),
+                plaintext: decode(&raw.plaintext),
+                blob: decode(&raw.blob),
+                expected: raw.expected,
+                behaviour: raw.behaviour,
+                description: raw.description,
+                file,
+            }
+        })
+        .collect()
+}
