@@ -114,18 +114,18 @@ pub enum Error {
         column: usize,
     },
 
-    /// `spec.template.data` (Go text/template over the decrypted values) is set; sealant
-    /// does not render templates yet, and producing the Secret without them would be
-    /// silently wrong.
-    #[error(
-        "sealed secret {object}: spec.template.data (keys {}) is set, but templates are not supported by sealant yet; remove spec.template.data or unseal this object with the Bitnami controller",
-        keys.join(", ")
-    )]
-    TemplateDataUnsupported {
+    /// A `spec.template.data` value (a Go text/template over the decrypted values) could
+    /// not be parsed or rendered. The message names the template and the position in
+    /// it, never a value.
+    #[error("sealed secret {object}: cannot render {field}: {source}")]
+    Template {
         /// `namespace/name`.
         object: String,
-        /// The template keys.
-        keys: Vec<String>,
+        /// `spec.template.data.<key>`.
+        field: String,
+        /// Where in the template, and why.
+        #[source]
+        source: crate::template::TemplateError,
     },
 
     /// A YAML document of the input could not be parsed.

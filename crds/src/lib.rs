@@ -14,8 +14,10 @@
 //! - [`SealedSecret`] and its spec and status types, field for field as Bitnami's
 //!   `bitnami.com/v1alpha1`; [`crd()`] and [`crd_yaml()`] give the CRD.
 //! - [`annotations`]: the `sealedsecrets.bitnami.com/` annotations and the scope rules.
-//! - [`seal_secret`], [`seal_value`], [`merge_into`]: what `kubeseal` does.
+//! - [`seal_secret`], [`seal_value`], [`merge_into`]: what `kubeseal` does, to an RSA
+//!   certificate or (see [`Sealer`]) to age recipients.
 //! - [`unseal`] and [`Unsealed`]: what the controller does; [`owner_reference`].
+//! - [`template`]: `spec.template.data`, Go `text/template` over the decrypted values.
 //! - [`to_json`], [`to_yaml`], [`parse_documents`]: deterministic output, and input
 //!   that may hold several YAML or JSON documents.
 //!
@@ -31,6 +33,7 @@ mod crd;
 mod error;
 mod format;
 mod seal;
+pub mod template;
 mod types;
 mod unseal;
 
@@ -40,7 +43,7 @@ pub use format::{
     Format, parse_documents, sealed_secret_from_value, secret_from_value, secret_to_json,
     secret_to_yaml, to_json, to_yaml,
 };
-pub use seal::{SealOptions, merge_into, seal_secret, seal_value};
+pub use seal::{SealOptions, Sealer, merge_into, seal_secret, seal_value};
 pub use types::{
     API_VERSION, CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, CONDITION_UNKNOWN, GROUP, KIND,
     PLURAL, SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus,

@@ -4,6 +4,7 @@
 //! ```text
 //!   SealedSecret.metadata (name, namespace, scope annotation) ──▶ OAEP label
 //!   spec.encryptedData[k] ──base64──▶ blob ──KeyRing::open(label, hint)──▶ Plaintext ──▶ Unsealed.data[k]
+//!   spec.template.data[t] ──template::render(dot = decrypted values)──▶ Plaintext ──▶ Unsealed.data[t]
 //!   spec.template (metadata, type, immutable) ────────────────────────────────────────▶ Unsealed
 //!   Unsealed ──into_secret──▶ Secret (name and namespace forced to the SealedSecret's)
 //! ```
@@ -19,9 +20,10 @@
 //! - plaintext stays in [`Plaintext`] until [`Unsealed::into_secret`], the one place it
 //!   is copied into a Kubernetes `Secret`.
 //!
-//! `spec.template.data` (Go templates over the decrypted values) is not rendered yet;
-//! a SealedSecret that uses it is refused with [`Error::TemplateDataUnsupported`]
-//! rather than unsealed into a Secret that lacks those keys.
+//! `spec.template.data` is rendered as Bitnami renders it (see [`crate::template`]):
+//! every template sees the decrypted values only (never another template's output), and
+//! its result replaces a decrypted value of the same key. A template that fails is
+//! [`Error::Template`], naming `spec.template.data.KEY` and the position in it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -196,12 +198,6 @@ pub fn unseal(
     }
 
     let template = sealed.spec.template.clone().unwrap_or_default();
-    if let Some(td) = template.data.as_ref().filter(|d| !d.is_empty()) {
-        return Err(Error::TemplateDataUnsupported {
-            object,
-            keys: td.keys().cloned().collect(),
-        });
-    }
 
     // Decode everything first: bad input should cost no RSA work.
     let mut blobs = Vec::with_capacity(sealed.spec.encrypted_data.len());
@@ -234,6 +230,19 @@ pub fn unseal(
             fields: failed,
         });
     }
+
+    // Every template sees the decrypted values only, as in Bitnami, so render them all
+    // before any output replaces a value.
+    let mut rendered = Vec::new();
+    for (k, source) in template.data.iter().flatten() {
+        let value = crate::template::render(source, &data).map_err(|source| Error::Template {
+            object: object.clone(),
+            field: format!("spec.template.data.{k}"),
+            source,
+        })?;
+        rendered.push((k.clone(), value));
+    }
+    data.extend(rendered);
 
     Ok(Unsealed {
         name: name.to_owned(),

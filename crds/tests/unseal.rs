@@ -252,22 +252,74 @@ fn an_empty_ring_cannot_unseal() {
 }
 
 #[test]
-fn template_data_is_refused_not_ignored() {
+fn template_data_renders_over_decrypted_values_and_overrides_them() {
     let mut s = sealed("prod", "db", Scope::Strict);
-    s.spec.template.as_mut().unwrap().data = Some(map(&[("url", "postgres://{{ .user }}")]));
-    let err = unseal(&s, &ring(&[key()]), None).unwrap_err();
-    assert!(
-        matches!(err, Error::TemplateDataUnsupported { .. }),
-        "{err:?}"
+    s.spec.template.as_mut().unwrap().data = Some(map(&[
+        (
+            "config.yaml",
+            "username: {{ .user }}\npassword: {{ .pass | quote }}\n",
+        ),
+        (
+            "dsn",
+            "{{ printf \"postgres://%s:%s@db:5432/app\" .user .pass }}",
+        ),
+        // A template key replaces the decrypted value of the same name, and every
+        // template sees the decrypted values, not another template's output.
+        ("user", "{{ .user | upper }}"),
+        ("copy", "{{ .user }}"),
+    ]));
+    let secret = unseal(&s, &ring(&[key()]), None).unwrap().into_secret();
+    let data = secret.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!(
+        text("config.yaml"),
+        "username: admin\npassword: \"hunter2\"\n"
     );
-    let text = err.to_string();
-    assert!(text.contains("spec.template.data"), "{text}");
-    assert!(text.contains("not supported"), "{text}");
-    assert!(text.contains("url"), "{text}");
+    assert_eq!(text("dsn"), "postgres://admin:hunter2@db:5432/app");
+    assert_eq!(text("user"), "ADMIN");
+    assert_eq!(text("copy"), "admin");
+    assert_eq!(text("pass"), "hunter2");
+    assert_eq!(data.len(), 5);
 
-    // An empty template map is harmless.
+    // An empty template map changes nothing.
     s.spec.template.as_mut().unwrap().data = Some(BTreeMap::new());
-    assert!(unseal(&s, &ring(&[key()]), None).is_ok());
+    let data = unseal(&s, &ring(&[key()]), None)
+        .unwrap()
+        .into_secret()
+        .data
+        .unwrap();
+    assert_eq!(data.len(), 2);
+}
+
+#[test]
+fn template_error_names_the_object_and_the_template_key_but_no_value() {
+    let mut s = sealed("prod", "db", Scope::Strict);
+    s.spec.template.as_mut().unwrap().data = Some(map(&[
+        ("good", "{{ .user }}"),
+        ("url", "postgres://{{ .user }}:{{ .pass | nosuchfunc }}"),
+    ]));
+    let err = unseal(&s, &ring(&[key()]), None).unwrap_err();
+    assert!(matches!(err, Error::Template { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("prod/db"), "{text}");
+    assert!(text.contains("spec.template.data.url"), "{text}");
+    let chain = format!("{text}: {}", err.source().unwrap());
+    assert!(chain.contains("nosuchfunc"), "{chain}");
+    assert!(chain.contains("line 1"), "{chain}");
+    assert!(
+        !chain.contains("hunter2") && !chain.contains("admin"),
+        "{chain}"
+    );
+
+    // An execution error (a value of the wrong type) is reported the same way.
+    s.spec.template.as_mut().unwrap().data = Some(map(&[("n", "{{ .pass | indent .user }}")]));
+    let err = unseal(&s, &ring(&[key()]), None).unwrap_err();
+    let chain = format!("{err}: {}", err.source().unwrap());
+    assert!(chain.contains("spec.template.data.n"), "{chain}");
+    assert!(
+        !chain.contains("hunter2") && !chain.contains("admin"),
+        "{chain}"
+    );
 }
 
 #[test]
