@@ -2,9 +2,11 @@
 //!
 //! A script that runs `kubeseal --cert c.pem -o yaml < s.yaml` must work unchanged as
 //! `sealant --cert c.pem -o yaml < s.yaml`, so the kubeseal flags live at the top level
-//! and need no subcommand. sealant's own additions are subcommands (`create`,
-//! `completion`); clap refuses to mix top-level kubeseal flags with a subcommand, so a
-//! flag always has exactly one meaning.
+//! and need no subcommand. sealant's own additions are either subcommands (`create`,
+//! `keygen-escrow`, `completion`) or top-level flags that kubeseal does not have
+//! (`--recipient`, `--recipients-file`, `--fetch-recipient`); clap refuses to mix
+//! top-level kubeseal flags with a subcommand, so a flag always has exactly one
+//! meaning.
 //!
 //! Flag names, short forms, defaults and `SEALED_SECRETS_*` environment variables
 //! follow `kubeseal`; where kubeseal reads an environment variable for every flag, we
@@ -29,7 +31,13 @@ use sealant_keys::Scope;
         sealant --fetch-cert > cert.pem\n  \
         sealant --cert cert.pem -o yaml < secret.yaml > sealed.yaml\n  \
         sealant create db -n prod --from-literal password=s3cret --cert cert.pem -w db.yaml\n  \
-        sealant --recovery-unseal --recovery-private-key main.key < sealed.yaml"
+        sealant --recovery-unseal --recovery-private-key main.key < sealed.yaml\n\n\
+        Multi-cluster (age recipients):\n  \
+        sealant --fetch-recipient --context staging >> recipients.txt\n  \
+        sealant --fetch-recipient --context prod >> recipients.txt\n  \
+        sealant keygen-escrow -o escrow.key >> recipients.txt\n  \
+        sealant --recipients-file recipients.txt -o yaml < secret.yaml > sealed.yaml\n  \
+        sealant --recovery-unseal --recovery-private-key escrow.key < sealed.yaml"
 )]
 pub struct Cli {
     /// sealant's own commands; without one, sealant behaves as `kubeseal`.
@@ -48,6 +56,10 @@ pub enum Command {
     /// ever touches the disk (like `kubectl create secret generic` piped into
     /// kubeseal).
     Create(Box<CreateArgs>),
+    /// Create an offline age identity for escrow and break-glass recovery: writes the
+    /// identity file (mode 0600) and prints its recipient (age1...), to seal to with
+    /// --recipient and to give the controller as --escrow-recipient.
+    KeygenEscrow(KeygenEscrowArgs),
     /// Print a shell completion script.
     Completion {
         /// The shell to print completions for.
@@ -61,6 +73,10 @@ pub struct KubesealArgs {
     /// Where the sealing certificate comes from.
     #[command(flatten)]
     pub cert: CertArgs,
+
+    /// age recipients to seal to instead of the certificate.
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
 
     /// How to reach the cluster, and the default namespace.
     #[command(flatten)]
@@ -79,8 +95,14 @@ pub struct KubesealArgs {
     pub secret_file: Option<PathBuf>,
 
     /// Write the certificate to stdout. Useful for later use with --cert
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["recipient", "recipients_file", "fetch_recipient"])]
     pub fetch_cert: bool,
+
+    /// Write the controller's age recipient (age1..., its newest key generation) to
+    /// stdout, fetched through the API server like --fetch-cert. Useful for later use
+    /// with --recipient or --recipients-file
+    #[arg(long, conflicts_with_all = ["recipient", "recipients_file"])]
+    pub fetch_recipient: bool,
 
     /// Validate that the sealed secret can be decrypted by the controller
     #[arg(long)]
@@ -113,9 +135,11 @@ pub struct KubesealArgs {
     #[arg(long)]
     pub recovery_unseal: bool,
 
-    /// Private key files for --recovery-unseal: PEM keys, key Secrets, or a List of
-    /// key Secrets (`kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key
-    /// -o yaml`). Repeat the flag or give a comma-separated list
+    /// Private key files for --recovery-unseal: PEM keys, key Secrets, a List of key
+    /// Secrets (`kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key -o
+    /// yaml`), or age identity files (AGE-SECRET-KEY-1... lines, as `sealant
+    /// keygen-escrow` and age-keygen write them). Repeat the flag or give a
+    /// comma-separated list
     #[arg(long, value_name = "FILE", value_delimiter = ',')]
     pub recovery_private_key: Vec<PathBuf>,
 }
@@ -147,6 +171,10 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub cert: CertArgs,
 
+    /// age recipients to seal to instead of the certificate.
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+
     /// How to reach the cluster, and the namespace.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -158,6 +186,44 @@ pub struct CreateArgs {
     /// Sealing options.
     #[command(flatten)]
     pub seal: SealArgs,
+}
+
+/// `sealant keygen-escrow`: a new offline age identity.
+#[derive(Debug, Args)]
+pub struct KeygenEscrowArgs {
+    /// Identity file to create, with mode 0600. Required: the identity is a secret
+    /// key. `-` writes it to stdout instead (for a pipe into a secret store; refused
+    /// when stdout is a terminal), and the recipient then goes to stderr
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace an existing identity file. The identity it held is lost, and with it
+    /// every value sealed only to its recipient
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// age recipients to seal to, instead of the certificate. Values sealed to them are
+/// sealant age envelopes: any one of the matching identities opens them.
+#[derive(Debug, Args, Default)]
+pub struct RecipientArgs {
+    /// Seal to this age recipient (age1...) instead of the certificate; repeat for
+    /// several, for example one per cluster plus an offline escrow key. Cannot be
+    /// combined with --cert or SEALED_SECRETS_CERT
+    #[arg(long = "recipient", value_name = "age1...")]
+    pub recipient: Vec<String>,
+
+    /// Seal to every age recipient in FILE: one age1... per line, blank lines and
+    /// lines starting with # ignored (repeatable, combines with --recipient)
+    #[arg(long = "recipients-file", value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
+}
+
+impl RecipientArgs {
+    /// True when any recipient flag was given: values are then sealed to age.
+    pub fn is_given(&self) -> bool {
+        !self.recipient.is_empty() || !self.recipients_file.is_empty()
+    }
 }
 
 /// Where the sealing certificate comes from.
@@ -321,6 +387,37 @@ mod tests {
         assert_eq!(cli.kubeseal.seal.scope, Some(ScopeArg::NamespaceWide));
         assert_eq!(cli.kubeseal.recovery_private_key.len(), 3);
         assert!(cli.kubeseal.rotate);
+    }
+
+    #[test]
+    fn recipient_flags_repeat_and_refuse_fetch_cert() {
+        let cli = Cli::try_parse_from([
+            "sealant",
+            "--recipient",
+            "age1a",
+            "--recipient",
+            "age1b",
+            "--recipients-file",
+            "r.txt",
+        ])
+        .expect("valid recipient flags");
+        assert_eq!(cli.kubeseal.recipients.recipient, ["age1a", "age1b"]);
+        assert!(cli.kubeseal.recipients.is_given());
+        assert!(Cli::try_parse_from(["sealant", "--fetch-cert", "--recipient", "age1a"]).is_err());
+        assert!(Cli::try_parse_from(["sealant", "--fetch-cert", "--fetch-recipient"]).is_err());
+    }
+
+    #[test]
+    fn keygen_escrow_takes_dash_o_or_output() {
+        for flag in ["-o", "--output"] {
+            let cli = Cli::try_parse_from(["sealant", "keygen-escrow", flag, "e.key"])
+                .expect("valid keygen-escrow");
+            let Some(Command::KeygenEscrow(args)) = cli.command else {
+                panic!("not keygen-escrow");
+            };
+            assert_eq!(args.output.as_deref(), Some(std::path::Path::new("e.key")));
+            assert!(!args.force);
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! sealant ──HTTPS──▶ kube-apiserver ──▶ /api/v1/namespaces/{ns}/services/http:{name}:{port}/proxy/v1/...
-//!                                        └──▶ controller :8080  (cert.pem, verify, rotate)
+//!                                        └──▶ controller :8080  (cert.pem, age-recipient,
+//!                                                                verify, rotate)
 //! ```
 //!
 //! `{port}` is the name of the Service's first port (`http` in Bitnami's manifests),
@@ -31,6 +32,9 @@ const IN_CLUSTER_ENV: &str = "KUBERNETES_SERVICE_HOST";
 
 /// The HTTP status the controller answers when no key can decrypt a SealedSecret.
 const CONFLICT: u16 = 409;
+
+/// The HTTP status of an endpoint the controller does not serve.
+const NOT_FOUND: u16 = 404;
 
 /// The namespace of the kubeconfig's current (or `--context`) context.
 ///
@@ -175,6 +179,29 @@ impl Cluster {
                 .await
                 .context("cannot fetch certificate")?;
             Ok(text.into_bytes())
+        })
+    }
+
+    /// `GET /v1/age-recipient` from the controller: the text of its newest age
+    /// recipient, unchecked (see [`crate::recipients::parse_controller_answer`]).
+    pub fn fetch_age_recipient(&self) -> Result<String> {
+        self.runtime.block_on(async {
+            let path = self.proxy_path("/v1/age-recipient").await?;
+            let request = http::Request::get(path)
+                .header(http::header::ACCEPT, "text/plain, */*")
+                .body(Vec::new())
+                .context("cannot build the age recipient request")?;
+            match self.client.request_text(request).await {
+                Ok(text) => Ok(text),
+                Err(err) if status_code(&err) == Some(NOT_FOUND) => bail!(
+                    "cannot fetch the age recipient: the controller {}/{} does not serve \
+                     /v1/age-recipient (a Bitnami controller, or a sealant controller \
+                     without age support); seal with its certificate instead",
+                    self.controller_namespace,
+                    self.controller_name
+                ),
+                Err(err) => Err(anyhow!(err).context("cannot fetch the age recipient")),
+            }
         })
     }
 

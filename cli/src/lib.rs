@@ -1,17 +1,20 @@
 //! # sealant-cli
 //!
 //! The `sealant` command: a drop-in replacement for Bitnami's `kubeseal`, plus
-//! `sealant create` (seal a Secret that never touches the disk) and `sealant
-//! completion`.
+//! `sealant create` (seal a Secret that never touches the disk), sealing to age
+//! recipients (one SealedSecret for several clusters and an offline escrow key),
+//! `sealant keygen-escrow` (that offline key) and `sealant completion`.
 //!
 //! `main.rs` only parses the command line; everything else starts at [`run`], where
 //! tests can reach it. The modes are kubeseal's, checked in kubeseal's order:
 //!
 //! ```text
-//! --recovery-unseal ─▶ keys from files ─▶ unseal each document ─▶ Secrets
+//! --recovery-unseal ─▶ keys (PEM, key Secrets, age identities) from files ─▶ unseal each document ─▶ Secrets
 //! --validate ────────▶ POST /v1/verify (through the API server's service proxy)
 //! --re-encrypt ──────▶ POST /v1/rotate ─▶ SealedSecrets
-//! otherwise: certificate (--cert file/URL, or the controller)
+//! --fetch-recipient ─▶ GET /v1/age-recipient (service proxy) ─▶ checked age1... line
+//! otherwise: --recipient/--recipients-file (age), else the certificate (--cert
+//! file/URL, or the controller)
 //!   --fetch-cert ────▶ the PEM as is
 //!   --merge-into F ──▶ seal under F's name/namespace/scope, merge, replace F atomically
 //!   --raw ───────────▶ one value ─▶ bare base64
@@ -31,7 +34,9 @@ mod cert;
 mod cluster;
 mod create;
 mod documents;
+mod escrow;
 mod output;
+mod recipients;
 mod recovery;
 mod seal;
 
@@ -45,13 +50,15 @@ use zeroize::Zeroizing;
 pub use args::Cli;
 use args::{Command, CreateArgs, KubesealArgs};
 use output::Output;
-use seal::{Namespaces, Sealer};
+use recipients::SealingKey;
+use seal::{Namespaces, Sealing};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Completion { shell }) => completion(shell),
         Some(Command::Create(args)) => create(&args),
+        Some(Command::KeygenEscrow(args)) => escrow::run(&args),
         None => kubeseal(cli.kubeseal),
     }
 }
@@ -119,6 +126,24 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
         });
     }
 
+    if args.recipients.is_given() {
+        let mode = if args.recovery_unseal {
+            Some("--recovery-unseal")
+        } else if args.validate {
+            Some("--validate")
+        } else if re_encrypt {
+            Some("--re-encrypt")
+        } else {
+            None
+        };
+        if let Some(mode) = mode {
+            bail!(
+                "--recipient and --recipients-file only apply when sealing; they cannot be \
+                 combined with {mode}"
+            );
+        }
+    }
+
     if args.recovery_unseal {
         let ring = recovery::load_keys(&args.recovery_private_key)?;
         let input = documents::read_input(args.secret_file.as_deref())?;
@@ -139,23 +164,24 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
         return re_encrypt_documents(&args, &out);
     }
 
-    let pem = cert::fetch(&args.cert, &args.cluster)?;
+    if args.fetch_recipient {
+        return fetch_recipient(&args, &out);
+    }
     if args.fetch_cert {
+        let pem = cert::fetch(&args.cert, &args.cluster)?;
         return out.write(&pem, false);
     }
-    let what = args.cert.cert.as_deref().unwrap_or("the controller");
-    let certificate = cert::parse(&pem, sealant_keys::OffsetDateTime::now_utc())
-        .with_context(|| format!("cannot use the certificate from {what}"))?;
+    let key = SealingKey::load(&args.cert, &args.recipients, &args.cluster)?;
     let scope = args.seal.scope_override();
 
     if args.raw && args.seal.merge_into.is_none() {
-        return raw(&args, certificate.public_key(), scope, &out);
+        return raw(&args, key.sealer(), scope, &out);
     }
 
     let input = documents::read_input(args.secret_file.as_deref())?;
     let docs = documents::parse(&input, "Secret")?;
-    let mut sealer = Sealer {
-        key: certificate.public_key(),
+    let mut sealer = Sealing {
+        to: key.sealer(),
         scope,
         allow_empty_data: args.seal.allow_empty_data,
         name: args.name.as_deref(),
@@ -172,10 +198,22 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
     out.write(rendered.as_bytes(), false)
 }
 
+/// `--fetch-recipient`: the controller's age recipient, checked, on one line.
+fn fetch_recipient(args: &KubesealArgs, out: &Output) -> Result<()> {
+    let cluster = cluster::Cluster::connect(
+        &args.cluster,
+        &args.cert.controller_namespace,
+        &args.cert.controller_name,
+    )?;
+    let text = cluster.fetch_age_recipient()?;
+    let recipient = recipients::parse_controller_answer(&text)?;
+    out.write(format!("{recipient}\n").as_bytes(), false)
+}
+
 /// `--raw`: seal one value and print bare base64, no newline.
 fn raw(
     args: &KubesealArgs,
-    key: &sealant_keys::PublicKey,
+    to: sealant_crds::Sealer<'_>,
     scope: Option<sealant_keys::Scope>,
     out: &Output,
 ) -> Result<()> {
@@ -217,7 +255,7 @@ fn raw(
         }
         _ => bail!("must provide only one --from-file when encrypting a single item with --raw"),
     };
-    let sealed = sealant_crds::seal_value(key, &value, scope, &namespace, name)?;
+    let sealed = sealant_crds::seal_value(to, &value, scope, &namespace, name)?;
     out.write(sealed.as_bytes(), false)
 }
 
@@ -278,10 +316,10 @@ fn create(args: &CreateArgs) -> Result<()> {
     if args.seal.merge_into.is_some() && args.output.sealed_secret_file.is_some() {
         bail!("--merge-into updates its file in place and cannot be combined with -w");
     }
-    let certificate = cert::load(&args.cert, &args.cluster)?;
+    let key = SealingKey::load(&args.cert, &args.recipients, &args.cluster)?;
     let secret = create::build_secret(args)?;
-    let mut sealer = Sealer {
-        key: certificate.public_key(),
+    let mut sealer = Sealing {
+        to: key.sealer(),
         scope: args.seal.scope_override(),
         allow_empty_data: args.seal.allow_empty_data,
         name: None,

@@ -8,10 +8,18 @@
 //! - a key Secret, as YAML or JSON, with `tls.key` in `data` (base64) or `stringData`;
 //! - a `List` of key Secrets, exactly what `kubectl get secret -l
 //!   sealedsecrets.bitnami.com/sealed-secrets-key -o yaml` writes;
-//! - several of these as documents of one file.
+//! - several of these as documents of one file;
+//! - an age identity file (`AGE-SECRET-KEY-1...` lines, `#` comments and blank lines
+//!   allowed), as `sealant keygen-escrow` and `age-keygen` write it: it opens values
+//!   sealed to its recipient with `--recipient`.
+//!
+//! A file is taken for an age identity file when its first line that is neither blank
+//! nor a `#` comment starts with `AGE-` (no PEM, YAML or JSON key file does); its
+//! errors name the line, never the key. Age identities inside a controller's key
+//! Secret are not read here yet: only identity files.
 //!
 //! Every key from every file goes into one [`KeyRing`]; each SealedSecret is opened
-//! with whichever key sealed it. The output is plaintext, so it is built in zeroizing
+//! with whichever key sealed it, RSA or age, told apart per value by the age header. The output is plaintext, so it is built in zeroizing
 //! buffers and a `-w` file is created with mode 0600.
 
 use std::path::Path;
@@ -19,7 +27,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
-use sealant_keys::{Certificate, KeyRing, OffsetDateTime, PrivateKey};
+use sealant_keys::{AgeIdentity, Certificate, KeyRing, OffsetDateTime, PrivateKey};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -52,9 +60,15 @@ fn load_file(ring: &mut KeyRing, path: &Path) -> Result<()> {
         ring.insert(key, OffsetDateTime::UNIX_EPOCH);
         return Ok(());
     }
-    const NOT_A_KEY: &str =
-        "not a PEM private key, a key Secret or a List of key Secrets (YAML or JSON)";
+    const NOT_A_KEY: &str = "not a PEM private key, a key Secret, a List of key Secrets (YAML \
+                             or JSON) or an age identity file";
     let text = std::str::from_utf8(&bytes).context(NOT_A_KEY)?;
+    if is_age_identity_file(text) {
+        for identity in AgeIdentity::parse_file(text)? {
+            ring.insert_age(identity, OffsetDateTime::UNIX_EPOCH, None);
+        }
+        return Ok(());
+    }
     let docs = documents::parse(text, "private key").context(NOT_A_KEY)?;
     if docs.iter().any(|doc| !doc.value.is_object()) {
         bail!(NOT_A_KEY);
@@ -67,6 +81,18 @@ fn load_file(ring: &mut KeyRing, path: &Path) -> Result<()> {
         bail!("no private key found");
     }
     Ok(())
+}
+
+/// True when the first line that is neither blank nor a `#` comment starts with
+/// `AGE-` (any case): an age identity file, and never a PEM, YAML or JSON key file.
+fn is_age_identity_file(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .is_some_and(|line| {
+            line.get(..4)
+                .is_some_and(|start| start.eq_ignore_ascii_case("AGE-"))
+        })
 }
 
 /// Loads the key of a Secret, or of every Secret of a `List`. Returns how many.
@@ -146,4 +172,24 @@ pub fn unseal_documents(
 /// sealant write them, to be applied anywhere); its Secret is printed without one.
 fn unseal(sealed: &SealedSecret, ring: &KeyRing) -> Result<Secret> {
     Ok(sealant_crds::unseal(sealed, ring, None)?.into_secret())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_identity_files_are_told_from_pem_and_yaml_key_files() {
+        assert!(is_age_identity_file(
+            "# created: 2025-01-01T00:00:00Z\n# public key: age1x\n\nAGE-SECRET-KEY-1ABC\n"
+        ));
+        assert!(is_age_identity_file("age-secret-key-1abc"));
+        assert!(is_age_identity_file("AGE-PLUGIN-YUBIKEY-1X\n"));
+        assert!(!is_age_identity_file("-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert!(!is_age_identity_file(
+            "# AGE-SECRET-KEY-1 in a comment\napiVersion: v1\n"
+        ));
+        assert!(!is_age_identity_file("{\"kind\": \"List\"}"));
+        assert!(!is_age_identity_file("# only comments\n"));
+    }
 }

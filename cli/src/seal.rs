@@ -12,15 +12,18 @@
 //! 4. `--scope` (or the input's scope annotations) picks the label; `sealant-crds`
 //!    strips server-set metadata and seals every value.
 //!
+//! Each value is sealed to the certificate or to age recipients ([`Sealing::to`]);
+//! the rules above are the same for both.
+//!
 //! The kubeconfig is read only when a Secret has no namespace and `-n` is not given,
-//! so sealing with `--cert` needs no kubeconfig at all.
+//! so sealing with `--cert` or `--recipient` needs no kubeconfig at all.
 
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::{SealOptions, SealedSecret, annotations};
-use sealant_keys::{PublicKey, Scope};
+use sealant_keys::Scope;
 use zeroize::Zeroizing;
 
 use crate::args::{ClusterArgs, Format};
@@ -33,9 +36,9 @@ const EMPTY_DATA: &str = "secret.data is empty in input Secret, assuming this is
                           aborting. To work with empty data, --allow-empty-data can be used";
 
 /// What every Secret of one run is sealed with.
-pub struct Sealer<'a> {
-    /// The certificate's public key.
-    pub key: &'a PublicKey,
+pub struct Sealing<'a> {
+    /// The certificate's public key, or the age recipients.
+    pub to: sealant_crds::Sealer<'a>,
     /// `--scope`, or `None` to take the scope from each input's annotations.
     pub scope: Option<Scope>,
     /// `--allow-empty-data`.
@@ -46,7 +49,7 @@ pub struct Sealer<'a> {
     pub namespaces: Namespaces<'a>,
 }
 
-impl Sealer<'_> {
+impl Sealing<'_> {
     /// Seals one Secret, wiping its values afterwards.
     pub fn seal(&mut self, mut secret: Secret) -> Result<SealedSecret> {
         let result = self.seal_inner(&mut secret);
@@ -88,7 +91,7 @@ impl Sealer<'_> {
         // `None` only for a cluster-wide Secret with no namespace anywhere: it stays
         // namespace-less, as kubeseal leaves it, and can be applied to any namespace.
         secret.metadata.namespace = namespace;
-        Ok(sealant_crds::seal_secret(secret, self.key, &options)?)
+        Ok(sealant_crds::seal_secret(secret, self.to, &options)?)
     }
 }
 
@@ -141,7 +144,7 @@ impl<'a> Namespaces<'a> {
 /// Seals every document and renders the results, one after the other.
 pub fn seal_documents(
     docs: &[Document],
-    sealer: &mut Sealer<'_>,
+    sealer: &mut Sealing<'_>,
     format: Format,
 ) -> Result<Zeroizing<String>> {
     let mut out = Zeroizing::new(String::new());
@@ -159,7 +162,7 @@ pub fn seal_documents(
 /// Seals Secrets built in memory (`sealant create`).
 pub fn seal_secrets(
     secrets: Vec<Secret>,
-    sealer: &mut Sealer<'_>,
+    sealer: &mut Sealing<'_>,
     format: Format,
 ) -> Result<Zeroizing<String>> {
     let mut out = Zeroizing::new(String::new());
@@ -197,7 +200,7 @@ fn object_name(secret: &Secret) -> String {
 pub fn merge_into_file(
     path: &Path,
     inputs: Vec<(String, Result<Secret>)>,
-    sealer: &mut Sealer<'_>,
+    sealer: &mut Sealing<'_>,
     explicit_format: Option<Format>,
 ) -> Result<()> {
     let what = || format!("--merge-into {}", path.display());
@@ -235,8 +238,8 @@ pub fn merge_into_file(
 
     // The merged values must open under the file's own label, so the file decides the
     // name, the namespace and the scope.
-    let mut merging = Sealer {
-        key: sealer.key,
+    let mut merging = Sealing {
+        to: sealer.to,
         scope: Some(file_scope),
         allow_empty_data: sealer.allow_empty_data,
         name: Some(&name),

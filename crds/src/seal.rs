@@ -1,11 +1,26 @@
-//! Sealing: a plaintext `Secret` in, a `SealedSecret` out, as `kubeseal` makes it.
+//! Sealing: a plaintext `Secret` in, a `SealedSecret` out, as `kubeseal` makes it, to
+//! the cluster's RSA certificate or to one or more age recipients.
 //!
 //! ```text
-//!   Secret ──┬─ data + stringData ──▶ Plaintext per key ──hybrid::seal(label)──▶ spec.encryptedData
+//!   Secret ──┬─ data + stringData ──▶ Plaintext per key ──Sealer::seal(label)──▶ spec.encryptedData
 //!            ├─ metadata (server fields, last-applied and ownerRefs stripped) ──▶ spec.template.metadata
 //!            ├─ type, immutable ───────────────────────────────────────────────▶ spec.template
 //!            └─ name, namespace, scope annotation ─────────────────────────────▶ metadata
 //! ```
+//!
+//! [`Sealer`] says what each value is sealed to:
+//!
+//! - [`Sealer::Rsa`]: a certificate's public key; each value is a Bitnami blob
+//!   ([`hybrid::seal`]), byte for byte what `kubeseal` writes;
+//! - [`Sealer::Age`]: one or more age recipients (for example two clusters and an
+//!   offline break-glass key); each value is a sealant age envelope
+//!   ([`age_envelope::seal`]) that any one of their identities opens.
+//!
+//! Both formats go through the same code: the same scope rules, the same label (from
+//! the output's own name, namespace and scope annotation), the same annotations and
+//! template, and both end up as standard base64 in `spec.encryptedData`. The
+//! controller tells them apart per value by the age header, so one SealedSecret may
+//! even mix them (a value merged in with `--merge-into`).
 //!
 //! Guarantees:
 //! - every plaintext value is copied into a [`Plaintext`] before anything else happens
@@ -24,10 +39,50 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealant_keys::{Plaintext, PublicKey, Scope, hybrid};
+use sealant_keys::{AgeRecipient, Plaintext, PublicKey, Scope, age_envelope, hybrid};
 
 use crate::annotations::{self, KUBECFG_LAST_APPLIED, KUBECTL_LAST_APPLIED};
 use crate::{Error, SealedSecret, SealedSecretSpec, SecretTemplateSpec};
+
+/// What the values are sealed to: the one thing that differs between the Bitnami
+/// format and the age format. Build it with `From` (`&PublicKey`, or a slice of
+/// [`AgeRecipient`]s) or directly.
+#[derive(Clone, Copy, Debug)]
+pub enum Sealer<'a> {
+    /// A certificate's RSA public key: each value becomes a Bitnami blob.
+    Rsa(&'a PublicKey),
+    /// One or more age recipients: each value becomes a sealant age envelope that any
+    /// one of the matching identities opens. An empty slice is refused when sealing.
+    Age(&'a [AgeRecipient]),
+}
+
+impl Sealer<'_> {
+    /// Seals one value under `label`, returning the raw blob.
+    pub fn seal(&self, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>, sealant_keys::Error> {
+        match self {
+            Sealer::Rsa(key) => hybrid::seal(key, plaintext, label),
+            Sealer::Age(recipients) => age_envelope::seal(recipients, label, plaintext),
+        }
+    }
+}
+
+impl<'a> From<&'a PublicKey> for Sealer<'a> {
+    fn from(key: &'a PublicKey) -> Self {
+        Sealer::Rsa(key)
+    }
+}
+
+impl<'a> From<&'a [AgeRecipient]> for Sealer<'a> {
+    fn from(recipients: &'a [AgeRecipient]) -> Self {
+        Sealer::Age(recipients)
+    }
+}
+
+impl<'a> From<&'a Vec<AgeRecipient>> for Sealer<'a> {
+    fn from(recipients: &'a Vec<AgeRecipient>) -> Self {
+        Sealer::Age(recipients)
+    }
+}
 
 /// How [`seal_secret`] seals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,17 +95,19 @@ pub struct SealOptions {
     pub allow_empty_data: bool,
 }
 
-/// Seals every value of `secret` to `key`.
+/// Seals every value of `secret` to `to`: an RSA public key (`&PublicKey`), age
+/// recipients (`&[AgeRecipient]`), or a [`Sealer`].
 ///
 /// `data` and `stringData` both become `spec.encryptedData`; a `stringData` key wins
 /// over a `data` key of the same name, as the apiserver would merge them. The output
 /// carries the scope annotation in its own metadata and, unless the scope is strict, in
 /// the template metadata too.
-pub fn seal_secret(
+pub fn seal_secret<'a>(
     secret: &Secret,
-    key: &PublicKey,
+    to: impl Into<Sealer<'a>>,
     opts: &SealOptions,
 ) -> Result<SealedSecret, Error> {
+    let sealer = to.into();
     // Copy the values into zeroizing boxes first; `stringData` overwrites `data`.
     let mut values: BTreeMap<&str, Plaintext> = BTreeMap::new();
     for (k, v) in secret.data.iter().flatten() {
@@ -89,10 +146,20 @@ pub fn seal_secret(
         None => name.to_owned(),
     };
 
+    // Refuse an empty recipient list even when there is nothing to seal, so that no
+    // SealedSecret is ever made for nobody.
+    if matches!(sealer, Sealer::Age([])) {
+        return Err(Error::Seal {
+            object,
+            field: "spec.encryptedData".to_owned(),
+            source: sealant_keys::Error::NoAgeRecipients,
+        });
+    }
     let mut encrypted_data = BTreeMap::new();
     for (k, plaintext) in &values {
-        let blob =
-            hybrid::seal(key, plaintext.expose_secret(), &label).map_err(|source| Error::Seal {
+        let blob = sealer
+            .seal(plaintext.expose_secret(), &label)
+            .map_err(|source| Error::Seal {
                 object: object.clone(),
                 field: format!("data.{k}"),
                 source,
@@ -139,14 +206,14 @@ pub fn seal_secret(
     })
 }
 
-/// Seals one value for the Secret `namespace/name` under `scope` and returns the
-/// standard base64 of the blob, as `kubeseal --raw` prints it (the caller adds no
-/// newline).
+/// Seals one value for the Secret `namespace/name` under `scope` to `to` (as for
+/// [`seal_secret`]) and returns the standard base64 of the blob, as `kubeseal --raw`
+/// prints it (the caller adds no newline).
 ///
 /// Strict scope needs both `name` and `namespace`; namespace-wide needs `namespace`;
 /// cluster-wide ignores both.
-pub fn seal_value(
-    key: &PublicKey,
+pub fn seal_value<'a>(
+    to: impl Into<Sealer<'a>>,
     plaintext: &[u8],
     scope: Scope,
     namespace: &str,
@@ -165,11 +232,14 @@ pub fn seal_value(
         });
     }
     let label = scope.label(namespace, name);
-    let blob = hybrid::seal(key, plaintext, &label).map_err(|source| Error::Seal {
-        object: format!("{namespace}/{name}"),
-        field: "raw value".to_owned(),
-        source,
-    })?;
+    let blob = to
+        .into()
+        .seal(plaintext, &label)
+        .map_err(|source| Error::Seal {
+            object: format!("{namespace}/{name}"),
+            field: "raw value".to_owned(),
+            source,
+        })?;
     Ok(base64_encode(&blob))
 }
 

@@ -1,0 +1,181 @@
+//! `sealant keygen-escrow`: a new offline age identity, the one key that can bring
+//! back every value sealed to its recipient after the clusters are gone.
+//!
+//! ```text
+//! AgeIdentity::generate ──▶ identity file (mode 0600 from creation, never overwritten
+//!                       │                  unless --force) ──▶ store offline
+//!                       └─▶ recipient age1... on stdout ──▶ --recipient / --escrow-recipient
+//! ```
+//!
+//! The identity is a secret key, so it is written only where the user asked for it:
+//!
+//! - `-o FILE` is required. The file is written to a temporary file in the same
+//!   directory, created with mode 0600 (never readable by others, not even for a
+//!   moment), synced, and moved into place. Without `--force` the move refuses to
+//!   replace an existing file (atomically: a file that appears in the meantime is not
+//!   overwritten either), because overwriting an escrow identity silently destroys the
+//!   only way to open what was sealed to it.
+//! - `-o -` writes the identity to stdout for a pipe into a secret store, and is
+//!   refused when stdout is a terminal (the key would land in the scrollback). The
+//!   recipient then goes to stderr, so that stdout holds exactly the identity file.
+//!   Redirecting stdout to a file with `>` would create it with the shell's umask
+//!   (usually 0644), which is why plain `keygen-escrow` without `-o` is refused
+//!   instead of printing the key.
+//!
+//! The file has age-keygen's layout (`# created:`, `# public key:`, the key), so the
+//! age and rage tools read it too.
+
+use std::io::{self, IsTerminal as _, Write as _};
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use sealant_keys::{AgeIdentity, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use crate::args::KeygenEscrowArgs;
+use crate::output;
+
+/// Runs `keygen-escrow`.
+pub fn run(args: &KeygenEscrowArgs) -> Result<()> {
+    let Some(path) = args.output.as_deref() else {
+        bail!(
+            "keygen-escrow needs -o FILE: the identity is a secret key and is only written to \
+             a file created with mode 0600 (or, with -o -, to a pipe)"
+        );
+    };
+    let identity = AgeIdentity::generate();
+    let file = identity_file(&identity, OffsetDateTime::now_utc());
+    let recipient = identity.recipient().to_string();
+
+    if path == Path::new("-") {
+        if io::stdout().is_terminal() {
+            bail!(
+                "refusing to print a secret key to a terminal: pass -o FILE, or pipe stdout into \
+                 a secret store"
+            );
+        }
+        output::write_stdout(file.as_bytes())?;
+        eprintln!("Public key: {recipient}");
+        eprintln!("Store this identity offline: it opens every value sealed to {recipient}.");
+        return Ok(());
+    }
+
+    write_new_private_file(path, file.as_bytes(), args.force)
+        .with_context(|| format!("keygen-escrow -o {}", path.display()))?;
+    output::write_stdout(format!("{recipient}\n").as_bytes())?;
+    eprintln!(
+        "Store {} offline (and delete it from this machine): it opens every value sealed to \
+         {recipient}.",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The identity file in age-keygen's layout, with a creation time.
+fn identity_file(identity: &AgeIdentity, now: OffsetDateTime) -> Zeroizing<String> {
+    let body = identity.expose_identity_file();
+    let mut file = Zeroizing::new(String::with_capacity(body.len() + 40));
+    file.push_str(&format!(
+        "# created: {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z\n",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    ));
+    file.push_str(&body);
+    file
+}
+
+/// Writes `bytes` to `path` through a 0600 temporary file beside it, refusing to
+/// replace an existing file unless `force`. A replaced file ends up 0600 too.
+fn write_new_private_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    if !force && path.symlink_metadata().is_ok() {
+        bail!(
+            "{} already exists; pass --force to replace it",
+            path.display()
+        );
+    }
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // tempfile creates the file with mode 0600 on Unix.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".sealant-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    restrict(tmp.as_file())?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    if force {
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
+    } else {
+        tmp.persist_noclobber(path)
+            .map_err(|e| e.error)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    anyhow::anyhow!(
+                        "{} already exists; pass --force to replace it",
+                        path.display()
+                    )
+                } else {
+                    anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
+                }
+            })?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict(file: &std::fs::File) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .context("cannot set mode 0600 on the identity file")
+}
+
+#[cfg(not(unix))]
+fn restrict(_file: &std::fs::File) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_file_has_age_keygens_layout_and_parses_back() {
+        let identity = AgeIdentity::generate();
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        let file = identity_file(&identity, now);
+        let lines: Vec<&str> = file.lines().collect();
+        assert_eq!(lines[0], "# created: 2023-11-14T22:13:20Z");
+        assert_eq!(lines[1], format!("# public key: {}", identity.recipient()));
+        assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
+        let parsed = AgeIdentity::parse_file(&file).expect("parse");
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].recipient(), identity.recipient());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn existing_files_are_kept_unless_forced_and_the_result_is_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("escrow.key");
+        write_new_private_file(&path, b"first", false).expect("create");
+        let err = write_new_private_file(&path, b"second", false).expect_err("exists");
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert_eq!(std::fs::read(&path).expect("read"), b"first");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_new_private_file(&path, b"second", true).expect("force");
+        assert_eq!(std::fs::read(&path).expect("read"), b"second");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
