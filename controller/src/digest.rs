@@ -15,6 +15,8 @@
 //!             ‖ lp(scope label)
 //!             ‖ for each key k of spec.encryptedData, sorted:
 //!                 lp(k) ‖ lp(spec.encryptedData[k]) ‖ lp(secret.data[k])
+//!             ‖ for each key t of spec.template.data, sorted:
+//!                 lp("template") ‖ lp(t) ‖ lp(spec.template.data[t]) ‖ lp(secret.data[t])
 //!   mac_key(K) = HKDF-SHA256(salt = "sealant.dev/unsealed-digest/v1",
 //!                            ikm  = K's private key (PKCS#1),
 //!                            info = "hmac-sha256")
@@ -35,6 +37,32 @@
 //!   SealedSecret's Secret fails too, because the label and ciphertext are in the
 //!   message.
 //!
+//! ## Values opened by several keys, and age values
+//!
+//! The proof also says which keys opened the values, so that the status and the key
+//! inventory stay right on the zero-decryption path. `v1` names exactly one key. When
+//! the values were opened by more than one key generation (for example after
+//! `--merge-into` with a renewed certificate), the annotation is `v2`:
+//!
+//! ```text
+//!   v2:<K1>,<K2>,...:<base64 HMAC-SHA256(mac_key(K1), message2)>
+//!   message2 = "sealant.dev/unsealed-digest/v2" ‖ lp("<K1>,<K2>,...") ‖ (message without its domain)
+//! ```
+//!
+//! with the keys sorted and K1 signing; the list is inside the MAC, so it cannot be
+//! edited, and every listed key must still be held for the proof to hold (retiring any
+//! key a SealedSecret depends on makes its next pass decrypt, and fail).
+//!
+//! An age value is reported by [`KeyRing::open`] under the fingerprint of the RSA key
+//! of its key generation (the identity lives in the same key Secret, see
+//! [`crate::key_secrets`]). So the MAC key of a value opened by an age identity is
+//! derived from that tied RSA key, like any other: one secret per key generation, the
+//! same lifetime (both are retired and restored together), and an annotation format
+//! that does not depend on how each value was sealed. Only an identity held on its own
+//! (not tied to an RSA key, which the controller never loads) is named by its
+//! recipient, and then the MAC key is derived from the identity itself
+//! ([`mac_key_age`], with its own HKDF `info`).
+//!
 //! Metadata, type and immutability need no proof: the controller recomputes them from
 //! `spec.template` without any key and compares them as usual.
 //!
@@ -53,7 +81,7 @@
 //! Only `spec.encryptedData` objects use it. The deprecated `spec.data` blob carries
 //! the Secret's metadata inside the ciphertext, so it is always decrypted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_lc_rs::{hkdf, hmac};
 use base64::Engine as _;
@@ -61,25 +89,49 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
 use sealant_crds::annotations::scope_of;
-use sealant_keys::{Fingerprint, KeyRing, PrivateKey};
+use sealant_keys::{AgeIdentity, Fingerprint, KeyRing, PrivateKey};
 use zeroize::Zeroizing;
 
 /// The annotation on a produced Secret that proves its data is in sync.
 pub const ANNOTATION: &str = "sealant.dev/unsealed-digest";
 
 const DOMAIN: &[u8] = b"sealant.dev/unsealed-digest/v1";
+const DOMAIN_V2: &[u8] = b"sealant.dev/unsealed-digest/v2";
 const VERSION: &str = "v1";
+const VERSION_V2: &str = "v2";
 
 /// The HMAC key derived from a private key.
 pub fn mac_key(key: &PrivateKey) -> hmac::Key {
     let ikm = key.expose_pkcs1_pem();
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, DOMAIN).extract(ikm.as_bytes());
-    let info: &[&[u8]] = &[b"hmac-sha256"];
+    derive(ikm.as_bytes(), b"hmac-sha256")
+}
+
+/// The HMAC key derived from an age identity held on its own (not tied to an RSA key).
+pub fn mac_key_age(identity: &AgeIdentity) -> hmac::Key {
+    let ikm = identity.expose_secret();
+    derive(ikm.as_bytes(), b"hmac-sha256/age-x25519")
+}
+
+fn derive(ikm: &[u8], info: &[u8]) -> hmac::Key {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, DOMAIN).extract(ikm);
+    let info: &[&[u8]] = &[info];
     match prk.expand(info, hmac::HMAC_SHA256) {
         Ok(okm) => hmac::Key::from(okm),
         // HKDF-SHA256 can expand up to 8160 bytes; the 32 asked for here always fit.
         Err(_) => unreachable!("HKDF output length for HMAC-SHA256 is always valid"),
     }
+}
+
+/// The MAC key of the key named `fingerprint` as [`KeyRing::open`] names keys: an RSA
+/// key (which an age value of its key generation also reports), or an age identity
+/// held on its own, named by its recipient. `None` when the ring holds no such key.
+pub fn mac_key_for(ring: &KeyRing, fingerprint: &Fingerprint) -> Option<hmac::Key> {
+    if let Some(entry) = ring.get(fingerprint) {
+        return Some(mac_key(&entry.key));
+    }
+    ring.iter_age()
+        .find(|e| e.rsa.is_none() && &e.key_id() == fingerprint)
+        .map(|e| mac_key_age(&e.identity))
 }
 
 /// The scope label of `sealed`, as unsealing builds it.
@@ -94,15 +146,23 @@ fn label(sealed: &SealedSecret) -> Vec<u8> {
 /// The signed message over `sealed`'s label and ciphertext and the matching values
 /// of `data`, in a zeroizing buffer (it holds plaintext). `None` when `data` lacks one
 /// of the sealed keys.
+///
+/// With more than one key (`v2`), the message starts with the v2 domain and the key
+/// list.
 fn message(
+    keys: &[Fingerprint],
     sealed: &SealedSecret,
     data: &BTreeMap<String, ByteString>,
 ) -> Option<Zeroizing<Vec<u8>>> {
-    let mut out = Zeroizing::new(DOMAIN.to_vec());
+    let multi = keys.len() > 1;
+    let mut out = Zeroizing::new(if multi { DOMAIN_V2 } else { DOMAIN }.to_vec());
     let mut lp = |bytes: &[u8]| {
         out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         out.extend_from_slice(bytes);
     };
+    if multi {
+        lp(key_list(keys).as_bytes());
+    }
     lp(&label(sealed));
     for (k, ciphertext) in &sealed.spec.encrypted_data {
         let value = data.get(k)?;
@@ -110,57 +170,127 @@ fn message(
         lp(ciphertext.as_bytes());
         lp(&value.0);
     }
+    // Rendered templates: each source and the value it produced (only present when
+    // the object has templates, so the message of every other object is unchanged).
+    for (k, source) in template_data(sealed) {
+        let value = data.get(k)?;
+        lp(b"template");
+        lp(k.as_bytes());
+        lp(source.as_bytes());
+        lp(&value.0);
+    }
     Some(out)
 }
 
-/// The annotation value proving that `data` is what unsealing `sealed` produces,
-/// signed with `key`. `None` for objects the fast path does not cover (the
-/// deprecated `spec.data`) or when `data` lacks a sealed key.
+/// `spec.template.data`, sorted by key (empty when there is none).
+fn template_data(sealed: &SealedSecret) -> impl Iterator<Item = (&String, &String)> {
+    sealed
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.data.as_ref())
+        .into_iter()
+        .flatten()
+}
+
+/// The keys of the Secret that unsealing `sealed` produces: every sealed key and every
+/// template key.
+pub fn produced_keys(sealed: &SealedSecret) -> std::collections::BTreeSet<&String> {
+    sealed
+        .spec
+        .encrypted_data
+        .keys()
+        .chain(template_data(sealed).map(|(k, _)| k))
+        .collect()
+}
+
+/// The keys of a proof, comma-separated.
+fn key_list(keys: &[Fingerprint]) -> String {
+    keys.iter()
+        .map(Fingerprint::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The annotation value proving that `data` is what unsealing `sealed` with the keys
+/// `keys` (as [`KeyRing::open`] names them) produces, signed with the first of them.
+/// `None` for objects the fast path does not cover (the deprecated `spec.data`), when
+/// `data` lacks a sealed key, or when `keys` is empty or names a key the ring lacks.
 pub fn annotation_value(
-    key: &PrivateKey,
+    ring: &KeyRing,
+    keys: &BTreeSet<Fingerprint>,
     sealed: &SealedSecret,
     data: &BTreeMap<String, ByteString>,
 ) -> Option<String> {
     if sealed.spec.data.is_some() {
         return None;
     }
-    let t = hmac::sign(&mac_key(key), &message(sealed, data)?);
+    let keys: Vec<Fingerprint> = keys.iter().cloned().collect();
+    let signer = keys.first()?;
+    let mac_key = mac_key_for(ring, signer)?;
+    if keys[1..].iter().any(|k| mac_key_for(ring, k).is_none()) {
+        return None;
+    }
+    let t = hmac::sign(&mac_key, &message(&keys, sealed, data)?);
     let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(t.as_ref());
-    Some(format!("{VERSION}:{}:{b64}", key.fingerprint()))
+    let version = if keys.len() > 1 { VERSION_V2 } else { VERSION };
+    Some(format!("{version}:{}:{b64}", key_list(&keys)))
+}
+
+/// The keys an annotation names (signer first) and its MAC, unverified.
+fn parse(secret: &Secret) -> Option<(Vec<Fingerprint>, &str)> {
+    let value = secret.metadata.annotations.as_ref()?.get(ANNOTATION)?;
+    let (version, rest) = value.split_once(':')?;
+    // A fingerprint is "SHA256:<base64>", so the MAC is after the last colon.
+    let (list, mac_b64) = rest.rsplit_once(':')?;
+    let keys: Vec<Fingerprint> = match version {
+        VERSION => vec![Fingerprint::from_string(list.to_owned())],
+        VERSION_V2 => list
+            .split(',')
+            .map(|k| Fingerprint::from_string(k.to_owned()))
+            .collect(),
+        _ => return None,
+    };
+    let canonical = match version {
+        VERSION => true,
+        _ => keys.len() > 1 && keys.windows(2).all(|w| w[0] < w[1]),
+    };
+    (canonical && keys.iter().all(|k| !k.as_str().is_empty())).then_some((keys, mac_b64))
 }
 
 /// Checks the annotation of `secret` against `sealed` as it is now and the Secret's
-/// data as it is now. Returns the fingerprint of the key that signed it when the data
-/// is proven in sync, `None` otherwise (the caller then decrypts).
+/// data as it is now. Returns the keys that opened the values (as [`KeyRing::open`]
+/// names them) when the data is proven in sync, `None` otherwise (the caller then
+/// decrypts). Every named key must still be held.
 ///
 /// The comparison is constant-time; no RSA operation is done.
-pub fn verify(ring: &KeyRing, sealed: &SealedSecret, secret: &Secret) -> Option<Fingerprint> {
+pub fn verify(
+    ring: &KeyRing,
+    sealed: &SealedSecret,
+    secret: &Secret,
+) -> Option<BTreeSet<Fingerprint>> {
     if sealed.spec.data.is_some() || sealed.spec.encrypted_data.is_empty() {
         return None;
     }
-    let value = secret.metadata.annotations.as_ref()?.get(ANNOTATION)?;
-    let rest = value.strip_prefix(VERSION)?.strip_prefix(':')?;
-    // The fingerprint is "SHA256:<base64>", so split at the last colon.
-    let (fingerprint, mac_b64) = rest.rsplit_once(':')?;
-    let fingerprint = Fingerprint::from_string(fingerprint.to_owned());
-    let entry = ring.get(&fingerprint)?;
+    let (keys, mac_b64) = parse(secret)?;
+    let mac_key = mac_key_for(ring, &keys[0])?;
+    if keys[1..].iter().any(|k| mac_key_for(ring, k).is_none()) {
+        return None;
+    }
     let mac = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(mac_b64)
         .ok()?;
     let data = secret.data.as_ref()?;
-    let message = message(sealed, data)?;
-    hmac::verify(&mac_key(&entry.key), &message, &mac)
+    let message = message(&keys, sealed, data)?;
+    hmac::verify(&mac_key, &message, &mac)
         .is_ok()
-        .then_some(fingerprint)
+        .then(|| keys.into_iter().collect())
 }
 
-/// The fingerprint named in `secret`'s digest annotation, unverified: only a hint of
+/// The signing key named in `secret`'s digest annotation, unverified: only a hint of
 /// which key to try first when decrypting.
 pub fn signer(secret: &Secret) -> Option<Fingerprint> {
-    let value = secret.metadata.annotations.as_ref()?.get(ANNOTATION)?;
-    let rest = value.strip_prefix(VERSION)?.strip_prefix(':')?;
-    let (fingerprint, _) = rest.rsplit_once(':')?;
-    Some(Fingerprint::from_string(fingerprint.to_owned()))
+    parse(secret).map(|(mut keys, _)| keys.swap_remove(0))
 }
 
 #[cfg(test)]
@@ -204,18 +334,15 @@ mod tests {
 
     /// The Secret the controller would write, with its digest annotation.
     fn produced(sealed: &SealedSecret) -> Secret {
-        let ring = ring();
-        let unsealed = unseal(sealed, &ring, None).expect("unseals");
-        let fp = unsealed
-            .fingerprints()
-            .iter()
-            .next()
-            .cloned()
-            .expect("a key");
+        produced_with(&ring(), sealed)
+    }
+
+    fn produced_with(ring: &KeyRing, sealed: &SealedSecret) -> Secret {
+        let unsealed = unseal(sealed, ring, None).expect("unseals");
+        let keys = unsealed.fingerprints().clone();
         let mut secret = unsealed.into_secret();
-        let key = &ring.get(&fp).expect("held").key;
-        let value =
-            annotation_value(key, sealed, secret.data.as_ref().expect("data")).expect("covered");
+        let value = annotation_value(ring, &keys, sealed, secret.data.as_ref().expect("data"))
+            .expect("covered");
         secret
             .metadata
             .annotations
@@ -229,8 +356,8 @@ mod tests {
         let s = sealed("db", &[("user", "admin"), ("password", "hunter2")]);
         let secret = produced(&s);
         assert_eq!(
-            verify(&ring(), &s, &secret).as_ref(),
-            Some(test_keys()[2].0.fingerprint())
+            verify(&ring(), &s, &secret),
+            Some(BTreeSet::from([test_keys()[2].0.fingerprint().clone()]))
         );
     }
 
@@ -272,6 +399,53 @@ mod tests {
             .expect("data")
             .insert("note".to_owned(), ByteString(b"x".to_vec()));
         assert!(verify(&ring(), &s, &extra).is_some());
+    }
+
+    fn with_templates(mut sealed: SealedSecret, templates: &[(&str, &str)]) -> SealedSecret {
+        sealed.spec.template.get_or_insert_default().data = Some(
+            templates
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        sealed
+    }
+
+    #[test]
+    fn rendered_templates_are_covered_and_a_changed_template_is_not_in_sync() {
+        let s = with_templates(
+            sealed("db", &[("user", "admin")]),
+            &[("dsn", "db://{{ .user }}"), ("user", "{{ .user | upper }}")],
+        );
+        let secret = produced(&s);
+        assert_eq!(
+            produced_keys(&s).into_iter().cloned().collect::<Vec<_>>(),
+            ["dsn", "user"]
+        );
+        assert!(verify(&ring(), &s, &secret).is_some(), "in sync as written");
+
+        let mut edited = secret.clone();
+        edited
+            .data
+            .as_mut()
+            .expect("data")
+            .insert("dsn".to_owned(), ByteString(b"db://root".to_vec()));
+        assert_eq!(verify(&ring(), &s, &edited), None, "edited rendered value");
+
+        let changed = with_templates(
+            sealed("db", &[("user", "admin")]),
+            &[
+                ("dsn", "db://{{ .user }}:5432"),
+                ("user", "{{ .user | upper }}"),
+            ],
+        );
+        let mut same_ciphertext = changed.clone();
+        same_ciphertext.spec.encrypted_data = s.spec.encrypted_data.clone();
+        assert_eq!(
+            verify(&ring(), &same_ciphertext, &secret),
+            None,
+            "changed template source"
+        );
     }
 
     #[test]
@@ -344,8 +518,9 @@ mod tests {
         }
         assert!(!value.contains("hunter2"));
         // The MAC key differs per private key: another key gives another tag.
+        let other_key = BTreeSet::from([test_keys()[0].0.fingerprint().clone()]);
         let other =
-            annotation_value(&test_keys()[0].0, &s, secret.data.as_ref().expect("d")).expect("v");
+            annotation_value(&ring(), &other_key, &s, secret.data.as_ref().expect("d")).expect("v");
         assert_ne!(value.rsplit(':').next(), other.rsplit(':').next());
     }
 
@@ -355,9 +530,142 @@ mod tests {
         let secret = produced(&s);
         s.spec.data = Some("AAAA".to_owned());
         assert_eq!(verify(&ring(), &s, &secret), None);
+        let keys = BTreeSet::from([test_keys()[2].0.fingerprint().clone()]);
         assert_eq!(
-            annotation_value(&test_keys()[2].0, &s, secret.data.as_ref().expect("d")),
+            annotation_value(&ring(), &keys, &s, secret.data.as_ref().expect("d")),
             None
         );
+    }
+
+    /// The test ring plus an age identity tied to `test_keys()[1]`'s RSA key, and one
+    /// held on its own.
+    fn ring_with_age() -> (KeyRing, AgeIdentity, AgeIdentity) {
+        let mut ring = ring();
+        let tied = AgeIdentity::generate();
+        let alone = AgeIdentity::generate();
+        let t = OffsetDateTime::UNIX_EPOCH;
+        ring.insert_age(
+            tied.clone(),
+            t,
+            Some(test_keys()[1].0.fingerprint().clone()),
+        );
+        ring.insert_age(alone.clone(), t, None);
+        (ring, tied, alone)
+    }
+
+    /// `db` in `app`, strict, with `values` sealed as age envelopes to `recipient`
+    /// (and, for `rsa`, RSA values sealed to `test_keys()[2]`).
+    fn sealed_mixed(
+        recipient: &sealant_keys::AgeRecipient,
+        age: &[(&str, &str)],
+        rsa: &[(&str, &str)],
+    ) -> SealedSecret {
+        let mut s = if rsa.is_empty() {
+            let mut s = sealed("db", &[("placeholder", "x")]);
+            s.spec.encrypted_data.clear();
+            s
+        } else {
+            sealed("db", rsa)
+        };
+        let label = label(&s);
+        for (k, v) in age {
+            let blob = sealant_keys::age_envelope::seal(
+                std::slice::from_ref(recipient),
+                &label,
+                v.as_bytes(),
+            )
+            .expect("seals");
+            s.spec.encrypted_data.insert(
+                (*k).to_owned(),
+                base64::engine::general_purpose::STANDARD.encode(blob),
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn value_opened_by_an_age_identity_is_proven_in_sync_under_its_tied_rsa_key() {
+        let (ring, tied, _) = ring_with_age();
+        let s = sealed_mixed(tied.recipient(), &[("password", "hunter2")], &[]);
+        let secret = produced_with(&ring, &s);
+        let rsa = test_keys()[1].0.fingerprint().clone();
+        let value = &secret.metadata.annotations.as_ref().expect("a")[ANNOTATION];
+        assert!(value.starts_with(&format!("v1:{rsa}:")), "{value}");
+        assert_eq!(
+            verify(&ring, &s, &secret),
+            Some(BTreeSet::from([rsa.clone()]))
+        );
+        assert_eq!(signer(&secret), Some(rsa.clone()));
+        // The MAC key is the tied RSA key's: the same as for an RSA value of that key.
+        let tag = value.rsplit(':').next().expect("tag");
+        let mac = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(tag)
+            .expect("b64");
+        let msg = message(
+            std::slice::from_ref(&rsa),
+            &s,
+            secret.data.as_ref().expect("d"),
+        )
+        .expect("message");
+        assert!(hmac::verify(&mac_key(&test_keys()[1].0), &msg, &mac).is_ok());
+        // Retiring the key generation (its RSA key) ends the proof.
+        let mut retired = ring.clone();
+        retired.remove(&rsa);
+        assert_eq!(verify(&retired, &s, &secret), None);
+    }
+
+    #[test]
+    fn value_opened_by_an_identity_held_alone_is_signed_with_a_key_derived_from_it() {
+        let (ring, _, alone) = ring_with_age();
+        let s = sealed_mixed(alone.recipient(), &[("password", "hunter2")], &[]);
+        let secret = produced_with(&ring, &s);
+        let name = Fingerprint::from_string(alone.recipient().to_string());
+        assert_eq!(verify(&ring, &s, &secret), Some(BTreeSet::from([name])));
+        let mut without = ring.clone();
+        without.remove_age(alone.recipient());
+        assert_eq!(verify(&without, &s, &secret), None);
+    }
+
+    #[test]
+    fn values_opened_by_two_key_generations_name_both_inside_the_mac() {
+        let (ring, tied, _) = ring_with_age();
+        let s = sealed_mixed(
+            tied.recipient(),
+            &[("b", "age value")],
+            &[("a", "rsa value")],
+        );
+        let secret = produced_with(&ring, &s);
+        let both = BTreeSet::from([
+            test_keys()[1].0.fingerprint().clone(),
+            test_keys()[2].0.fingerprint().clone(),
+        ]);
+        let value = secret.metadata.annotations.as_ref().expect("a")[ANNOTATION].clone();
+        assert!(value.starts_with("v2:"), "{value}");
+        assert_eq!(verify(&ring, &s, &secret), Some(both.clone()));
+        assert_eq!(signer(&secret).as_ref(), both.iter().next());
+        // The list cannot be edited: dropping a key, or reordering, breaks the proof.
+        let keys: Vec<&Fingerprint> = both.iter().collect();
+        let (list, tag) = value
+            .strip_prefix("v2:")
+            .and_then(|r| r.rsplit_once(':'))
+            .expect("v2 shape");
+        for forged in [
+            format!("v1:{}:{tag}", keys[0]),
+            format!("v2:{},{}:{tag}", keys[1], keys[0]),
+            format!("v2:{list},{}:{tag}", keys[0]),
+        ] {
+            let mut edited = secret.clone();
+            edited
+                .metadata
+                .annotations
+                .as_mut()
+                .expect("a")
+                .insert(ANNOTATION.to_owned(), forged.clone());
+            assert_eq!(verify(&ring, &s, &edited), None, "{forged}");
+        }
+        // Every listed key must still be held, not only the signer.
+        let mut retired = ring.clone();
+        retired.remove(keys[1]);
+        assert_eq!(verify(&retired, &s, &secret), None);
     }
 }

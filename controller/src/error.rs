@@ -101,9 +101,9 @@ pub enum Error {
     Reseal {
         /// `namespace/name`.
         object: String,
-        /// What went wrong.
+        /// What went wrong (boxed: it is large, and this error is rare).
         #[source]
-        source: sealant_crds::Error,
+        source: Box<sealant_crds::Error>,
     },
 
     /// A flag asks for something sealant does not do yet; refused rather than

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` |
 //! | `GET /v1/cert.pem` | the newest certificate, `application/x-pem-file`; 500 while no key is loaded |
+//! | `GET /v1/age-recipient` | sealant only: the newest key generation's age recipient (`age1...` and a newline), `text/plain; charset=utf-8`; 404 when no loaded key generation has an age identity (only Bitnami-written keys) |
 //! | `POST /v1/verify` | body: one SealedSecret, JSON or YAML. 200 decryptable, 409 not, 500 unparsable |
 //! | `POST /v1/rotate` | body: one SealedSecret. 200 and the SealedSecret re-encrypted with the newest key (JSON), same scope, template and metadata; 409 not decryptable; 500 unparsable |
 //! | `GET /metrics` (metrics listener) | OpenMetrics text |
@@ -47,6 +48,9 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The content type of `/v1/cert.pem`.
 pub const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
 
+/// The content type of `/v1/age-recipient`.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
 /// What the API handlers share.
 #[derive(Debug)]
 pub struct ApiState {
@@ -60,7 +64,8 @@ pub struct ApiState {
     pub accept_v1_data: bool,
 }
 
-/// The API router: `/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`.
+/// The API router: `/healthz`, `/v1/cert.pem`, `/v1/age-recipient`, `/v1/verify`,
+/// `/v1/rotate`.
 pub fn api_router(state: Arc<ApiState>) -> Router {
     let metrics = state.metrics.clone();
     let limited = Router::new()
@@ -70,6 +75,7 @@ pub fn api_router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/cert.pem", get(cert_pem))
+        .route("/v1/age-recipient", get(age_recipient))
         .merge(limited)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -94,6 +100,22 @@ async fn cert_pem(State(state): State<Arc<ApiState>>) -> Response {
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "no sealing key is loaded yet\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn age_recipient(State(state): State<Arc<ApiState>>) -> Response {
+    let keys = state.keys.snapshot();
+    match keys.newest_age_recipient() {
+        Some(recipient) => (
+            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            format!("{recipient}\n"),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no loaded sealing key has an age identity (keys written by the Bitnami controller have none; renew the key to get one)\n",
         )
             .into_response(),
     }
@@ -271,7 +293,15 @@ pub fn rotate_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<St
             Ok(resealed) => {
                 out.spec = resealed.spec;
             }
-            Err(source) => return Outcome::Failed(Error::Reseal { object, source }.to_string()),
+            Err(source) => {
+                return Outcome::Failed(
+                    Error::Reseal {
+                        object,
+                        source: Box::new(source),
+                    }
+                    .to_string(),
+                );
+            }
         }
     } else {
         let namespace = sealed.metadata.namespace.clone().unwrap_or_default();
@@ -288,7 +318,13 @@ pub fn rotate_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<St
                     out.spec.encrypted_data.insert(k.clone(), b64);
                 }
                 Err(source) => {
-                    return Outcome::Failed(Error::Reseal { object, source }.to_string());
+                    return Outcome::Failed(
+                        Error::Reseal {
+                            object,
+                            source: Box::new(source),
+                        }
+                        .to_string(),
+                    );
                 }
             }
         }
@@ -355,7 +391,7 @@ mod tests {
         let mut keys = Keys::default();
         for &i in indices {
             let (k, c) = &test_keys()[i];
-            keys.insert(k.clone(), c.clone(), c.not_before());
+            keys.insert(k.clone(), c.clone(), None, c.not_before());
         }
         keys
     }
@@ -451,6 +487,75 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    /// `keys(indices)` with an age identity beside each key, tied to it; the
+    /// identities in the same order.
+    fn keys_with_age(indices: &[usize]) -> (Keys, Vec<sealant_keys::AgeIdentity>) {
+        let mut keys = Keys::default();
+        let mut identities = Vec::new();
+        for &i in indices {
+            let (k, c) = &test_keys()[i];
+            let identity = sealant_keys::AgeIdentity::generate();
+            keys.insert(k.clone(), c.clone(), Some(identity.clone()), c.not_before());
+            identities.push(identity);
+        }
+        (keys, identities)
+    }
+
+    #[tokio::test]
+    async fn age_recipient_serves_the_newest_key_generations_recipient_as_text() {
+        let (keys, identities) = keys_with_age(&[0, 2, 1]);
+        let st = state(keys, 2, 2);
+        let (status, body, ct) = call(api_router(st.clone()), "GET", "/v1/age-recipient", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ct.as_deref(), Some(TEXT_CONTENT_TYPE));
+        assert_eq!(body, format!("{}\n", identities[1].recipient()));
+        assert!(body.starts_with("age1"), "{body}");
+        assert!(!body.to_ascii_uppercase().contains("SECRET-KEY"));
+        let text = st.metrics.encode();
+        assert!(
+            text.contains(r#"sealed_secrets_controller_http_requests_total{handler="/v1/age-recipient",method="GET",code="200"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn age_recipient_is_404_without_an_age_identity() {
+        for keys in [Keys::default(), keys(&[0, 1])] {
+            let st = state(keys, 2, 2);
+            let (status, body, _) =
+                call(api_router(st.clone()), "GET", "/v1/age-recipient", "").await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            assert!(body.contains("age identity"), "{body}");
+            assert!(st.metrics.encode().contains(
+                r#"http_requests_total{handler="/v1/age-recipient",method="GET",code="404"} 1"#
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn verify_opens_values_sealed_to_the_age_recipient() {
+        let (keys, identities) = keys_with_age(&[1]);
+        let router = api_router(state(keys, 100, 100));
+        let mut sealed: SealedSecret =
+            serde_json::from_str(&sealed_json(1, None, "v")).expect("json");
+        let label = Scope::Strict.label("app", "db");
+        let blob = sealant_keys::age_envelope::seal(
+            std::slice::from_ref(identities[0].recipient()),
+            &label,
+            b"age value",
+        )
+        .expect("seals");
+        sealed.spec.encrypted_data.insert(
+            "token".to_owned(),
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, blob),
+        );
+        let (status, _, _) = call(router.clone(), "POST", "/v1/verify", to_json(&sealed)).await;
+        assert_eq!(status, StatusCode::OK);
+        sealed.metadata.name = Some("moved".to_owned());
+        let (status, _, _) = call(router, "POST", "/v1/verify", to_json(&sealed)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
     }
 
     #[tokio::test]

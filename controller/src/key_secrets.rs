@@ -7,9 +7,31 @@
 //!     └─ legacy: unlabelled, named exactly <prefix> ─────────────────┤
 //!                                                                    ▼
 //!        load(): tls.key (PKCS#1 or PKCS#8 PEM) + tls.crt ──▶ Keys { KeyRing, certificates }
-//!                                                    └─ unreadable Secret ──▶ rejected[] (skipped, reported)
-//!   new key ──▶ new_key_secret(): generateName <prefix>, type kubernetes.io/tls, label active
+//!                │                                   └─ unreadable Secret ──▶ rejected[] (skipped, reported)
+//!                └─ age.key (optional) ──▶ KeyRing age identity, tied to that RSA key
+//!                                          └─ unreadable ──▶ rejected[] (the RSA key still loads)
+//!   new key ──▶ new_key_secret(): generateName <prefix>, type kubernetes.io/tls, label active,
+//!               tls.key + tls.crt + age.key
 //! ```
+//!
+//! ## The age identity of a key generation
+//!
+//! Every key generation this controller makes also has an X25519 age identity, kept in
+//! the same Secret under the extra data key [`AGE_KEY`] (`age.key`), as an age identity
+//! file in `age-keygen`'s layout (without its `# created:` line):
+//!
+//! ```text
+//!   # public key: age1...
+//!   AGE-SECRET-KEY-1...
+//! ```
+//!
+//! Its recipient (`age1...`) is what `/v1/age-recipient` publishes for multi-cluster
+//! sealing. The identity is inserted into the key ring tied to the RSA key of the same
+//! Secret and with the same ordering time, so a value it opens is reported under that
+//! RSA key's fingerprint, and it is retired and restored together with it. Bitnami's
+//! controller reads only `tls.crt` and `tls.key` of a `kubernetes.io/tls` Secret, so it
+//! still loads such a Secret (the interop suite proves it); Secrets it wrote have no
+//! `age.key` and load exactly as before, with no age identity.
 //!
 //! Guarantees:
 //! - a key Secret that cannot be read never stops the others from loading: it is
@@ -35,7 +57,9 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealant_keys::{Certificate, Fingerprint, KeyRing, OffsetDateTime, PrivateKey};
+use sealant_keys::{
+    AgeIdentity, AgeRecipient, Certificate, Fingerprint, KeyRing, OffsetDateTime, PrivateKey,
+};
 
 use crate::Error;
 use crate::flags::KeyOrderPriority;
@@ -57,6 +81,10 @@ pub const TLS_KEY: &str = "tls.key";
 
 /// The data key of the PEM certificate.
 pub const TLS_CERT: &str = "tls.crt";
+
+/// The data key of the key generation's age identity (an age identity file with one
+/// X25519 identity). Optional: Bitnami-written key Secrets lack it.
+pub const AGE_KEY: &str = "age.key";
 
 /// The loaded keys: the ring that unseals and the certificates that are published.
 #[derive(Clone, Debug, Default)]
@@ -111,22 +139,34 @@ impl Keys {
         self.certificates.get(newest.key.fingerprint())
     }
 
+    /// The recipient of the newest key generation that has an age identity: what
+    /// `/v1/age-recipient` serves.
+    pub fn newest_age_recipient(&self) -> Option<&AgeRecipient> {
+        self.ring.newest_age().map(|e| e.identity.recipient())
+    }
+
     /// The ordering time of the newest key, which drives renewal.
     pub fn newest_time(&self) -> Option<OffsetDateTime> {
         self.ring.newest().map(|e| e.created)
     }
 
-    /// Adds a key that this controller has just generated and written. Returns `false`
-    /// if the ring already held it.
+    /// Adds a key (and the age identity of its key generation, if any, tied to it and
+    /// ordered with the same time). Returns `false`, and changes nothing, if the ring
+    /// already held the key.
     pub fn insert(
         &mut self,
         key: PrivateKey,
         certificate: Certificate,
+        age: Option<AgeIdentity>,
         time: OffsetDateTime,
     ) -> bool {
         let fingerprint = key.fingerprint().clone();
         if !self.ring.insert(key, time) {
             return false;
+        }
+        if let Some(identity) = age {
+            self.ring
+                .insert_age(identity, time, Some(fingerprint.clone()));
         }
         self.certificates.insert(fingerprint, certificate);
         true
@@ -147,7 +187,8 @@ pub fn is_key_secret(secret: &Secret, prefix: &str) -> bool {
 
 /// Loads every key Secret of `secrets` that [`is_key_secret`] accepts into a key ring,
 /// ordered by `priority`. Unreadable Secrets are reported in [`Loaded::rejected`] and
-/// skipped; other Secrets are ignored.
+/// skipped; other Secrets are ignored. An unreadable [`AGE_KEY`] is reported too, and
+/// only the age identity is skipped: the RSA key of that Secret still loads.
 pub fn load(secrets: &[Secret], prefix: &str, priority: KeyOrderPriority) -> Loaded {
     let mut candidates: Vec<&Secret> = secrets
         .iter()
@@ -162,7 +203,11 @@ pub fn load(secrets: &[Secret], prefix: &str, priority: KeyOrderPriority) -> Loa
     for secret in candidates {
         match read_key_secret(secret, priority) {
             Ok((key, certificate, time)) => {
-                loaded.keys.insert(key, certificate, time);
+                let age = read_age_identity(secret).unwrap_or_else(|e| {
+                    loaded.rejected.push(e);
+                    None
+                });
+                loaded.keys.insert(key, certificate, age, time);
             }
             Err(e) => loaded.rejected.push(e),
         }
@@ -210,6 +255,41 @@ pub fn read_key_secret(
     Ok((key, certificate, time))
 }
 
+/// Reads the optional [`AGE_KEY`] of a key Secret: `None` when the Secret has none
+/// (Bitnami-written), an error naming the Secret and field when it holds anything but
+/// exactly one X25519 identity. The error never quotes the field's bytes.
+pub fn read_age_identity(secret: &Secret) -> Result<Option<AgeIdentity>, Error> {
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(AGE_KEY)) else {
+        return Ok(None);
+    };
+    let object = object_ref(&secret.metadata);
+    let field = "data.age.key";
+    let text = std::str::from_utf8(&bytes.0).map_err(|_| Error::KeySecret {
+        secret: object.clone(),
+        field,
+        source: sealant_keys::Error::InvalidAgeIdentity {
+            line: None,
+            reason: "not UTF-8 text",
+        },
+    })?;
+    let mut identities = AgeIdentity::parse_file(text).map_err(|source| Error::KeySecret {
+        secret: object.clone(),
+        field,
+        source,
+    })?;
+    if identities.len() != 1 {
+        return Err(Error::KeySecret {
+            secret: object,
+            field,
+            source: sealant_keys::Error::InvalidAgeIdentity {
+                line: None,
+                reason: "expected exactly one identity",
+            },
+        });
+    }
+    Ok(identities.pop())
+}
+
 /// Generates a key pair and its self-signed certificate, as Bitnami does: `bits`
 /// RSA, valid from `now` for `ttl`, CN `common_name`. CPU-heavy (seconds for
 /// RSA-4096): call it off the async runtime.
@@ -250,10 +330,12 @@ pub const MAX_RENEWAL_WAIT: Duration = Duration::from_secs(2);
 /// `prefix`, type `kubernetes.io/tls`, `tls.key` as PKCS#1 PEM and `tls.crt` as PEM,
 /// the extra `labels` and `annotations` of `--privatekey-labels` /
 /// `--privatekey-annotations`, and the label [`KEY_LABEL`]`=`[`ACTIVE`] (which the
-/// extra labels cannot override).
+/// extra labels cannot override); plus, beyond Bitnami, the key generation's age
+/// identity under [`AGE_KEY`] when `age` is given.
 pub fn new_key_secret(
     key: &PrivateKey,
     certificate: &Certificate,
+    age: Option<&AgeIdentity>,
     namespace: &str,
     prefix: &str,
     labels: &BTreeMap<String, String>,
@@ -262,13 +344,17 @@ pub fn new_key_secret(
     let mut all_labels = labels.clone();
     all_labels.insert(KEY_LABEL.to_owned(), ACTIVE.to_owned());
     let key_pem = key.expose_pkcs1_pem();
-    let data = BTreeMap::from([
+    let mut data = BTreeMap::from([
         (TLS_KEY.to_owned(), ByteString(key_pem.as_bytes().to_vec())),
         (
             TLS_CERT.to_owned(),
             ByteString(certificate.to_pem().into_bytes()),
         ),
     ]);
+    if let Some(identity) = age {
+        let file = identity.expose_identity_file();
+        data.insert(AGE_KEY.to_owned(), ByteString(file.as_bytes().to_vec()));
+    }
     Secret {
         metadata: ObjectMeta {
             generate_name: Some(prefix.to_owned()),
@@ -461,6 +547,7 @@ pub(crate) mod tests {
         let mut s = new_key_secret(
             key,
             cert,
+            None,
             "kube-system",
             "sealed-secrets-key",
             &BTreeMap::new(),
@@ -483,6 +570,7 @@ pub(crate) mod tests {
         let s = new_key_secret(
             key,
             cert,
+            None,
             "kube-system",
             "sealed-secrets-key",
             &labels,
@@ -524,10 +612,180 @@ pub(crate) mod tests {
         assert_eq!(c.fingerprint(), cert.fingerprint());
     }
 
+    /// A key Secret as this controller writes it: with an age identity.
+    fn key_secret_with_age(
+        name: &str,
+        key: &PrivateKey,
+        cert: &Certificate,
+        created: OffsetDateTime,
+    ) -> (Secret, AgeIdentity) {
+        let identity = AgeIdentity::generate();
+        let mut s = key_secret(name, key, cert, created);
+        let fresh = new_key_secret(
+            key,
+            cert,
+            Some(&identity),
+            "kube-system",
+            "p",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        s.data = fresh.data;
+        (s, identity)
+    }
+
+    #[test]
+    fn new_key_secret_stores_the_age_identity_as_an_identity_file_beside_the_tls_keys() {
+        let (key, cert) = &test_keys()[0];
+        let identity = AgeIdentity::generate();
+        let s = new_key_secret(
+            key,
+            cert,
+            Some(&identity),
+            "kube-system",
+            "p",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(s.type_.as_deref(), Some(TLS_SECRET_TYPE));
+        let data = s.data.clone().expect("data");
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        assert_eq!(keys, vec![AGE_KEY, TLS_CERT, TLS_KEY]);
+        let file = String::from_utf8(data[AGE_KEY].0.clone()).expect("utf8");
+        assert_eq!(
+            file.lines().next(),
+            Some(format!("# public key: {}", identity.recipient()).as_str())
+        );
+        assert!(
+            file.contains("AGE-SECRET-KEY-1"),
+            "an age-keygen identity file"
+        );
+        let read = read_age_identity(&s).expect("reads").expect("present");
+        assert_eq!(read.recipient(), identity.recipient());
+    }
+
+    #[test]
+    fn age_identity_loads_tied_to_its_rsa_key_with_the_same_time() {
+        let keys = test_keys();
+        let now = OffsetDateTime::now_utc();
+        let (older, older_id) =
+            key_secret_with_age("a", &keys[0].0, &keys[0].1, now - time::Duration::days(2));
+        let (newer, newer_id) = key_secret_with_age("b", &keys[2].0, &keys[2].1, now);
+        let bitnami = key_secret("c", &keys[1].0, &keys[1].1, now - time::Duration::days(1));
+        let loaded = load(
+            &[older, bitnami, newer],
+            "p",
+            KeyOrderPriority::SecretCreationTimestamp,
+        );
+        assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+        assert_eq!(loaded.keys.ring.len(), 3);
+        assert_eq!(loaded.keys.ring.age_len(), 2, "the Bitnami Secret has none");
+        assert_eq!(
+            loaded.keys.newest_age_recipient(),
+            Some(newer_id.recipient())
+        );
+        let tied = loaded
+            .keys
+            .ring
+            .age_for_rsa(keys[0].0.fingerprint())
+            .expect("tied");
+        assert_eq!(tied.identity.recipient(), older_id.recipient());
+        let rsa_time = loaded
+            .keys
+            .ring
+            .get(keys[0].0.fingerprint())
+            .expect("held")
+            .created;
+        assert_eq!(tied.created, rsa_time);
+        assert!(
+            loaded
+                .keys
+                .ring
+                .age_for_rsa(keys[1].0.fingerprint())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bitnami_key_secrets_have_no_age_identity_and_no_recipient_is_published() {
+        let (key, cert) = &test_keys()[1];
+        let loaded = load(
+            &[key_secret("k", key, cert, OffsetDateTime::now_utc())],
+            "p",
+            KeyOrderPriority::CertNotBefore,
+        );
+        assert!(loaded.rejected.is_empty());
+        assert_eq!(loaded.keys.ring.len(), 1);
+        assert_eq!(loaded.keys.ring.age_len(), 0);
+        assert_eq!(loaded.keys.newest_age_recipient(), None);
+    }
+
+    #[test]
+    fn unreadable_age_key_is_reported_and_skipped_but_the_rsa_key_still_loads() {
+        let keys = test_keys();
+        let now = OffsetDateTime::now_utc();
+        let mut bad = Vec::new();
+        for (i, junk) in [
+            b"not an identity".to_vec(),
+            vec![0xff, 0xfe],
+            b"# only a comment\n".to_vec(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (mut s, _) = key_secret_with_age(&format!("bad{i}"), &keys[i].0, &keys[i].1, now);
+            s.data
+                .as_mut()
+                .expect("data")
+                .insert(AGE_KEY.to_owned(), ByteString(junk));
+            bad.push(s);
+        }
+        let (mut two, _) = key_secret_with_age("two", &keys[0].0, &keys[0].1, now);
+        let doubled = format!(
+            "{}\n{}\n",
+            AgeIdentity::generate().expose_secret().as_str(),
+            AgeIdentity::generate().expose_secret().as_str()
+        );
+        two.data
+            .as_mut()
+            .expect("data")
+            .insert(AGE_KEY.to_owned(), ByteString(doubled.into_bytes()));
+        let loaded = load(&bad, "p", KeyOrderPriority::CertNotBefore);
+        assert_eq!(loaded.keys.ring.len(), 3, "every RSA key still loads");
+        assert_eq!(loaded.keys.ring.age_len(), 0);
+        let messages: Vec<String> = loaded.rejected.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        for m in &messages {
+            assert!(
+                m.starts_with("key secret kube-system/bad")
+                    && m.ends_with("cannot read data.age.key"),
+                "{m}"
+            );
+        }
+        let err = read_age_identity(&two).expect_err("two identities");
+        let chain = format!(
+            "{err}: {}",
+            std::error::Error::source(&err).expect("source")
+        );
+        assert!(chain.contains("exactly one identity"), "{chain}");
+        assert!(
+            !chain.contains("AGE-SECRET-KEY"),
+            "never quotes the key: {chain}"
+        );
+    }
+
     #[test]
     fn new_key_secret_without_extra_annotations_has_none() {
         let (key, cert) = &test_keys()[0];
-        let s = new_key_secret(key, cert, "ns", "p", &BTreeMap::new(), &BTreeMap::new());
+        let s = new_key_secret(
+            key,
+            cert,
+            None,
+            "ns",
+            "p",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
         assert_eq!(s.metadata.annotations, None);
         assert_eq!(s.metadata.labels.map(|l| l.len()), Some(1));
     }

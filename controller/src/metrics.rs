@@ -12,11 +12,23 @@
 //! | `sealant_controller_decryptions_total` | | SealedSecrets actually decrypted (RSA work) |
 //! | `sealant_controller_in_sync_skips_total` | | passes where the in-sync proof made decryption unnecessary |
 //! | `sealant_controller_leader` | | 1 while this replica reconciles and writes (always, without `--leader-elect`), 0 while it stands by |
+//! | `sealant_controller_key_decryptions_total` | `fingerprint` | SealedSecrets decrypted with each key (RSA or the key generation's age identity) |
+//! | `sealant_controller_key_sealed_secrets` | `fingerprint` | SealedSecrets whose values need each key now, as of their last successful pass (the zero-decryption path included) |
+//! | `sealant_controller_key_age_seconds` | `fingerprint` | age of each loaded key, from its ordering time (certificate NotBefore or Secret creation) |
+//! | `sealant_controller_key_renewal_seconds` | | seconds until the next automatic key renewal; 0 when due, -1 when disabled (`--key-renew-period=0`) |
 //!
-//! The last two are how the end-to-end suite proves that a restart over in-sync
-//! objects does zero decryptions. Labels never carry values or key material.
+//! `decryptions_total` and `in_sync_skips_total` are how the end-to-end suite proves
+//! that a restart over in-sync objects does zero decryptions. The key inventory
+//! (the last four) tells when a key is safe to retire: `key_sealed_secrets` drops to
+//! zero for it. A key is named by its SSH-style fingerprint (`SHA256:...`), a value
+//! sealed to a key generation's age recipient by that generation's RSA key. Labels
+//! never carry values or key material. The two key-age gauges are computed at scrape
+//! time.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -25,6 +37,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use sealant_keys::{Fingerprint, OffsetDateTime};
+
+use crate::key_secrets::{self, Keys, Renewal};
 
 /// The `reason` label of `unseal_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +102,30 @@ struct HttpDurationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    fingerprint: String,
+}
+
+impl KeyLabels {
+    fn of(fingerprint: &Fingerprint) -> Self {
+        Self {
+            fingerprint: fingerprint.as_str().to_owned(),
+        }
+    }
+}
+
+/// What the key gauges are computed from at scrape time.
+#[derive(Debug, Default)]
+struct Inventory {
+    /// Each loaded RSA key and its ordering time.
+    keys: Vec<(Fingerprint, OffsetDateTime)>,
+    /// The newest key's ordering time.
+    newest: Option<OffsetDateTime>,
+    /// `--key-renew-period`.
+    period: Duration,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     revision: String,
 }
@@ -102,6 +141,14 @@ pub struct Metrics {
     decryptions: Counter,
     in_sync_skips: Counter,
     leader: Gauge,
+    key_decryptions: Family<KeyLabels, Counter>,
+    key_sealed_secrets: Family<KeyLabels, Gauge>,
+    key_age: Family<KeyLabels, Gauge>,
+    key_renewal: Gauge,
+    /// The keys each SealedSecret (`namespace/name`) needed at its last successful
+    /// pass: what `key_sealed_secrets` counts.
+    dependencies: Mutex<HashMap<String, BTreeSet<Fingerprint>>>,
+    inventory: Mutex<Inventory>,
     omit_secret_labels: bool,
 }
 
@@ -132,6 +179,10 @@ impl Metrics {
         let decryptions = Counter::default();
         let in_sync_skips = Counter::default();
         let leader = Gauge::default();
+        let key_decryptions = Family::<KeyLabels, Counter>::default();
+        let key_sealed_secrets = Family::<KeyLabels, Gauge>::default();
+        let key_age = Family::<KeyLabels, Gauge>::default();
+        let key_renewal = Gauge::default();
 
         {
             let bitnami = registry.sub_registry_with_prefix("sealed_secrets_controller");
@@ -179,6 +230,26 @@ impl Metrics {
                 "1 while this replica reconciles and writes, 0 while it stands by",
                 leader.clone(),
             );
+            ours.register(
+                "key_decryptions",
+                "SealedSecrets decrypted with each key, by key fingerprint",
+                key_decryptions.clone(),
+            );
+            ours.register(
+                "key_sealed_secrets",
+                "SealedSecrets whose values need each key, by key fingerprint",
+                key_sealed_secrets.clone(),
+            );
+            ours.register(
+                "key_age_seconds",
+                "Age of each loaded key in seconds, by key fingerprint",
+                key_age.clone(),
+            );
+            ours.register(
+                "key_renewal_seconds",
+                "Seconds until the next automatic key renewal; 0 when due, -1 when disabled",
+                key_renewal.clone(),
+            );
         }
         Self {
             registry,
@@ -190,6 +261,12 @@ impl Metrics {
             decryptions,
             in_sync_skips,
             leader,
+            key_decryptions,
+            key_sealed_secrets,
+            key_age,
+            key_renewal,
+            dependencies: Mutex::default(),
+            inventory: Mutex::default(),
             omit_secret_labels,
         }
     }
@@ -212,6 +289,103 @@ impl Metrics {
     /// One SealedSecret decrypted.
     pub fn decryption(&self) {
         self.decryptions.inc();
+    }
+
+    /// One SealedSecret decrypted with each of `keys`.
+    pub fn key_decryptions(&self, keys: &BTreeSet<Fingerprint>) {
+        for key in keys {
+            self.key_decryptions
+                .get_or_create(&KeyLabels::of(key))
+                .inc();
+        }
+    }
+
+    /// The SealedSecret `object` (`namespace/name`) needs exactly `keys` now (after a
+    /// successful pass, decrypting or not).
+    pub fn depends_on(&self, object: &str, keys: &BTreeSet<Fingerprint>) {
+        // The map and the gauges are updated together under the lock; a panic
+        // elsewhere cannot leave the map half-written, so a poisoned lock is reusable.
+        let mut map = self
+            .dependencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = map
+            .insert(object.to_owned(), keys.clone())
+            .unwrap_or_default();
+        self.move_dependencies(&before, keys);
+    }
+
+    /// Forgets a deleted SealedSecret (`namespace/name`): its keys no longer count it,
+    /// and its condition is no longer reported.
+    pub fn forget(&self, namespace: &str, name: &str, condition: &str) {
+        self.forget_condition(namespace, name, condition);
+        let mut map = self
+            .dependencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(before) = map.remove(&format!("{namespace}/{name}")) {
+            self.move_dependencies(&before, &BTreeSet::new());
+        }
+    }
+
+    fn move_dependencies(&self, before: &BTreeSet<Fingerprint>, after: &BTreeSet<Fingerprint>) {
+        for gone in before.difference(after) {
+            let labels = KeyLabels::of(gone);
+            if self.key_sealed_secrets.get_or_create(&labels).dec() <= 1 {
+                self.key_sealed_secrets.remove(&labels);
+            }
+        }
+        for new in after.difference(before) {
+            self.key_sealed_secrets
+                .get_or_create(&KeyLabels::of(new))
+                .inc();
+        }
+    }
+
+    /// How many SealedSecrets need `key` now.
+    pub fn sealed_secrets_needing(&self, key: &Fingerprint) -> i64 {
+        self.key_sealed_secrets
+            .get_or_create(&KeyLabels::of(key))
+            .get()
+    }
+
+    /// Records the loaded keys and the renewal period, from which the key age and
+    /// renewal gauges are computed at scrape time.
+    pub fn set_keys(&self, keys: &Keys, renew_period: Duration) {
+        let mut inventory = self
+            .inventory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *inventory = Inventory {
+            keys: keys
+                .ring
+                .iter()
+                .map(|e| (e.key.fingerprint().clone(), e.created))
+                .collect(),
+            newest: keys.newest_time(),
+            period: renew_period,
+        };
+    }
+
+    /// Sets the key age and renewal gauges for the time `now`.
+    fn refresh_key_gauges(&self, now: OffsetDateTime) {
+        let inventory = self
+            .inventory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.key_age.clear();
+        for (fingerprint, created) in &inventory.keys {
+            let age = (now - *created).whole_seconds().max(0);
+            self.key_age
+                .get_or_create(&KeyLabels::of(fingerprint))
+                .set(age);
+        }
+        let renewal = match key_secrets::renewal(inventory.newest, now, inventory.period, None) {
+            Renewal::Now => 0,
+            Renewal::At(t) => (t - now).whole_seconds().max(0),
+            Renewal::Never => -1,
+        };
+        self.key_renewal.set(renewal);
     }
 
     /// One pass that reused the in-sync Secret's data.
@@ -279,8 +453,14 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The OpenMetrics text of every metric.
+    /// The OpenMetrics text of every metric, as of now.
     pub fn encode(&self) -> String {
+        self.encode_at(OffsetDateTime::now_utc())
+    }
+
+    /// The OpenMetrics text of every metric, with the key gauges computed for `now`.
+    pub fn encode_at(&self, now: OffsetDateTime) -> String {
+        self.refresh_key_gauges(now);
         let mut out = String::new();
         // Writing into a String cannot fail; an encoder error would be a bug in a
         // metric's label encoding, and an incomplete scrape is better than none.
@@ -353,5 +533,98 @@ mod tests {
             m.encode()
                 .contains("sealant_controller_in_sync_skips_total 2")
         );
+    }
+
+    fn fp(name: &str) -> Fingerprint {
+        Fingerprint::from_string(format!("SHA256:{name}"))
+    }
+
+    #[test]
+    fn key_decryptions_count_per_fingerprint() {
+        let m = Metrics::new("v", false);
+        m.key_decryptions(&BTreeSet::from([fp("a"), fp("b")]));
+        m.key_decryptions(&BTreeSet::from([fp("a")]));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"sealant_controller_key_decryptions_total{fingerprint="SHA256:a"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sealant_controller_key_decryptions_total{fingerprint="SHA256:b"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn key_sealed_secrets_follows_what_each_object_needs_now() {
+        let m = Metrics::new("v", false);
+        m.depends_on("app/one", &BTreeSet::from([fp("a")]));
+        m.depends_on("app/two", &BTreeSet::from([fp("a"), fp("b")]));
+        m.depends_on("app/two", &BTreeSet::from([fp("a"), fp("b")]));
+        assert_eq!(
+            (
+                m.sealed_secrets_needing(&fp("a")),
+                m.sealed_secrets_needing(&fp("b"))
+            ),
+            (2, 1)
+        );
+        // Re-sealed to the new key only.
+        m.depends_on("app/one", &BTreeSet::from([fp("b")]));
+        assert_eq!(
+            (
+                m.sealed_secrets_needing(&fp("a")),
+                m.sealed_secrets_needing(&fp("b"))
+            ),
+            (1, 2)
+        );
+        m.forget("app", "two", "Synced");
+        m.forget("app", "never-seen", "Synced");
+        let text = m.encode();
+        assert!(
+            !text.contains(r#"key_sealed_secrets{fingerprint="SHA256:a"}"#),
+            "a key nothing needs is not listed\n{text}"
+        );
+        assert!(
+            text.contains(r#"sealant_controller_key_sealed_secrets{fingerprint="SHA256:b"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn key_age_and_renewal_are_computed_at_scrape_time() {
+        use crate::key_secrets::tests::test_keys;
+        let m = Metrics::new("v", false);
+        let text = m.encode();
+        assert!(
+            text.contains("sealant_controller_key_renewal_seconds 0"),
+            "no key yet: due\n{text}"
+        );
+        let mut keys = Keys::default();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        let (k, c) = &test_keys()[0];
+        keys.insert(k.clone(), c.clone(), None, t0);
+        m.set_keys(&keys, Duration::from_secs(3_600));
+        let text = m.encode_at(t0 + time::Duration::seconds(600));
+        let age = format!(
+            r#"sealant_controller_key_age_seconds{{fingerprint="{}"}} 600"#,
+            k.fingerprint()
+        );
+        assert!(text.contains(&age), "{text}");
+        assert!(
+            text.contains("sealant_controller_key_renewal_seconds 3000"),
+            "{text}"
+        );
+        let text = m.encode_at(t0 + time::Duration::seconds(7_200));
+        assert!(
+            text.contains("sealant_controller_key_renewal_seconds 0"),
+            "overdue\n{text}"
+        );
+        m.set_keys(&keys, Duration::ZERO);
+        assert!(
+            m.encode_at(t0)
+                .contains("sealant_controller_key_renewal_seconds -1"),
+            "disabled"
+        );
+        assert!(!m.encode().contains("PRIVATE KEY"));
     }
 }

@@ -32,15 +32,15 @@
 //! - an immutable Secret whose data, type or immutability would change is refused
 //!   with [`Error::Immutable`], which is [`ErrorClass::Terminal`]: no retry until
 //!   something changes; a metadata-only change is still applied, as Kubernetes allows;
-//! - the status is rewritten only when `Synced`'s status, reason or message, or
-//!   `observedGeneration`, change: never for timestamps alone, so writing status does
-//!   not re-trigger the controller.
+//! - the status is rewritten only when `Synced`'s status, reason or message,
+//!   `observedGeneration`, or `keyFingerprints` (which keys opened the values) change:
+//!   never for timestamps alone, so writing status does not re-trigger the controller.
 //!
 //! Differences from Bitnami, on purpose: the `Unsealed` event is emitted when a
 //! Secret is created or updated, not on every pass (a restart over 10,000 objects
 //! would otherwise write 10,000 events).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -265,27 +265,40 @@ fn same(a: &Secret, b: &Secret) -> bool {
             == b.metadata.owner_references.clone().unwrap_or_default()
 }
 
-/// The `Synced` condition after a pass: `Ok(())` or the error's message.
+/// The `Synced` condition after a pass: `Ok(())` or the error's message; and, after a
+/// successful pass, `keys`: the fingerprints of the keys that opened the values
+/// ([`key_fingerprints`]). `None` keeps the current `keyFingerprints` (a failed pass
+/// says nothing new about which keys the values need).
 ///
 /// Returns `None` when the current status already says the same (status, reason,
-/// message and `observedGeneration`), so no write happens for timestamps alone.
-/// `lastTransitionTime` moves only when the status flips.
+/// message, `observedGeneration` and `keyFingerprints`), so no write happens for
+/// timestamps alone. `lastTransitionTime` moves only when the status flips.
 pub fn synced_status(
     current: Option<&SealedSecretStatus>,
     generation: Option<i64>,
     outcome: Result<(), &str>,
+    keys: Option<Vec<String>>,
     now: Time,
 ) -> Option<SealedSecretStatus> {
     let (status, message) = match outcome {
         Ok(()) => (CONDITION_TRUE, None),
         Err(m) => (CONDITION_FALSE, Some(m.to_owned())),
     };
+    let current_keys = current.and_then(|s| s.key_fingerprints.clone());
+    let key_fingerprints = match keys {
+        Some(k) if k.is_empty() => None,
+        Some(k) => Some(k),
+        None => current_keys.clone(),
+    };
     let previous = current
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == CONDITION_SYNCED));
     let same_condition =
         previous.is_some_and(|p| p.status == status && p.message == message && p.reason.is_none());
-    if same_condition && current.and_then(|s| s.observed_generation) == generation {
+    if same_condition
+        && current.and_then(|s| s.observed_generation) == generation
+        && current_keys == key_fingerprints
+    {
         return None;
     }
     let last_transition_time = match previous {
@@ -313,7 +326,15 @@ pub fn synced_status(
     Some(SealedSecretStatus {
         observed_generation: generation,
         conditions: Some(conditions),
+        key_fingerprints,
     })
+}
+
+/// The `status.keyFingerprints` value for the keys that opened a SealedSecret's
+/// values: their fingerprints, sorted (a value opened by a key generation's age
+/// identity is already named by that generation's RSA key).
+pub fn key_fingerprints(keys: &BTreeSet<Fingerprint>) -> Vec<String> {
+    keys.iter().map(|k| k.as_str().to_owned()).collect()
 }
 
 /// An event to record on the SealedSecret.
@@ -720,7 +741,10 @@ mod tests {
         let s = sealed();
         let mut shell_ = secret_shell(&s);
         shell_.data = data(&[("password", "hunter2")]);
-        let d = digest::annotation_value(&test_keys()[2].0, &s, shell_.data.as_ref().expect("d"));
+        let mut ring = KeyRing::new();
+        ring.insert(test_keys()[2].0.clone(), OffsetDateTime::now_utc());
+        let keys = BTreeSet::from([test_keys()[2].0.fingerprint().clone()]);
+        let d = digest::annotation_value(&ring, &keys, &s, shell_.data.as_ref().expect("d"));
         let with_digest = desired(&s, shell_, d);
         assert!(
             with_digest
@@ -748,7 +772,7 @@ mod tests {
 
     #[test]
     fn first_status_sets_synced_true_and_observed_generation() {
-        let st = synced_status(None, Some(3), Ok(()), now(100)).expect("written");
+        let st = synced_status(None, Some(3), Ok(()), None, now(100)).expect("written");
         assert_eq!(st.observed_generation, Some(3));
         let c = &st.conditions.expect("conditions")[0];
         assert_eq!((c.type_.as_str(), c.status.as_str()), ("Synced", "True"));
@@ -758,20 +782,23 @@ mod tests {
 
     #[test]
     fn status_write_is_skipped_when_only_timestamps_would_change() {
-        let st = synced_status(None, Some(3), Ok(()), now(100)).expect("written");
-        assert_eq!(synced_status(Some(&st), Some(3), Ok(()), now(200)), None);
-        let failed = synced_status(None, Some(3), Err("bad"), now(100)).expect("written");
+        let st = synced_status(None, Some(3), Ok(()), None, now(100)).expect("written");
         assert_eq!(
-            synced_status(Some(&failed), Some(3), Err("bad"), now(200)),
+            synced_status(Some(&st), Some(3), Ok(()), None, now(200)),
+            None
+        );
+        let failed = synced_status(None, Some(3), Err("bad"), None, now(100)).expect("written");
+        assert_eq!(
+            synced_status(Some(&failed), Some(3), Err("bad"), None, now(200)),
             None
         );
     }
 
     #[test]
     fn new_generation_or_new_message_rewrites_status_keeping_transition_time() {
-        let st = synced_status(None, Some(3), Err("bad"), now(100)).expect("written");
-        let next =
-            synced_status(Some(&st), Some(4), Err("bad"), now(200)).expect("generation moved");
+        let st = synced_status(None, Some(3), Err("bad"), None, now(100)).expect("written");
+        let next = synced_status(Some(&st), Some(4), Err("bad"), None, now(200))
+            .expect("generation moved");
         assert_eq!(next.observed_generation, Some(4));
         let c = &next.conditions.as_ref().expect("c")[0];
         assert_eq!(
@@ -780,8 +807,8 @@ mod tests {
             "status did not flip"
         );
         assert_eq!(c.last_update_time, Some(now(200)));
-        let other =
-            synced_status(Some(&next), Some(4), Err("worse"), now(300)).expect("message moved");
+        let other = synced_status(Some(&next), Some(4), Err("worse"), None, now(300))
+            .expect("message moved");
         assert_eq!(
             other.conditions.as_ref().expect("c")[0].message.as_deref(),
             Some("worse")
@@ -790,8 +817,8 @@ mod tests {
 
     #[test]
     fn flipping_to_true_moves_transition_time_and_clears_message() {
-        let st = synced_status(None, Some(1), Err("bad"), now(100)).expect("written");
-        let ok = synced_status(Some(&st), Some(1), Ok(()), now(200)).expect("flipped");
+        let st = synced_status(None, Some(1), Err("bad"), None, now(100)).expect("written");
+        let ok = synced_status(Some(&st), Some(1), Ok(()), None, now(200)).expect("flipped");
         let c = &ok.conditions.expect("c")[0];
         assert_eq!(c.status, "True");
         assert_eq!(c.message, None);
@@ -808,8 +835,9 @@ mod tests {
         let st = SealedSecretStatus {
             observed_generation: None,
             conditions: Some(vec![foreign.clone()]),
+            key_fingerprints: None,
         };
-        let next = synced_status(Some(&st), Some(1), Ok(()), now(1)).expect("written");
+        let next = synced_status(Some(&st), Some(1), Ok(()), None, now(1)).expect("written");
         let conditions = next.conditions.expect("c");
         assert_eq!(conditions[0].type_, "Synced");
         assert_eq!(conditions[1], foreign);
@@ -878,5 +906,38 @@ mod tests {
             (ev.type_, ev.reason, ev.note.as_str()),
             ("Normal", "Unsealed", UNSEALED_MESSAGE)
         );
+    }
+
+    #[test]
+    fn key_fingerprints_are_recorded_on_success_kept_on_failure_and_rewritten_on_change() {
+        let a = vec!["SHA256:a".to_owned()];
+        let ab = vec!["SHA256:a".to_owned(), "SHA256:b".to_owned()];
+        let st = synced_status(None, Some(1), Ok(()), Some(a.clone()), now(100)).expect("first");
+        assert_eq!(st.key_fingerprints, Some(a.clone()));
+        assert_eq!(
+            synced_status(Some(&st), Some(1), Ok(()), Some(a.clone()), now(200)),
+            None,
+            "same keys: no write"
+        );
+        let changed =
+            synced_status(Some(&st), Some(1), Ok(()), Some(ab.clone()), now(200)).expect("moved");
+        assert_eq!(changed.key_fingerprints, Some(ab.clone()));
+        let failed =
+            synced_status(Some(&changed), Some(1), Err("bad"), None, now(300)).expect("failed");
+        assert_eq!(
+            failed.key_fingerprints,
+            Some(ab),
+            "a failure keeps the last keys"
+        );
+        let none = synced_status(Some(&st), Some(1), Ok(()), Some(Vec::new()), now(400))
+            .expect("no sealed values");
+        assert_eq!(none.key_fingerprints, None);
+        let json = serde_json::to_value(&st).expect("json");
+        assert_eq!(json["keyFingerprints"], serde_json::json!(["SHA256:a"]));
+        let keys = BTreeSet::from([
+            Fingerprint::from_string("SHA256:b".to_owned()),
+            Fingerprint::from_string("SHA256:a".to_owned()),
+        ]);
+        assert_eq!(key_fingerprints(&keys), vec!["SHA256:a", "SHA256:b"]);
     }
 }

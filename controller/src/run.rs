@@ -12,6 +12,10 @@
 //!         reconcile(): fetch Secret ─▶ ownership ─▶ in-sync proof or unseal (blocking pool) ─▶ decide ─▶ write ─▶ status, event
 //! ```
 //!
+//! Each successful pass knows which keys the values need: the keys that opened them,
+//! or, on the zero-decryption path, the keys the digest annotation names (inside its
+//! MAC). That set goes to `status.keyFingerprints` and to the key inventory metrics.
+//!
 //! What is proven where: every decision is unit-tested in [`crate::reconcile`],
 //! [`crate::digest`], [`crate::key_secrets`] and [`crate::http`]. This module only
 //! moves data between those functions and the API server. Its unit tests drive one
@@ -46,7 +50,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt as _, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt as _};
 use sealant_crds::{CONDITION_SYNCED, SealedSecret, secret_shell};
-use sealant_keys::{Fingerprint, OffsetDateTime};
+use sealant_keys::{AgeIdentity, Fingerprint, OffsetDateTime};
 use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
 
@@ -112,6 +116,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         api: Api::namespaced(client.clone(), &namespace),
         namespace: namespace.clone(),
         keys: keys.clone(),
+        metrics: metrics.clone(),
         flags: flags.clone(),
     });
     key_manager.initial_load().await?;
@@ -268,8 +273,19 @@ fn run_controller(
     // them out keeps a failing object from being decrypted again because its status
     // was just written.
     let (reader, writer) = reflector::store();
+    let metrics = context.metrics.clone();
     let trigger = reflector(writer, watcher(sealed, config))
         .default_backoff()
+        .inspect(move |event| {
+            // A deleted SealedSecret no longer needs its keys.
+            if let Ok(watcher::Event::Delete(gone)) = event {
+                metrics.forget(
+                    &gone.namespace().unwrap_or_default(),
+                    &gone.name_any(),
+                    CONDITION_SYNCED,
+                );
+            }
+        })
         .applied_objects()
         .predicate_filter(spec_and_scope, PredicateConfig::default());
     let mut controller = Controller::for_stream(trigger, reader)
@@ -320,7 +336,7 @@ async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
 
     let reference = Resource::object_ref(&*sealed, &());
     match &outcome {
-        Ok(plan) => {
+        Ok((plan, _)) => {
             if let Some(ev) = reconcile::success_event(plan) {
                 publish(&ctx, &reference, ev).await;
             }
@@ -334,13 +350,22 @@ async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
         }
     }
 
+    if let Ok((_, keys)) = &outcome {
+        ctx.metrics.depends_on(&sealed.object_ref(), keys);
+    }
+
     if ctx.update_status {
         let message = outcome.as_ref().err().map(|(_, e)| chain(e));
+        let keys = outcome
+            .as_ref()
+            .ok()
+            .map(|(_, keys)| reconcile::key_fingerprints(keys));
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         if let Some(status) = reconcile::synced_status(
             sealed.status.as_ref(),
             sealed.metadata.generation,
             message.as_deref().map_or(Ok(()), Err),
+            keys,
             now,
         ) {
             let synced = status
@@ -385,8 +410,12 @@ fn error_policy(_sealed: Arc<SealedSecret>, error: &Error, _ctx: Arc<Context>) -
     }
 }
 
-/// Fetches the Secret, decides, and writes. The error carries the metric reason.
-async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Plan, (ErrorReason, Error)> {
+/// Fetches the Secret, decides, and writes. Returns the plan and the keys the values
+/// need; the error carries the metric reason.
+async fn sync_secret(
+    sealed: &SealedSecret,
+    ctx: &Context,
+) -> Result<(Plan, BTreeSet<Fingerprint>), (ErrorReason, Error)> {
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -408,28 +437,21 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Plan, (Erro
     let proven = existing
         .as_ref()
         .and_then(|e| digest::verify(&keys.ring, sealed, e).map(|fp| (e, fp)));
-    let (produced, signer) = match proven {
-        Some((existing, fingerprint)) => {
+    let (produced, used) = match proven {
+        Some((existing, used)) => {
             ctx.metrics.in_sync_skip();
             let mut produced = secret_shell(sealed);
             produced.data = Some(in_sync_data(sealed, existing));
-            (produced, Some(fingerprint))
+            (produced, used)
         }
-        None => {
-            let (produced, signer) = decrypt(sealed, existing.as_ref(), &keys, ctx).await?;
-            (produced, signer)
-        }
+        None => decrypt(sealed, existing.as_ref(), &keys, ctx).await?,
     };
-    let digest = signer
-        .as_ref()
-        .and_then(|fp| keys.ring.get(fp))
-        .and_then(|entry| {
-            digest::annotation_value(
-                &entry.key,
-                sealed,
-                produced.data.as_ref().unwrap_or(&BTreeMap::new()),
-            )
-        });
+    let digest = digest::annotation_value(
+        &keys.ring,
+        &used,
+        sealed,
+        produced.data.as_ref().unwrap_or(&BTreeMap::new()),
+    );
     let want = desired(sealed, produced, digest);
     let plan = decide(sealed, existing.as_ref(), want).map_err(|e| {
         let reason = match e {
@@ -460,29 +482,27 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Plan, (Erro
     if !matches!(plan, Plan::Unchanged) {
         info!(secret = %format!("{namespace}/{name}"), "Secret written");
     }
-    Ok(plan)
+    Ok((plan, used))
 }
 
-/// The existing Secret's values of the sealed keys (the in-sync proof covers exactly
-/// those).
+/// The existing Secret's values of the sealed and template keys (the in-sync proof
+/// covers exactly those).
 fn in_sync_data(sealed: &SealedSecret, existing: &Secret) -> BTreeMap<String, ByteString> {
     let data = existing.data.clone().unwrap_or_default();
-    sealed
-        .spec
-        .encrypted_data
-        .keys()
+    digest::produced_keys(sealed)
+        .into_iter()
         .filter_map(|k| data.get(k).map(|v| (k.clone(), v.clone())))
         .collect()
 }
 
 /// Decrypts on the blocking pool, trying first the key that signed the existing
-/// Secret's digest.
+/// Secret's digest. Returns the Secret and the keys that opened its values.
 async fn decrypt(
     sealed: &SealedSecret,
     existing: Option<&Secret>,
     keys: &Arc<Keys>,
     ctx: &Context,
-) -> Result<(Secret, Option<Fingerprint>), (ErrorReason, Error)> {
+) -> Result<(Secret, BTreeSet<Fingerprint>), (ErrorReason, Error)> {
     if keys.ring.is_empty() {
         return Err((ErrorReason::Unseal, Error::NoKeys));
     }
@@ -493,13 +513,16 @@ async fn decrypt(
     ctx.metrics.decryption();
     let joined = tokio::task::spawn_blocking(move || {
         unseal_checked(&owned, &ring_keys.ring, hint.as_ref(), accept).map(|u| {
-            let signer = u.fingerprints().iter().next().cloned();
-            (u.into_secret(), signer)
+            let used = u.fingerprints().clone();
+            (u.into_secret(), used)
         })
     })
     .await;
     match joined {
-        Ok(Ok(pair)) => Ok(pair),
+        Ok(Ok((secret, used))) => {
+            ctx.metrics.key_decryptions(&used);
+            Ok((secret, used))
+        }
         Ok(Err(e)) => Err((ErrorReason::Unseal, e)),
         Err(_) => Err((ErrorReason::Unseal, Error::Internal { what: "unsealing" })),
     }
@@ -544,6 +567,7 @@ struct KeyManager {
     api: Api<Secret>,
     namespace: String,
     keys: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
     flags: Flags,
 }
 
@@ -587,8 +611,11 @@ impl KeyManager {
             .ring
             .newest()
             .map(|e| e.key.fingerprint().clone());
+        self.metrics
+            .set_keys(&loaded.keys, self.flags.key_renew_period.get());
+        let age_identities = loaded.keys.ring.age_len();
         self.keys.replace(loaded.keys);
-        info!(keys = after.len(), newest = ?newest_after.as_ref().map(Fingerprint::as_str), "keys loaded");
+        info!(keys = after.len(), age_identities, newest = ?newest_after.as_ref().map(Fingerprint::as_str), "keys loaded");
         before != after || newest_before != newest_after
     }
 
@@ -609,9 +636,11 @@ impl KeyManager {
         .map_err(|_| Error::Internal {
             what: "generating a key",
         })??;
+        let age = AgeIdentity::generate();
         let secret = key_secrets::new_key_secret(
             &key,
             &certificate,
+            Some(&age),
             &self.namespace,
             &self.flags.key_prefix,
             &self.flags.privatekey_labels.0,
@@ -638,11 +667,15 @@ impl KeyManager {
         };
         let mut keys = (*self.keys.snapshot()).clone();
         let fingerprint = key.fingerprint().clone();
-        keys.insert(key, certificate, time);
+        let recipient = age.recipient().to_string();
+        keys.insert(key, certificate, Some(age), time);
+        self.metrics
+            .set_keys(&keys, self.flags.key_renew_period.get());
         self.keys.replace(keys);
         info!(
             secret = %format!("{}/{}", self.namespace, created.name_any()),
             fingerprint = %fingerprint,
+            age_recipient = %recipient,
             "new sealing key written"
         );
         Ok(())
@@ -878,7 +911,7 @@ mod tests {
         let client = Client::new(service, "default");
         let mut keys = Keys::default();
         for (k, c) in test_keys() {
-            keys.insert(k.clone(), c.clone(), c.not_before());
+            keys.insert(k.clone(), c.clone(), None, c.not_before());
         }
         let ctx = Context {
             client: client.clone(),
@@ -928,6 +961,7 @@ mod tests {
             None,
             Some(1),
             Err("x"),
+            None,
             Time(k8s_openapi::jiff::Timestamp::now()),
         );
         status_only.metadata.resource_version = Some("99".to_owned());
@@ -985,6 +1019,18 @@ mod tests {
         );
         assert_eq!(status["status"]["conditions"][0]["status"], "True");
         assert_eq!(status["status"]["observedGeneration"], 1);
+        let fingerprint = test_keys()[2].0.fingerprint().as_str();
+        assert_eq!(
+            status["status"]["keyFingerprints"],
+            serde_json::json!([fingerprint])
+        );
+        let text = ctx.metrics.encode();
+        for needle in [
+            format!(r#"sealant_controller_key_decryptions_total{{fingerprint="{fingerprint}"}} 1"#),
+            format!(r#"sealant_controller_key_sealed_secrets{{fingerprint="{fingerprint}"}} 1"#),
+        ] {
+            assert!(text.contains(&needle), "missing {needle}\n{text}");
+        }
         let event = body_of(
             &sent,
             "POST",
@@ -1020,6 +1066,7 @@ mod tests {
             None,
             Some(1),
             Ok(()),
+            Some(vec![test_keys()[2].0.fingerprint().as_str().to_owned()]),
             Time(k8s_openapi::jiff::Timestamp::now()),
         );
         let (ctx, sent) = context(Fake {

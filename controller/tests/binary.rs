@@ -25,25 +25,32 @@ fn bad_duration_in_env_var_is_refused_naming_flag_and_value() {
 #[test]
 fn flag_wins_over_env_var() {
     // The env value is invalid, the flag's is not: if the flag won, parsing gets past
-    // it and stops at the next refusal (leader election), before any API call.
+    // it and stops at the next refusal (impossible leader-election timing), before any
+    // API call.
     let out = run(
-        &["--key-renew-period=24h", "--leader-elect"],
+        &[
+            "--key-renew-period=24h",
+            "--leader-elect",
+            "--leader-elect-retry-period=0s",
+        ],
         &[("SEALED_SECRETS_KEY_RENEW_PERIOD", "bogus")],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("not supported yet: --leader-elect"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("invalid --leader-elect-*"), "{stderr}");
 }
 
 #[test]
 fn env_var_sets_a_boolean_flag() {
-    let out = run(&[], &[("SEALED_SECRETS_LEADER_ELECT", "true")]);
+    // With leader election on, the impossible timing is refused before any API call;
+    // with it off (the variable ignored), the run would get to connecting instead.
+    let out = run(
+        &["--leader-elect-retry-period=0s"],
+        &[("SEALED_SECRETS_LEADER_ELECT", "true")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("--leader-elect"), "{stderr}");
+    assert!(stderr.contains("invalid --leader-elect-*"), "{stderr}");
 }
 
 #[test]
@@ -64,7 +71,14 @@ fn help_lists_bitnami_flags_with_their_env_vars() {
 
 #[test]
 fn json_log_format_writes_one_json_object_per_line() {
-    let out = run(&["--log-format=json", "--leader-elect"], &[]);
+    let out = run(
+        &[
+            "--log-format=json",
+            "--leader-elect",
+            "--leader-elect-retry-period=0s",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().next().expect("a log line on stdout");

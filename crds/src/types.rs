@@ -106,6 +106,14 @@ pub struct SealedSecretStatus {
     /// The controller's latest observations; the only type is `Synced`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<SealedSecretCondition>>,
+
+    /// sealant only (Bitnami's controller ignores it): the keys that decrypted the
+    /// values the last time the SealedSecret was unsealed, as SSH-style fingerprints
+    /// (`SHA256:...`) of the RSA keys, sorted. A value sealed to a key generation's age
+    /// recipient is listed under that generation's RSA key. Kept unchanged while
+    /// unsealing fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprints: Option<Vec<String>>,
 }
 
 /// One observation of a SealedSecret's state.

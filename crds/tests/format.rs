@@ -106,6 +106,7 @@ fn output_parses_back_to_the_same_object() {
             status: "True".into(),
             ..SealedSecretCondition::default()
         }]),
+        ..SealedSecretStatus::default()
     });
     for text in [to_json(&s), to_yaml(&s)] {
         let docs = parse_documents(&text).unwrap();

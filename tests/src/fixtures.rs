@@ -53,6 +53,26 @@ pub fn seal(cert_pem: &str, namespace: &str, name: &str, values: &[(&str, &str)]
     .stdout
 }
 
+/// Seals `values` as the strict `namespace/name` to the age `recipients` through the
+/// `sealant` binary (`--recipient`, repeated), and returns the SealedSecret as YAML.
+pub fn seal_to_recipients(
+    recipients: &[&str],
+    namespace: &str,
+    name: &str,
+    values: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut cmd = Command::new(tools::sealant().expect("sealant binary"));
+    for r in recipients {
+        cmd.args(["--recipient", r]);
+    }
+    tools::run(
+        cmd.args(["-o", "yaml"]),
+        secret_yaml(namespace, name, values, Scope::Strict).as_bytes(),
+    )
+    .expect("sealant seals to age recipients")
+    .stdout
+}
+
 /// `kubectl` with the control plane's admin kubeconfig.
 pub fn kubectl(cp: &ControlPlane) -> Command {
     let mut cmd = Command::new(tools::kubectl().expect("kubectl"));

@@ -744,6 +744,59 @@ async fn template_metadata_immutable_and_skip_set_owner_references_reach_the_sec
 }
 
 #[tokio::test]
+async fn template_data_is_rendered_as_go_templates_over_the_decrypted_values() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "template-data").await.expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let sealed = seal(
+        &controller.cert_pem().expect("cert"),
+        &ns.name,
+        "app-config",
+        &[("user", "admin"), ("db-password", "s3cr3t")],
+    );
+    let template = serde_json::json!({
+        "data": {
+            "config.yaml": "user: {{ .user | quote }}\npassword: {{ index . \"db-password\" | quote }}\n",
+            "dsn": "{{ printf \"postgres://%s:%s@db:5432/app\" .user (index . \"db-password\") }}",
+            "user": "{{ .user | upper }}"
+        }
+    });
+    kubectl_apply(cp, &with_template(&sealed, template));
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secret = secret_where(&secrets, &controller, "app-config", |_| true).await;
+    assert_eq!(
+        secret_values(&secret),
+        expected(&[
+            ("config.yaml", "user: \"admin\"\npassword: \"s3cr3t\"\n"),
+            ("db-password", "s3cr3t"),
+            ("dsn", "postgres://admin:s3cr3t@db:5432/app"),
+            ("user", "ADMIN"),
+        ])
+    );
+
+    // A template that cannot run is a permanent, named failure, not a partial Secret.
+    let broken = seal(
+        &controller.cert_pem().expect("cert"),
+        &ns.name,
+        "broken-template",
+        &[("user", "admin")],
+    );
+    let template = serde_json::json!({"data": {"x": "{{ .user | nosuchfunction }}"}});
+    kubectl_apply(cp, &with_template(&broken, template));
+    let message = event(&client, &ns.name, &controller, "broken-template", "ErrUnsealFailed").await;
+    assert!(
+        message.contains("spec.template.data.x") && message.contains("nosuchfunction"),
+        "{message}"
+    );
+    assert!(!message.contains("admin"), "no value in the event: {message}");
+    assert!(secrets.get_opt("broken-template").await.expect("get").is_none());
+    assert_no_plaintext_logged(&controller, "s3cr3t");
+}
+
+#[tokio::test]
 async fn patch_annotated_secret_gets_the_sealed_values_merged_and_keeps_its_own() {
     let cp = cluster().expect("control plane");
     let ns = TestNamespace::new(cp, "patch").await.expect("namespace");
