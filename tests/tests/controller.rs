@@ -746,7 +746,9 @@ async fn template_metadata_immutable_and_skip_set_owner_references_reach_the_sec
 #[tokio::test]
 async fn template_data_is_rendered_as_go_templates_over_the_decrypted_values() {
     let cp = cluster().expect("control plane");
-    let ns = TestNamespace::new(cp, "template-data").await.expect("namespace");
+    let ns = TestNamespace::new(cp, "template-data")
+        .await
+        .expect("namespace");
     let controller = SealantController::start(cp, &ns.name, &[])
         .await
         .expect("sealant-controller");
@@ -786,13 +788,29 @@ async fn template_data_is_rendered_as_go_templates_over_the_decrypted_values() {
     );
     let template = serde_json::json!({"data": {"x": "{{ .user | nosuchfunction }}"}});
     kubectl_apply(cp, &with_template(&broken, template));
-    let message = event(&client, &ns.name, &controller, "broken-template", "ErrUnsealFailed").await;
+    let message = event(
+        &client,
+        &ns.name,
+        &controller,
+        "broken-template",
+        "ErrUnsealFailed",
+    )
+    .await;
     assert!(
         message.contains("spec.template.data.x") && message.contains("nosuchfunction"),
         "{message}"
     );
-    assert!(!message.contains("admin"), "no value in the event: {message}");
-    assert!(secrets.get_opt("broken-template").await.expect("get").is_none());
+    assert!(
+        !message.contains("admin"),
+        "no value in the event: {message}"
+    );
+    assert!(
+        secrets
+            .get_opt("broken-template")
+            .await
+            .expect("get")
+            .is_none()
+    );
     assert_no_plaintext_logged(&controller, "s3cr3t");
 }
 
