@@ -49,6 +49,11 @@ impl BitnamiController {
         self.component.kill();
     }
 
+    /// The controller's process id (the `unshare` and `sh` wrappers exec into it).
+    pub fn pid(&self) -> u32 {
+        self.component.pid()
+    }
+
     /// The certificate it currently seals with, fetched directly (not via the proxy).
     pub fn cert_pem(&self) -> Result<String> {
         let (code, body) = http_get(self.addr, "/v1/cert.pem")?;
@@ -73,6 +78,15 @@ pub async fn start_another(cluster: &ControlPlane) -> Result<BitnamiController> 
 }
 
 pub(crate) async fn start(cluster: &ControlPlane) -> Result<BitnamiController> {
+    start_with_args(cluster, &[]).await
+}
+
+/// As [`start_another`], with `extra_args` after the harness's own flags (the sync
+/// benchmark raises `--kubeclient-qps` and `--kubeclient-burst` with it).
+pub async fn start_with_args(
+    cluster: &ControlPlane,
+    extra_args: &[&str],
+) -> Result<BitnamiController> {
     let client = cluster.client().await?;
     apply_manifests(&client, RBAC).await?;
 
@@ -96,6 +110,7 @@ pub(crate) async fn start(cluster: &ControlPlane) -> Result<BitnamiController> {
         .arg(&cluster.peers.sealed_secrets_controller)
         .arg(format!("--listen-addr={addr}"))
         .arg(format!("--listen-metrics-addr={}:8081", cluster.host.ns_ip))
+        .args(extra_args)
         .env("KUBERNETES_SERVICE_HOST", cluster.host.host_ip.to_string())
         .env(
             "KUBERNETES_SERVICE_PORT",

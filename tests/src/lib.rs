@@ -27,6 +27,7 @@
 //! - A missing peer is a test failure with a message that says how to get it, never a
 //!   skip.
 
+pub mod bench;
 pub mod bitnami;
 pub mod control_plane;
 pub mod fixtures;

@@ -142,6 +142,12 @@ impl Component {
         Ok(())
     }
 
+    /// The process id of the program spawned (for `ip netns exec`, `unshare` and
+    /// `exec` chains, the same process ends up running the component).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+
     /// Sends the component the signal `name` (e.g. `USR1`) with kill(1).
     pub fn signal(&self, name: &str) -> Result<()> {
         let pid = self.child.lock().unwrap_or_else(|e| e.into_inner()).id();

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Cold sync of N SealedSecrets and controller memory: sealant-controller against the
+# real Bitnami controller (v0.36.6) on one local control plane (etcd, kube-apiserver,
+# kube-controller-manager), plus the floor (a plain client creating the same Secrets,
+# and the RSA work divided by the cores). DESIGN.md, "Performance targets".
+#
+# Usage: bench/sync.sh [smoke|sync|memory|all] [extra bench-sync flags]
+#   smoke   N=50, floor + sealant + Bitnami raised + Bitnami default      (~2 min)
+#   sync    N=1000, the same four runs (Bitnami default alone takes ~10+ min)
+#   memory  N=10000 SealedSecrets + 10000 unrelated Secrets: floor, sealant and
+#           Bitnami raised (Bitnami default would take over an hour: skipped)
+#   all     sync, then memory (default)
+#
+# Results (a markdown table and JSON lines per invocation) are appended to $OUT
+# (default $CARGO_TARGET_DIR/bench-sync/results.md); each controller's log is copied to
+# $OUT's directory under logs/. Needs root (the harness makes a network namespace).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+mode=${1:-all}
+[ $# -gt 0 ] && shift
+target=${CARGO_TARGET_DIR:-$root/target}
+export CARGO_TARGET_DIR=$target
+out=${OUT:-$target/bench-sync/results.md}
+mkdir -p "$(dirname "$out")"
+
+# The peers (built once, then cached), exported for the harness.
+set -a
+eval "$(tests/peers/build.sh)"
+set +a
+cargo build --release -p sealant-e2e -p sealant-controller --bin bench-sync --bin sealant-controller
+export SEALANT_CONTROLLER_BIN=$target/release/sealant-controller
+bench=$target/release/bench-sync
+
+run() {
+  echo "+ bench-sync $*" >&2
+  "$bench" --out "$out" --logs "$(dirname "$out")/logs" "$@"
+}
+
+case $mode in
+  smoke)  run --n 50 --runs floor,sealant,bitnami-raised,bitnami-default "$@" ;;
+  sync)   run --n 1000 --runs floor,sealant,bitnami-raised,bitnami-default "$@" ;;
+  memory) run --n 10000 --unrelated-secrets 10000 --runs floor,sealant,bitnami-raised "$@" ;;
+  all)
+    run --n 1000 --runs floor,sealant,bitnami-raised,bitnami-default "$@"
+    run --n 10000 --unrelated-secrets 10000 --runs floor,sealant,bitnami-raised "$@"
+    ;;
+  *) echo "usage: bench/sync.sh [smoke|sync|memory|all] [bench-sync flags]" >&2; exit 2 ;;
+esac
+echo "results appended to $out" >&2
