@@ -24,7 +24,11 @@ fn main() -> ExitCode {
 }
 
 fn start(flags: Flags) -> anyhow::Result<()> {
+    // RSA work runs on the blocking pool and is CPU-bound: more threads than cores add
+    // no throughput, only stacks and allocator arenas (memory).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(cores.max(2))
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -74,6 +74,9 @@ pub struct Context {
     recorder: Recorder,
     update_status: bool,
     accept_v1_data: bool,
+    /// SealedSecrets (by uid) whose Secret this process created and whose status it
+    /// has not seen back yet: their next pass must not assume the Secret is absent.
+    created: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C (or, with `--leader-elect`, until it
@@ -169,6 +172,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         ),
         update_status: flags.update_status,
         accept_v1_data: flags.accept_deprecated_v1_data,
+        created: Default::default(),
     });
 
     let mut scopes: Vec<Option<String>> = Vec::new();
@@ -274,7 +278,16 @@ fn run_controller(
     // was just written.
     let (reader, writer) = reflector::store();
     let metrics = context.metrics.clone();
-    let trigger = reflector(writer, watcher(sealed, config))
+    // The cache keeps what reconcile reads. managedFields and kubectl's
+    // last-applied-configuration (a second copy of every ciphertext) are dropped before
+    // an object is stored: with 10,000 SealedSecrets they were most of the memory.
+    let stream = watcher(sealed, config).modify(|sealed| {
+        sealed.metadata.managed_fields = None;
+        if let Some(annotations) = sealed.metadata.annotations.as_mut() {
+            annotations.remove(LAST_APPLIED);
+        }
+    });
+    let trigger = reflector(writer, stream)
         .default_backoff()
         .inspect(move |event| {
             // A deleted SealedSecret no longer needs its keys.
@@ -307,6 +320,9 @@ fn run_controller(
         .run(reconcile, error_policy, context)
         .for_each(|_| future::ready(()))
 }
+
+/// kubectl's copy of the applied manifest, which reconcile never reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// What a pass depends on, hashed: the object's identity, its spec (through
 /// `generation`) and its annotations (the scope). Status and `resourceVersion` are
@@ -416,19 +432,71 @@ async fn sync_secret(
     sealed: &SealedSecret,
     ctx: &Context,
 ) -> Result<(Plan, BTreeSet<Fingerprint>), (ErrorReason, Error)> {
+    // A SealedSecret no controller has reported on yet (no status) almost never has
+    // its Secret: create it straight away, one request fewer per object on a cold
+    // sync. If the Secret does exist after all (409), take the full path, which reads
+    // it and checks ownership before anything is written.
+    // The creation itself triggers another pass (the owned Secret appeared), often
+    // before the status written meanwhile reaches the cache: `created` keeps that pass
+    // from decrypting again only to meet a 409.
+    let uid = sealed.metadata.uid.clone().unwrap_or_default();
+    fn created(ctx: &Context) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        ctx.created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    if sealed.status.is_some() {
+        created(ctx).remove(&uid);
+    } else if ctx.update_status && !created(ctx).contains(&uid) {
+        match sync_secret_from(sealed, ctx, Assume::Absent).await {
+            Err((
+                _,
+                Error::Kube {
+                    source: kube::Error::Api(status),
+                    ..
+                },
+            )) if status.code == 409 => {}
+            done => {
+                if matches!(done, Ok((Plan::Create(_), _))) {
+                    created(ctx).insert(uid);
+                }
+                return done;
+            }
+        }
+    }
+    sync_secret_from(sealed, ctx, Assume::Nothing).await
+}
+
+/// What [`sync_secret_from`] may assume about the Secret before reading it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Assume {
+    /// Read it.
+    Nothing,
+    /// It does not exist: go straight to create (which fails with 409 if it does).
+    Absent,
+}
+
+async fn sync_secret_from(
+    sealed: &SealedSecret,
+    ctx: &Context,
+    assume: Assume,
+) -> Result<(Plan, BTreeSet<Fingerprint>), (ErrorReason, Error)> {
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let existing = secrets.get_opt(&name).await.map_err(|source| {
-        (
-            ErrorReason::Fetch,
-            Error::Kube {
-                action: "read Secret",
-                object: format!("{namespace}/{name}"),
-                source,
-            },
-        )
-    })?;
+    let existing = match assume {
+        Assume::Absent => None,
+        Assume::Nothing => secrets.get_opt(&name).await.map_err(|source| {
+            (
+                ErrorReason::Fetch,
+                Error::Kube {
+                    action: "read Secret",
+                    object: format!("{namespace}/{name}"),
+                    source,
+                },
+            )
+        })?,
+    };
     if ownership(sealed, existing.as_ref()) == Ownership::Foreign {
         return Err((ErrorReason::Unmanaged, Error::Unmanaged { name }));
     }
@@ -846,6 +914,24 @@ mod tests {
             .clone()
     }
 
+    /// A Secret named like the SealedSecret that it does not own.
+    fn foreign_secret() -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("db".to_owned()),
+                namespace: Some("app".to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        }
+    }
+
+    /// `sealed` as a controller has already reported on it (it has a status).
+    fn reported(mut sealed: SealedSecret) -> SealedSecret {
+        sealed.status = Some(Default::default());
+        sealed
+    }
+
     fn context(fake: Fake) -> (Arc<Context>, Arc<Mutex<Vec<Sent>>>) {
         let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
         let log = sent.clone();
@@ -876,6 +962,10 @@ mod tests {
                             serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "secrets \"db\" not found"}),
                         ),
                     },
+                    ("POST", "/api/v1/namespaces/app/secrets") if fake.existing.is_some() => (
+                        StatusCode::CONFLICT,
+                        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "secrets \"db\" already exists"}),
+                    ),
                     ("POST", "/api/v1/namespaces/app/secrets") => {
                         // The API server defaults the type, as a real one does.
                         let mut stored = body;
@@ -926,6 +1016,7 @@ mod tests {
             ),
             update_status: true,
             accept_v1_data: true,
+            created: Default::default(),
         };
         (Arc::new(ctx), sent)
     }
@@ -978,7 +1069,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn first_pass_creates_owned_secret_with_field_manager_and_reports_synced() {
+    async fn first_pass_creates_owned_secret_without_reading_it_first_and_reports_synced() {
         let s = sealed();
         let (ctx, sent) = context(Fake {
             existing: None,
@@ -989,21 +1080,15 @@ mod tests {
             .expect("reconciles");
         assert_eq!(action, Action::await_change());
         let methods = calls(&sent);
+        // No status yet: the Secret is created straight away, without a GET.
         assert_eq!(
             methods[0],
-            (
-                "GET".to_owned(),
-                "/api/v1/namespaces/app/secrets/db".to_owned()
-            )
-        );
-        assert_eq!(
-            methods[1],
             (
                 "POST".to_owned(),
                 "/api/v1/namespaces/app/secrets".to_owned()
             )
         );
-        let create_path = sent.lock().expect("lock")[1].1.clone();
+        let create_path = sent.lock().expect("lock")[0].1.clone();
         assert!(
             create_path.contains("fieldManager=sealant-controller"),
             "{create_path}"
@@ -1097,7 +1182,7 @@ mod tests {
             .as_mut()
             .expect("data")
             .insert("password".to_owned(), ByteString(b"edited".to_vec()));
-        let s = sealed();
+        let s = reported(sealed());
         let (ctx, sent) = context(Fake {
             existing: Some(existing),
             sealed: s.clone(),
@@ -1116,27 +1201,33 @@ mod tests {
 
     #[tokio::test]
     async fn foreign_secret_is_not_written_and_the_refusal_is_reported() {
-        let foreign = Secret {
-            metadata: ObjectMeta {
-                name: Some("db".to_owned()),
-                namespace: Some("app".to_owned()),
-                ..ObjectMeta::default()
-            },
-            ..Secret::default()
-        };
         let s = sealed();
         let (ctx, sent) = context(Fake {
-            existing: Some(foreign),
+            existing: Some(foreign_secret()),
             sealed: s.clone(),
         });
         let err = reconcile(Arc::new(s), ctx.clone())
             .await
             .expect_err("refused");
         assert!(matches!(err, Error::Unmanaged { .. }), "{err:?}");
-        assert!(
-            !calls(&sent)
-                .iter()
-                .any(|(m, p)| (m == "POST" || m == "PUT") && p.contains("/secrets"))
+        // A new SealedSecret (no status) tries to create its Secret; the API server
+        // refuses (it exists), and the Secret is then read and left alone.
+        let secret_calls: Vec<_> = calls(&sent)
+            .into_iter()
+            .filter(|(_, p)| p.contains("/secrets"))
+            .collect();
+        assert_eq!(
+            secret_calls,
+            [
+                (
+                    "POST".to_owned(),
+                    "/api/v1/namespaces/app/secrets".to_owned()
+                ),
+                (
+                    "GET".to_owned(),
+                    "/api/v1/namespaces/app/secrets/db".to_owned()
+                ),
+            ]
         );
         let status = body_of(
             &sent,
@@ -1155,6 +1246,16 @@ mod tests {
         );
         assert_eq!(event["reason"], "ErrUpdateFailed");
         assert_eq!(event["type"], "Warning");
+        // The create-first attempt decrypted once before the conflict was known; once
+        // the refusal is in the status, retries read first and do no RSA work.
+        assert_eq!(ctx.metrics.decryptions(), 1);
+        let (ctx, _) = context(Fake {
+            existing: Some(foreign_secret()),
+            sealed: reported(sealed()),
+        });
+        reconcile(Arc::new(reported(sealed())), ctx.clone())
+            .await
+            .expect_err("refused again");
         assert_eq!(
             ctx.metrics.decryptions(),
             0,
