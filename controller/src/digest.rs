@@ -561,7 +561,7 @@ mod tests {
         rsa: &[(&str, &str)],
     ) -> SealedSecret {
         let mut s = if rsa.is_empty() {
-            let mut s = sealed("db", &[("placeholder", "x")]);
+            let mut s = sealed("db", &[("unused", "x")]);
             s.spec.encrypted_data.clear();
             s
         } else {

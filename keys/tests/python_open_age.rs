@@ -12,43 +12,15 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use sealant_keys::{AgeIdentity, AgeRecipient, Scope, age_envelope};
 
 /// `open_age_blob.py`'s exit code for "cannot decrypt" (2 is a usage error).
 const EXIT_CANNOT_DECRYPT: i32 = 1;
 
-/// The interpreter, checked once to have `cryptography`.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let python = std::env::var("SEALANT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let how = "Install it with `python3 -m venv ~/.cache/sealant/venv && \
-                   ~/.cache/sealant/venv/bin/pip install cryptography==48.0.0` and run the tests \
-                   with SEALANT_PYTHON=~/.cache/sealant/venv/bin/python (scripts/test.sh does this \
-                   for you)";
-        let probe = Command::new(&python)
-            .args(["-c", "import cryptography; print(cryptography.__version__)"])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run the Python interpreter {python:?} ($SEALANT_PYTHON): {e}. {how}")
-            });
-        assert!(
-            probe.status.success(),
-            "{python:?} has no `cryptography` package, which the interop tests need: {}. {how}",
-            String::from_utf8_lossy(&probe.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-        );
-        python
-    })
-}
-
 fn run(args: &[&OsStr]) -> Output {
     let script = common::testdata().join("open_age_blob.py");
-    Command::new(python())
+    Command::new(common::python())
         .arg(Path::new(&script))
         .args(args)
         .output()

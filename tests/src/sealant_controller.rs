@@ -206,3 +206,26 @@ async fn service_account_kubeconfig(cluster: &ControlPlane) -> Result<PathBuf> {
         .service_account_kubeconfig("kube-system", SERVICE_ACCOUNT)
         .await
 }
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most 30 s, failing early
+/// (with the end of its log) if `controller` exits.
+pub async fn eventually<T, F, Fut>(what: &str, controller: &SealantController, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if let Err(e) = controller.check_running() {
+            panic!("sealant-controller stopped while waiting for {what}: {e:#}");
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "timed out after 30 s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use sealant_crds::SealedSecret;
 use sealant_e2e::fixtures::{expected, key_and_cert, kubectl, kubectl_apply, seal, secret_values};
-use sealant_e2e::sealant_controller::SealantController;
+use sealant_e2e::sealant_controller::{SealantController, eventually};
 use sealant_e2e::{ControlPlane, TestNamespace, cluster, random_hex, record_timing, tools};
 
 fn repo_path(relative: &str) -> PathBuf {
@@ -33,26 +33,6 @@ fn apply_sealed(
 ) {
     let cert = controller.cert_pem().expect("cert");
     kubectl_apply(cp, &seal(&cert, namespace, name, values));
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, controller: &SealantController, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        controller.check_running().expect("controller running");
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out after 30 s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits until the Secret `name` exists and `accept` holds for it.

@@ -10,8 +10,6 @@
 //! controller wrote).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Event, Secret};
@@ -19,32 +17,12 @@ use kube::api::{Api, ListParams};
 use sealant_crds::{SealedSecret, parse_documents, sealed_secret_from_value, to_json};
 use sealant_e2e::control_plane::http_get;
 use sealant_e2e::fixtures::{expected, kubectl_apply, seal, seal_to_recipients, secret_values};
-use sealant_e2e::sealant_controller::SealantController;
+use sealant_e2e::sealant_controller::{SealantController, eventually};
 use sealant_e2e::{TestNamespace, cluster, random_hex};
 use sealant_keys::{AgeIdentity, AgeRecipient, PrivateKey, Scope, age_envelope};
 
 /// The key Secret label selector, as Bitnami and sealant write it.
 const KEY_SELECTOR: &str = "sealedsecrets.bitnami.com/sealed-secrets-key=active";
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, controller: &SealantController, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        controller.check_running().expect("controller running");
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out after 30 s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// `GET /v1/age-recipient`, checked to be a 200 with one recipient and a newline.
 fn age_recipient(controller: &SealantController) -> AgeRecipient {

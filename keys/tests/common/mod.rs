@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use sealant_keys::{Certificate, PrivateKey, Scope};
@@ -218,4 +220,32 @@ pub fn age_cases() -> Vec<AgeCase> {
             }
         })
         .collect()
+}
+
+/// The interpreter for the independent Python implementations (`$SEALANT_PYTHON`, or
+/// `python3`), checked once to have `cryptography`; panics with instructions if not.
+pub fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let python = std::env::var("SEALANT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let how = "Install it with `python3 -m venv ~/.cache/sealant/venv && \
+                   ~/.cache/sealant/venv/bin/pip install cryptography==48.0.0` and run the tests \
+                   with SEALANT_PYTHON=~/.cache/sealant/venv/bin/python (scripts/test.sh does this \
+                   for you)";
+        let probe = Command::new(&python)
+            .args(["-c", "import cryptography; print(cryptography.__version__)"])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run the Python interpreter {python:?} ($SEALANT_PYTHON): {e}. {how}")
+            });
+        assert!(
+            probe.status.success(),
+            "{python:?} has no `cryptography` package, which the interop tests need: {}. {how}",
+            String::from_utf8_lossy(&probe.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        python
+    })
 }
