@@ -93,16 +93,16 @@ struct RawCase {
     description: String,
 }
 
-/// Every case file, sorted by file name.
-pub fn cases() -> Vec<Case> {
-    let dir = testdata().join("cases");
+/// Every `*.json` file of `testdata/<folder>`, sorted by file name, parsed as `T`,
+/// with its file name (for messages). Panics naming the file on any error.
+fn json_files<T: serde::de::DeserializeOwned>(folder: &str) -> Vec<(String, T)> {
+    let dir = testdata().join(folder);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("read_dir entry").path())
         .filter(|p| p.extension().is_some_and(|ext| ext == "json"))
         .collect();
     files.sort();
-    let b64 = base64::engine::general_purpose::STANDARD;
     files
         .iter()
         .map(|path| {
@@ -112,24 +112,32 @@ pub fn cases() -> Vec<Case> {
                 .to_string_lossy()
                 .into_owned();
             let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let raw: RawCase =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-            Case {
-                scope: raw.scope.parse().unwrap_or_else(|e| panic!("{file}: {e}")),
-                plaintext: b64
-                    .decode(&raw.plaintext)
-                    .unwrap_or_else(|e| panic!("{file}: {e}")),
-                blob: b64
-                    .decode(&raw.blob)
-                    .unwrap_or_else(|e| panic!("{file}: {e}")),
-                key: raw.key,
-                namespace: raw.namespace,
-                name: raw.name,
-                expected: raw.expected,
-                behaviour: raw.behaviour,
-                description: raw.description,
-                file,
-            }
+            let raw = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            (file, raw)
+        })
+        .collect()
+}
+
+/// Every case file, sorted by file name.
+pub fn cases() -> Vec<Case> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    json_files::<RawCase>("cases")
+        .into_iter()
+        .map(|(file, raw)| Case {
+            scope: raw.scope.parse().unwrap_or_else(|e| panic!("{file}: {e}")),
+            plaintext: b64
+                .decode(&raw.plaintext)
+                .unwrap_or_else(|e| panic!("{file}: {e}")),
+            blob: b64
+                .decode(&raw.blob)
+                .unwrap_or_else(|e| panic!("{file}: {e}")),
+            key: raw.key,
+            namespace: raw.namespace,
+            name: raw.name,
+            expected: raw.expected,
+            behaviour: raw.behaviour,
+            description: raw.description,
+            file,
         })
         .collect()
 }
@@ -178,25 +186,10 @@ struct RawAgeCase {
 
 /// Every age case file, sorted by file name.
 pub fn age_cases() -> Vec<AgeCase> {
-    let dir = testdata().join("age");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("read_dir entry").path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    files.sort();
     let b64 = base64::engine::general_purpose::STANDARD;
-    files
-        .iter()
-        .map(|path| {
-            let file = path
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let raw: RawAgeCase =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    json_files::<RawAgeCase>("age")
+        .into_iter()
+        .map(|(file, raw)| {
             let decode = |s: &str| b64.decode(s).unwrap_or_else(|e| panic!("{file}: {e}"));
             AgeCase {
                 identity: raw
