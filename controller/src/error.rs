@@ -12,33 +12,10 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A key Secret has a field that cannot be read as key material.
-    #[error("key secret {secret}: cannot read {field}")]
-    KeySecret {
-        /// `namespace/name` of the key Secret.
-        secret: String,
-        /// `data.tls.key` or `data.tls.crt`.
-        field: &'static str,
-        /// What the crypto layer reported (never key bytes).
-        #[source]
-        source: sealant_keys::Error,
-    },
-
-    /// A key Secret lacks a field.
-    #[error("key secret {secret}: {field} is missing")]
-    KeySecretMissingField {
-        /// `namespace/name` of the key Secret.
-        secret: String,
-        /// `data.tls.key`, `data.tls.crt` or `metadata.creationTimestamp`.
-        field: &'static str,
-    },
-
-    /// A key Secret's certificate holds another public key than its private key.
-    #[error("key secret {secret}: data.tls.crt does not belong to the private key in data.tls.key")]
-    KeyCertificateMismatch {
-        /// `namespace/name` of the key Secret.
-        secret: String,
-    },
+    /// A key Secret cannot be read as key material; the error names the Secret and
+    /// the field ([`sealant_crds::key_secret`]).
+    #[error(transparent)]
+    KeyMaterial(sealant_crds::Error),
 
     /// Generating a new key or its certificate failed.
     #[error("cannot generate a new sealing key")]
@@ -172,9 +149,7 @@ impl Error {
             Error::Unseal(_)
             | Error::DeprecatedDataRefused { .. }
             | Error::Unmanaged { .. }
-            | Error::KeySecret { .. }
-            | Error::KeySecretMissingField { .. }
-            | Error::KeyCertificateMismatch { .. }
+            | Error::KeyMaterial(_)
             | Error::BadRequestBody(_)
             | Error::Unsupported { .. }
             | Error::Flag { .. } => ErrorClass::Permanent,

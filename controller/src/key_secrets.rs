@@ -54,9 +54,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sealant_crds::key_secret;
 use sealant_keys::{
     AgeIdentity, AgeRecipient, Certificate, Fingerprint, KeyRing, OffsetDateTime, PrivateKey,
 };
@@ -64,27 +64,9 @@ use sealant_keys::{
 use crate::Error;
 use crate::flags::KeyOrderPriority;
 
-/// The label that marks a key Secret; the value [`ACTIVE`] makes it a live key.
-pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
-
-/// The value of [`KEY_LABEL`] on live keys. Any other value retires the key.
-pub const ACTIVE: &str = "active";
-
-/// The label selector that lists live key Secrets.
-pub const KEY_SELECTOR: &str = "sealedsecrets.bitnami.com/sealed-secrets-key=active";
-
-/// The Secret type of key Secrets.
-pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
-
-/// The data key of the PEM private key.
-pub const TLS_KEY: &str = "tls.key";
-
-/// The data key of the PEM certificate.
-pub const TLS_CERT: &str = "tls.crt";
-
-/// The data key of the key generation's age identity (an age identity file with one
-/// X25519 identity). Optional: Bitnami-written key Secrets lack it.
-pub const AGE_KEY: &str = "age.key";
+pub use sealant_crds::key_secret::{
+    ACTIVE, AGE_KEY, KEY_LABEL, KEY_SELECTOR, TLS_CERT, TLS_KEY, TLS_SECRET_TYPE, object_ref,
+};
 
 /// The loaded keys: the ring that unseals and the certificates that are published.
 #[derive(Clone, Debug, Default)]
@@ -220,37 +202,15 @@ pub fn read_key_secret(
     secret: &Secret,
     priority: KeyOrderPriority,
 ) -> Result<(PrivateKey, Certificate, OffsetDateTime), Error> {
-    let object = object_ref(&secret.metadata);
-    let field = |name: &str| secret.data.as_ref().and_then(|d| d.get(name));
-    let key_pem = field(TLS_KEY).ok_or_else(|| Error::KeySecretMissingField {
-        secret: object.clone(),
-        field: "data.tls.key",
-    })?;
-    let cert_pem = field(TLS_CERT).ok_or_else(|| Error::KeySecretMissingField {
-        secret: object.clone(),
-        field: "data.tls.crt",
-    })?;
-    let key = PrivateKey::from_pem(&key_pem.0).map_err(|source| Error::KeySecret {
-        secret: object.clone(),
-        field: "data.tls.key",
-        source,
-    })?;
-    let certificate = Certificate::from_pem(&cert_pem.0).map_err(|source| Error::KeySecret {
-        secret: object.clone(),
-        field: "data.tls.crt",
-        source,
-    })?;
-    if !certificate.matches(&key) {
-        return Err(Error::KeyCertificateMismatch { secret: object });
-    }
+    let (key, certificate) = key_secret::read_rsa(secret).map_err(Error::KeyMaterial)?;
     let time = match priority {
         KeyOrderPriority::CertNotBefore => certificate.not_before(),
-        KeyOrderPriority::SecretCreationTimestamp => {
-            creation_time(secret).ok_or(Error::KeySecretMissingField {
-                secret: object,
+        KeyOrderPriority::SecretCreationTimestamp => creation_time(secret).ok_or_else(|| {
+            Error::KeyMaterial(sealant_crds::Error::KeySecretMissingField {
+                secret: object_ref(&secret.metadata),
                 field: "metadata.creationTimestamp",
-            })?
-        }
+            })
+        })?,
     };
     Ok((key, certificate, time))
 }
@@ -259,35 +219,7 @@ pub fn read_key_secret(
 /// (Bitnami-written), an error naming the Secret and field when it holds anything but
 /// exactly one X25519 identity. The error never quotes the field's bytes.
 pub fn read_age_identity(secret: &Secret) -> Result<Option<AgeIdentity>, Error> {
-    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(AGE_KEY)) else {
-        return Ok(None);
-    };
-    let object = object_ref(&secret.metadata);
-    let field = "data.age.key";
-    let text = std::str::from_utf8(&bytes.0).map_err(|_| Error::KeySecret {
-        secret: object.clone(),
-        field,
-        source: sealant_keys::Error::InvalidAgeIdentity {
-            line: None,
-            reason: "not UTF-8 text",
-        },
-    })?;
-    let mut identities = AgeIdentity::parse_file(text).map_err(|source| Error::KeySecret {
-        secret: object.clone(),
-        field,
-        source,
-    })?;
-    if identities.len() != 1 {
-        return Err(Error::KeySecret {
-            secret: object,
-            field,
-            source: sealant_keys::Error::InvalidAgeIdentity {
-                line: None,
-                reason: "expected exactly one identity",
-            },
-        });
-    }
-    Ok(identities.pop())
+    key_secret::read_age_identity(secret).map_err(Error::KeyMaterial)
 }
 
 /// Generates a key pair and its self-signed certificate, as Bitnami does: `bits`
@@ -343,18 +275,7 @@ pub fn new_key_secret(
 ) -> Secret {
     let mut all_labels = labels.clone();
     all_labels.insert(KEY_LABEL.to_owned(), ACTIVE.to_owned());
-    let key_pem = key.expose_pkcs1_pem();
-    let mut data = BTreeMap::from([
-        (TLS_KEY.to_owned(), ByteString(key_pem.as_bytes().to_vec())),
-        (
-            TLS_CERT.to_owned(),
-            ByteString(certificate.to_pem().into_bytes()),
-        ),
-    ]);
-    if let Some(identity) = age {
-        let file = identity.expose_identity_file();
-        data.insert(AGE_KEY.to_owned(), ByteString(file.as_bytes().to_vec()));
-    }
+    let data = key_secret::key_data(key, certificate, age);
     Secret {
         metadata: ObjectMeta {
             generate_name: Some(prefix.to_owned()),
@@ -450,19 +371,11 @@ fn creation_time(secret: &Secret) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(ts.0.as_nanosecond()).ok()
 }
 
-/// `namespace/name`, with `<none>` for an absent part.
-pub(crate) fn object_ref(meta: &ObjectMeta) -> String {
-    let part = |p: &Option<String>| match p.as_deref() {
-        Some(s) if !s.is_empty() => s.to_owned(),
-        _ => "<none>".to_owned(),
-    };
-    format!("{}/{}", part(&meta.namespace), part(&meta.name))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::OnceLock;
 
+    use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 

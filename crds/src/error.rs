@@ -148,6 +148,34 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A key Secret has a field that cannot be read as key material.
+    #[error("key secret {secret}: cannot read {field}")]
+    KeySecret {
+        /// `namespace/name` of the key Secret.
+        secret: String,
+        /// `data.tls.key`, `data.tls.crt` or `data.age.key`.
+        field: &'static str,
+        /// What the crypto layer reported (never key bytes).
+        #[source]
+        source: sealant_keys::Error,
+    },
+
+    /// A key Secret lacks a field.
+    #[error("key secret {secret}: {field} is missing")]
+    KeySecretMissingField {
+        /// `namespace/name` of the key Secret.
+        secret: String,
+        /// `data.tls.key`, `data.tls.crt` or `metadata.creationTimestamp`.
+        field: &'static str,
+    },
+
+    /// A key Secret's certificate holds another public key than its private key.
+    #[error("key secret {secret}: data.tls.crt does not belong to the private key in data.tls.key")]
+    KeyCertificateMismatch {
+        /// `namespace/name` of the key Secret.
+        secret: String,
+    },
+
     /// A parsed document is not an object of the expected kind.
     #[error("document is not a {expected}: {reason}")]
     WrongKind {

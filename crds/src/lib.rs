@@ -17,6 +17,8 @@
 //! - [`seal_secret`], [`seal_value`], [`merge_into`]: what `kubeseal` does, to an RSA
 //!   certificate or (see [`Sealer`]) to age recipients.
 //! - [`unseal`] and [`Unsealed`]: what the controller does; [`owner_reference`].
+//! - [`key_secret`]: key Secrets in Bitnami's shape, and the key backups and escrow
+//!   bundles (a `List` of them) that the CLI and the controller share.
 //! - [`template`]: `spec.template.data`, Go `text/template` over the decrypted values.
 //! - [`to_json`], [`to_yaml`], [`parse_documents`]: deterministic output, and input
 //!   that may hold several YAML or JSON documents.
@@ -32,6 +34,7 @@ pub mod annotations;
 mod crd;
 mod error;
 mod format;
+pub mod key_secret;
 mod seal;
 pub mod template;
 mod types;

@@ -154,7 +154,7 @@ pub fn open_with_passphrase(passphrase: &str, blob: &[u8]) -> Result<Plaintext, 
     Ok(into_plaintext(payload))
 }
 
-fn encrypt<'a>(
+pub(crate) fn encrypt<'a>(
     recipients: impl Iterator<Item = &'a dyn ::age::Recipient>,
     payload: &[u8],
 ) -> Result<Vec<u8>, Error> {
@@ -205,7 +205,7 @@ fn unwrap_envelope(
     Ok(into_plaintext(payload))
 }
 
-fn into_plaintext(mut payload: Zeroizing<Vec<u8>>) -> Plaintext {
+pub(crate) fn into_plaintext(mut payload: Zeroizing<Vec<u8>>) -> Plaintext {
     Plaintext::new(std::mem::take(&mut *payload))
 }
 

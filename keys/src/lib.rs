@@ -17,6 +17,8 @@
 //!   envelope (the scope label bound inside the authenticated age payload).
 //! - [`age_envelope`]: sealing and opening that envelope, the header test
 //!   [`age_envelope::is_age`], and passphrase-protected age files for key backups.
+//! - [`bundle`]: key backups and escrow bundles, ASCII-armored age files to recipients
+//!   or a passphrase, which `age -d` also opens.
 //! - [`PrivateKey`], [`PublicKey`], [`Fingerprint`]: RSA key material.
 //! - [`Certificate`]: self-signed certificates as the Bitnami controller makes them.
 //! - [`KeyRing`]: many keys (RSA, and age identities beside them), newest first, most
@@ -85,6 +87,7 @@
 
 pub mod age;
 pub mod age_envelope;
+pub mod bundle;
 mod cert;
 mod error;
 pub mod hybrid;
