@@ -76,8 +76,10 @@
 //!   `cryptography`), including must-fail cases that must all be [`Error::Decrypt`];
 //! - `tests/age_vectors.rs`: the same for age, from `tests/testdata/gen_age_vectors.py`,
 //!   an age v1 implementation written from the specification in Python;
-//! - `tests/python_open.rs` and `tests/python_open_age.rs`: the reverse, our blobs
-//!   opened by `tests/testdata/open_blob.py` and `open_age_blob.py`;
+//! - `tests/bundle_vectors.rs`: key bundles (armored and binary age files, and must-fail
+//!   armor and payload cases) from `tests/testdata/gen_bundle_vectors.py`;
+//! - `tests/python_open.rs` and `tests/python_open_age.rs`: the reverse, our blobs and
+//!   bundles opened by `tests/testdata/open_blob.py` and `open_age_blob.py`;
 //! - `tests/properties.rs` and `tests/fuzz_open.rs`: proptest round trips, wrong labels,
 //!   and arbitrary or mutated blobs (RSA and age), which must never panic;
 //! - `fuzz/`: a cargo-fuzz target (nightly, not part of the suite);

@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sealant_keys::{AgeIdentity, AgeRecipient, Scope, age_envelope};
+use sealant_keys::{AgeIdentity, AgeRecipient, Scope, age_envelope, bundle};
 
 /// `open_age_blob.py`'s exit code for "cannot decrypt" (2 is a usage error).
 const EXIT_CANNOT_DECRYPT: i32 = 1;
@@ -177,4 +177,42 @@ fn python_opens_passphrase_files_sealed_here_and_refuses_other_passphrases() {
         &python_open_passphrase("wrong horse", &blob),
         "wrong passphrase",
     );
+}
+
+/// Runs `open_age_blob.py --bundle` on an armored key bundle.
+fn python_open_bundle(secret: (&str, &[u8]), file: &[u8]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bundle_file = dir.path().join("bundle.age");
+    std::fs::write(&bundle_file, file).expect("write bundle");
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, secret.1).expect("write secret");
+    run(&[
+        "--bundle".as_ref(),
+        secret.0.as_ref(),
+        secret_file.as_os_str(),
+        bundle_file.as_os_str(),
+    ])
+}
+
+#[test]
+fn python_opens_armored_key_bundles_sealed_here_and_refuses_other_keys() {
+    let list = large_value();
+    let ids = [AgeIdentity::generate(), AgeIdentity::generate()];
+    let to: Vec<AgeRecipient> = ids.iter().map(|i| i.recipient().clone()).collect();
+    let file = bundle::seal(&to, &list).expect("seal");
+    for identity in &ids {
+        let key = identity.expose_identity_file();
+        let out = python_open_bundle(("--identity", key.as_bytes()), file.as_bytes());
+        assert_opened(&out, &list, "bundle to two recipients");
+    }
+    let stranger = AgeIdentity::generate().expose_identity_file();
+    let out = python_open_bundle(("--identity", stranger.as_bytes()), file.as_bytes());
+    assert_refused(&out, "bundle opened by an identity it was not sealed to");
+
+    let file =
+        bundle::seal_with_passphrase_work_factor("correct horse", b"keys", 10).expect("seal");
+    let out = python_open_bundle(("--passphrase-file", b"correct horse"), file.as_bytes());
+    assert_opened(&out, b"keys", "passphrase bundle");
+    let out = python_open_bundle(("--passphrase-file", b"wrong"), file.as_bytes());
+    assert_refused(&out, "passphrase bundle, wrong passphrase");
 }

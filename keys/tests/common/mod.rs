@@ -242,3 +242,46 @@ pub fn python() -> &'static str {
         python
     })
 }
+
+/// One `bundle/*.json` file (written by `gen_bundle_vectors.py`), decoded.
+#[derive(Debug)]
+pub struct BundleCase {
+    pub file: String,
+    pub identity: Option<String>,
+    pub passphrase: Option<String>,
+    pub bundle: Vec<u8>,
+    pub plaintext: Vec<u8>,
+    pub expected: Expected,
+    pub description: String,
+}
+
+#[derive(Deserialize)]
+struct RawBundleCase {
+    identity: Option<String>,
+    passphrase: Option<String>,
+    file: String,
+    plaintext: String,
+    expected: Expected,
+    description: String,
+}
+
+/// Every bundle case file, sorted by file name.
+pub fn bundle_cases() -> Vec<BundleCase> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    json_files::<RawBundleCase>("bundle")
+        .into_iter()
+        .map(|(file, raw)| BundleCase {
+            bundle: b64
+                .decode(&raw.file)
+                .unwrap_or_else(|e| panic!("{file}: {e}")),
+            plaintext: b64
+                .decode(&raw.plaintext)
+                .unwrap_or_else(|e| panic!("{file}: {e}")),
+            identity: raw.identity,
+            passphrase: raw.passphrase,
+            expected: raw.expected,
+            description: raw.description,
+            file,
+        })
+        .collect()
+}

@@ -15,6 +15,11 @@ Usage:
     python3 open_age_blob.py --identity FILE --scope strict|namespace-wide|cluster-wide \\
         --namespace NS --name NAME BLOB_FILE
     python3 open_age_blob.py --passphrase-file FILE BLOB_FILE
+    python3 open_age_blob.py --bundle --identity FILE BUNDLE_FILE
+    python3 open_age_blob.py --bundle --passphrase-file FILE BUNDLE_FILE
+
+--bundle reads a sealant key bundle (keys/src/bundle.rs): an age file, ASCII-armored
+(c2sp.org/age armor, checked strictly by dearmor() below) or binary, with no envelope.
 
 --identity reads an age identity file (`#` comments allowed, as age-keygen writes it).
 With --passphrase-file the file is a passphrase age file and no envelope is expected.
@@ -316,6 +321,40 @@ def decrypt(blob: bytes, identities=(), passphrase=None) -> bytes:
     return stream_decrypt(hkdf(file_key, nonce, b"payload"), payload)
 
 
+ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
+ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
+
+
+def dearmor(text: bytes) -> bytes:
+    """The binary age file inside age's ASCII armor, or the input if it is binary.
+
+    Written from c2sp.org/age "ASCII armor": leading and trailing whitespace around
+    the block is allowed; inside it, LF or CRLF line endings, standard padded base64
+    in lines of exactly 64 columns except the last, which is shorter or equal (never
+    empty), and nothing but whitespace after the end line. Anything else is a
+    DecryptError.
+    """
+    if text.startswith(VERSION_LINE):
+        return text
+    body = text.strip(b" \t\r\n")
+    if not body.startswith(ARMOR_BEGIN) or not body.endswith(ARMOR_END):
+        raise DecryptError()
+    lines = body.replace(b"\r\n", b"\n").split(b"\n")
+    if lines[0] != ARMOR_BEGIN or lines[-1] != ARMOR_END or len(lines) < 3:
+        raise DecryptError()
+    data = lines[1:-1]
+    if any(len(line) != 64 for line in data[:-1]) or not 0 < len(data[-1]) <= 64:
+        raise DecryptError()
+    joined = b"".join(data)
+    try:
+        raw = base64.b64decode(joined, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise DecryptError() from e
+    if base64.b64encode(raw) != joined:
+        raise DecryptError()
+    return raw
+
+
 def label(scope: str, namespace: str, name: str) -> bytes:
     """The scope label, as Bitnami builds its OAEP label."""
     if scope == "strict":
@@ -349,20 +388,27 @@ def main() -> int:
     parser.add_argument("--scope", choices=SCOPES)
     parser.add_argument("--namespace", default="")
     parser.add_argument("--name", default="")
+    parser.add_argument("--bundle", action="store_true",
+                        help="the file is a key bundle: armored or binary, no envelope")
     parser.add_argument("blob", help="file holding the raw blob bytes")
     args = parser.parse_args()
     if (args.identity is None) == (args.passphrase_file is None):
         parser.error("give exactly one of --identity and --passphrase-file")
-    if args.identity is not None and args.scope is None:
+    if args.identity is not None and args.scope is None and not args.bundle:
         parser.error("--identity needs --scope")
 
     with open(args.blob, "rb") as f:
         blob = f.read()
     try:
+        if args.bundle:
+            blob = dearmor(blob)
         if args.identity is not None:
             with open(args.identity, encoding="utf-8") as f:
                 keys = read_identity_file(f.read())
-            plaintext = open_value(keys, blob, label(args.scope, args.namespace, args.name))
+            if args.bundle:
+                plaintext = decrypt(blob, identities=keys)
+            else:
+                plaintext = open_value(keys, blob, label(args.scope, args.namespace, args.name))
         else:
             with open(args.passphrase_file, "rb") as f:
                 passphrase = f.read()
