@@ -60,6 +60,13 @@ pub enum Command {
     /// identity file (mode 0600) and prints its recipient (age1...), to seal to with
     /// --recipient and to give the controller as --escrow-recipient.
     KeygenEscrow(KeygenEscrowArgs),
+    /// Re-seal the SealedSecrets in files and directories to a new certificate or age
+    /// recipients, offline, opening them with the old keys (--recovery-private-key);
+    /// only the ciphertext strings of each file change.
+    Reencrypt(Box<crate::reencrypt::ReencryptArgs>),
+    /// Back up, restore, list, retire and prune the controller's sealing keys (key
+    /// Secrets in --controller-namespace).
+    Keys(Box<crate::keys::KeysArgs>),
     /// Print a shell completion script.
     Completion {
         /// The shell to print completions for.
@@ -137,9 +144,11 @@ pub struct KubesealArgs {
 
     /// Private key files for --recovery-unseal: PEM keys, key Secrets, a List of key
     /// Secrets (`kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key -o
-    /// yaml`), or age identity files (AGE-SECRET-KEY-1... lines, as `sealant
-    /// keygen-escrow` and age-keygen write them). Repeat the flag or give a
-    /// comma-separated list
+    /// yaml`), age identity files (AGE-SECRET-KEY-1... lines, as `sealant
+    /// keygen-escrow` and age-keygen write them), or encrypted key bundles (the escrow
+    /// bundle or its `sealant-escrow-bundle` ConfigMap, opened with an identity file
+    /// given alongside; a passphrase backup reads SEALANT_BACKUP_PASSPHRASE). Repeat
+    /// the flag or give a comma-separated list
     #[arg(long, value_name = "FILE", value_delimiter = ',')]
     pub recovery_private_key: Vec<PathBuf>,
 }

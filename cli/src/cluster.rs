@@ -165,6 +165,16 @@ impl Cluster {
         })
     }
 
+    /// The client, for commands that talk to the API server directly (`sealant keys`).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// Runs `future` to completion on this connection's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
     /// `GET /v1/cert.pem` from the controller.
     pub fn fetch_cert(&self) -> Result<Vec<u8>> {
         self.runtime.block_on(async {

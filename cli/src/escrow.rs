@@ -90,7 +90,12 @@ fn identity_file(identity: &AgeIdentity, now: OffsetDateTime) -> Zeroizing<Strin
 
 /// Writes `bytes` to `path` through a 0600 temporary file beside it, refusing to
 /// replace an existing file unless `force`. A replaced file ends up 0600 too.
-fn write_new_private_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+///
+/// Shared by every command that writes key material to a file (`keygen-escrow`,
+/// `keys backup`): the file is never readable by others, not even for a moment, a
+/// reader never sees half of it, and without `force` a file that appears while it is
+/// written is not overwritten either.
+pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     if !force && path.symlink_metadata().is_ok() {
         bail!(
             "{} already exists; pass --force to replace it",
@@ -136,7 +141,7 @@ fn write_new_private_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> 
 fn restrict(file: &std::fs::File) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .context("cannot set mode 0600 on the identity file")
+        .context("cannot set mode 0600 on the temporary file")
 }
 
 #[cfg(not(unix))]

@@ -10,6 +10,8 @@
 //!
 //! ```text
 //! --recovery-unseal ─▶ keys (PEM, key Secrets, age identities) from files ─▶ unseal each document ─▶ Secrets
+//! reencrypt PATH... ─▶ old keys open each value in the files ─▶ re-seal to --cert/--recipient ─▶ only ciphertexts replaced
+//! keys backup|restore|list|retire|prune ─▶ key Secrets in --controller-namespace (age bundles, SealedSecret status)
 //! --validate ────────▶ POST /v1/verify (through the API server's service proxy)
 //! --re-encrypt ──────▶ POST /v1/rotate ─▶ SealedSecrets
 //! --fetch-recipient ─▶ GET /v1/age-recipient (service proxy) ─▶ checked age1... line
@@ -35,9 +37,11 @@ mod cluster;
 mod create;
 mod documents;
 mod escrow;
+mod keys;
 mod output;
 mod recipients;
 mod recovery;
+mod reencrypt;
 mod seal;
 
 use std::io::{self, IsTerminal as _, Read as _};
@@ -59,6 +63,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Completion { shell }) => completion(shell),
         Some(Command::Create(args)) => create(&args),
         Some(Command::KeygenEscrow(args)) => escrow::run(&args),
+        Some(Command::Reencrypt(args)) => reencrypt::run(&args),
+        Some(Command::Keys(args)) => keys::run(&args),
         None => kubeseal(cli.kubeseal),
     }
 }

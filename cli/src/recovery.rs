@@ -5,29 +5,47 @@
 //! actually have:
 //!
 //! - a PEM private key (PKCS#1 or PKCS#8);
-//! - a key Secret, as YAML or JSON, with `tls.key` in `data` (base64) or `stringData`;
+//! - a key Secret, as YAML or JSON, with `tls.key` in `data` (base64) or `stringData`,
+//!   and sealant's optional `age.key` (the key generation's age identity);
 //! - a `List` of key Secrets, exactly what `kubectl get secret -l
 //!   sealedsecrets.bitnami.com/sealed-secrets-key -o yaml` writes;
 //! - several of these as documents of one file;
 //! - an age identity file (`AGE-SECRET-KEY-1...` lines, `#` comments and blank lines
 //!   allowed), as `sealant keygen-escrow` and `age-keygen` write it: it opens values
-//!   sealed to its recipient with `--recipient`.
+//!   sealed to its recipient with `--recipient`;
+//! - an encrypted key bundle (an age file, ASCII-armored or binary, whose plaintext is
+//!   a `List` of key Secrets), or a ConfigMap holding one under `data["bundle.age"]`,
+//!   as the controller writes its escrow bundle.
+//!
+//! ```text
+//!   pass 1: PEM keys, key Secrets, Lists, identity files ──▶ KeyRing (RSA + age)
+//!   pass 2: bundles ──open with every age identity of pass 1 (or $SEALANT_BACKUP_PASSPHRASE)
+//!                   ──▶ List of key Secrets ──▶ KeyRing
+//! ```
+//!
+//! Bundles are opened last, so `--recovery-private-key bundle.age
+//! --recovery-private-key escrow.key` works in either order. A passphrase-protected
+//! bundle takes its passphrase from the environment variable
+//! [`PASSPHRASE_ENV`], never from the command line (where `ps` would show it).
 //!
 //! A file is taken for an age identity file when its first line that is neither blank
 //! nor a `#` comment starts with `AGE-` (no PEM, YAML or JSON key file does); its
-//! errors name the line, never the key. Age identities inside a controller's key
-//! Secret are not read here yet: only identity files.
+//! errors name the line, never the key. Every error names the file (and the document
+//! or `items[i]` in it), never key material: the bundle's decrypted text is never
+//! quoted.
 //!
 //! Every key from every file goes into one [`KeyRing`]; each SealedSecret is opened
-//! with whichever key sealed it, RSA or age, told apart per value by the age header. The output is plaintext, so it is built in zeroizing
-//! buffers and a `-w` file is created with mode 0600.
+//! with whichever key sealed it, RSA or age, told apart per value by the age header.
+//! The output is plaintext, so it is built in zeroizing buffers and a `-w` file is
+//! created with mode 0600.
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
-use sealant_keys::{AgeIdentity, Certificate, KeyRing, OffsetDateTime, PrivateKey};
+use sealant_crds::key_secret::{self, TLS_CERT, TLS_KEY};
+use sealant_keys::{AgeIdentity, Certificate, KeyRing, OffsetDateTime, PrivateKey, bundle};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -35,43 +53,62 @@ use crate::args::Format;
 use crate::documents::{self, Document};
 use crate::output;
 
-/// The key Secret's data key that holds the PEM private key.
-const TLS_KEY: &str = "tls.key";
-/// The key Secret's data key that holds the certificate (used to order keys).
-const TLS_CRT: &str = "tls.crt";
+/// The environment variable that holds the passphrase of a passphrase-protected key
+/// bundle.
+pub const PASSPHRASE_ENV: &str = "SEALANT_BACKUP_PASSPHRASE";
 
-/// Reads every key from every file.
+/// The ConfigMap data key under which the controller stores its escrow bundle.
+const BUNDLE_KEY: &str = "bundle.age";
+
+/// Reads every key from every file: key files and identity files first, then the
+/// encrypted bundles, opened with the age identities found so far.
 pub fn load_keys(paths: &[impl AsRef<Path>]) -> Result<KeyRing> {
     if paths.is_empty() {
         bail!("--recovery-unseal needs at least one --recovery-private-key");
     }
     let mut ring = KeyRing::new();
+    let mut bundles = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        load_file(&mut ring, path)
+        let context = || format!("--recovery-private-key {}", path.display());
+        if let Some(bundle) = load_file(&mut ring, path).with_context(context)? {
+            bundles.push((path, bundle));
+        }
+    }
+    for (path, bundle) in bundles {
+        load_bundle(&mut ring, &bundle)
             .with_context(|| format!("--recovery-private-key {}", path.display()))?;
     }
     Ok(ring)
 }
 
-fn load_file(ring: &mut KeyRing, path: &Path) -> Result<()> {
+/// Loads the keys of one file, or returns the bundle it holds for the second pass.
+fn load_file(ring: &mut KeyRing, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
     let bytes = Zeroizing::new(std::fs::read(path).context("cannot read the file")?);
+    if bundle::is_encrypted(&bytes) {
+        return Ok(Some(bytes));
+    }
     if let Ok(key) = PrivateKey::from_pem(&bytes) {
         ring.insert(key, OffsetDateTime::UNIX_EPOCH);
-        return Ok(());
+        return Ok(None);
     }
     const NOT_A_KEY: &str = "not a PEM private key, a key Secret, a List of key Secrets (YAML \
-                             or JSON) or an age identity file";
+                             or JSON), an age identity file or an encrypted key bundle";
     let text = std::str::from_utf8(&bytes).context(NOT_A_KEY)?;
     if is_age_identity_file(text) {
         for identity in AgeIdentity::parse_file(text)? {
             ring.insert_age(identity, OffsetDateTime::UNIX_EPOCH, None);
         }
-        return Ok(());
+        return Ok(None);
     }
     let docs = documents::parse(text, "private key").context(NOT_A_KEY)?;
     if docs.iter().any(|doc| !doc.value.is_object()) {
         bail!(NOT_A_KEY);
+    }
+    if let [doc] = docs.as_slice()
+        && let Some(bundle) = config_map_bundle(doc)?
+    {
+        return Ok(Some(bundle));
     }
     let mut found = 0;
     for doc in &docs {
@@ -79,6 +116,79 @@ fn load_file(ring: &mut KeyRing, path: &Path) -> Result<()> {
     }
     if found == 0 {
         bail!("no private key found");
+    }
+    Ok(None)
+}
+
+/// The bundle of a ConfigMap with `data["bundle.age"]` (the controller's escrow
+/// bundle ConfigMap); `None` for any other document.
+fn config_map_bundle(doc: &Document) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    if doc.value.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
+        return Ok(None);
+    }
+    let bundle = doc.value["data"][BUNDLE_KEY]
+        .as_str()
+        .with_context(|| format!("{}: a ConfigMap without data.{BUNDLE_KEY}", doc.label()))?;
+    if !bundle::is_encrypted(bundle.as_bytes()) {
+        bail!(
+            "{}: data.{BUNDLE_KEY} is not an age-encrypted key bundle",
+            doc.label()
+        );
+    }
+    Ok(Some(Zeroizing::new(bundle.as_bytes().to_vec())))
+}
+
+/// Decrypts a key bundle and loads every key Secret in it.
+fn load_bundle(ring: &mut KeyRing, file: &[u8]) -> Result<()> {
+    let plaintext = if bundle::is_passphrase_protected(file) {
+        let passphrase = std::env::var(PASSPHRASE_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Zeroizing::new)
+            .with_context(|| {
+                format!("a passphrase-protected key bundle: set {PASSPHRASE_ENV} to its passphrase")
+            })?;
+        bundle::open_with_passphrase(&passphrase, file).map_err(|_| {
+            anyhow!("cannot decrypt the key bundle with the passphrase in {PASSPHRASE_ENV}")
+        })?
+    } else {
+        let identities: Vec<AgeIdentity> = ring
+            .iter_age()
+            .map(|entry| entry.identity.clone())
+            .collect();
+        if identities.is_empty() {
+            bail!(
+                "an encrypted key bundle, and no age identity to open it: give the identity \
+                 file it is sealed to (for example the escrow key) as another \
+                 --recovery-private-key"
+            );
+        }
+        bundle::open(&identities, file).map_err(|_| {
+            anyhow!(
+                "cannot decrypt the key bundle with any of the {} age identities given",
+                identities.len()
+            )
+        })?
+    };
+    let text = std::str::from_utf8(plaintext.expose_secret())
+        .map_err(|_| anyhow!("the decrypted key bundle is not UTF-8 text"))?;
+    let mut secrets = key_secret::parse_key_list(text).map_err(|err| match err {
+        // These name kinds and positions only; parser errors could quote key material.
+        sealant_crds::Error::WrongKind { .. } => anyhow!("the decrypted key bundle: {err}"),
+        _ => anyhow!("the decrypted key bundle is not a YAML or JSON List of key Secrets"),
+    })?;
+    let result = secrets.iter().enumerate().try_for_each(|(i, secret)| {
+        insert_secret_key(ring, secret).with_context(|| {
+            format!(
+                "the decrypted key bundle, items[{i}] ({})",
+                key_secret::object_ref(&secret.metadata)
+            )
+        })
+    });
+    secrets.iter_mut().for_each(documents::scrub_secret);
+    result?;
+    if secrets.is_empty() {
+        bail!("the decrypted key bundle holds no key Secret");
     }
     Ok(())
 }
@@ -119,13 +229,17 @@ fn load_document(ring: &mut KeyRing, doc: &Document) -> Result<usize> {
     Ok(1)
 }
 
+/// Loads a key Secret's RSA key and, when it has one, its `age.key` identity, tied to
+/// that RSA key. A missing or unreadable `tls.crt` is tolerated (hand-made backups);
+/// it only orders the keys.
 fn insert_secret_key(ring: &mut KeyRing, secret: &Secret) -> Result<()> {
     let pem = secret_value(secret, TLS_KEY)
         .with_context(|| format!("the secret has no {TLS_KEY} in data or stringData"))?;
     let key = PrivateKey::from_pem(&pem).with_context(|| format!("data.{TLS_KEY}"))?;
+    let age = key_secret::read_age_identity(secret)?;
     // Order keys as the controller does, newest certificate first; the order only
     // decides which key is tried first.
-    let created = secret_value(secret, TLS_CRT)
+    let created = secret_value(secret, TLS_CERT)
         .and_then(|crt| Certificate::from_pem(&crt).ok())
         .map(|cert| cert.not_before())
         .or_else(|| {
@@ -133,6 +247,9 @@ fn insert_secret_key(ring: &mut KeyRing, secret: &Secret) -> Result<()> {
             OffsetDateTime::from_unix_timestamp(ts.0.as_second()).ok()
         })
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    if let Some(identity) = age {
+        ring.insert_age(identity, created, Some(key.fingerprint().clone()));
+    }
     ring.insert(key, created);
     Ok(())
 }

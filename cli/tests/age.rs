@@ -1,6 +1,7 @@
 //! The `sealant` binary with age: sealing to recipients (`--recipient`,
 //! `--recipients-file`, `--raw`, `--merge-into`, `create`), fetching the controller's
-//! recipient, `keygen-escrow`, and `--recovery-unseal` with age identity files.
+//! recipient, `keygen-escrow`, and `--recovery-unseal` with age identity files, key
+//! Secrets holding `age.key`, and encrypted key bundles.
 
 mod common;
 
@@ -647,4 +648,160 @@ fn python_age_decryptor_opens_a_raw_value_sealed_by_the_cli() {
         "cannot decrypt under another label"
     );
     assert!(moved.stdout.is_empty());
+}
+
+/// A key Secret of the main test key, with `identity` as its `age.key` when given.
+fn key_secret(identity: Option<&AgeIdentity>) -> k8s_openapi::api::core::v1::Secret {
+    let pair = common::pair();
+    k8s_openapi::api::core::v1::Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("sealed-secrets-keyabcde".into()),
+            namespace: Some("kube-system".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(sealant_crds::key_secret::key_data(
+            &pair.key, &pair.cert, identity,
+        )),
+        ..Default::default()
+    }
+}
+
+/// An escrow bundle of [`key_secret`] (with `generation` as its age.key), sealed to
+/// `escrow`.
+fn escrow_bundle(escrow: &AgeIdentity, generation: &AgeIdentity) -> String {
+    let list = sealant_crds::key_secret::key_list(&[key_secret(Some(generation))]);
+    sealant_keys::bundle::seal(&[escrow.recipient().clone()], list.as_bytes()).expect("bundle")
+}
+
+#[test]
+fn recovery_opens_an_encrypted_bundle_with_an_escrow_identity_given_in_either_order() {
+    let sb = Sandbox::new();
+    let (escrow, generation) = (AgeIdentity::generate(), AgeIdentity::generate());
+    let escrow_key = identity_file(&sb, "escrow.key", &escrow);
+    let bundle = sb.write("escrow-bundle.age", escrow_bundle(&escrow, &generation));
+    let rsa_sealed = sb
+        .run(&["--cert", &sb.cert()], &secret_yaml(Some("b"), "two", DB))
+        .success();
+    // Sealed to the key generation's age identity, which only the bundle holds.
+    let age_sealed = sb
+        .run(
+            &["--recipient", &generation.recipient().to_string()],
+            &secret_yaml(Some("a"), "one", DB),
+        )
+        .success();
+    for keys in [[&escrow_key, s(&bundle)], [s(&bundle), &escrow_key]] {
+        for sealed in [&rsa_sealed, &age_sealed] {
+            let out = sb
+                .run(
+                    &[
+                        "--recovery-unseal",
+                        "--recovery-private-key",
+                        keys[0],
+                        "--recovery-private-key",
+                        keys[1],
+                    ],
+                    sealed,
+                )
+                .success();
+            expect_db_values(&json(&out));
+        }
+    }
+    // The bundle alone: nothing to open it with, and the error names the file.
+    let err = recovery(&sb, &rsa_sealed, s(&bundle)).failure("no age identity to open it");
+    assert!(
+        err.contains(&format!("--recovery-private-key {}", s(&bundle))),
+        "{err}"
+    );
+    // The wrong identity.
+    let other = identity_file(&sb, "other.key", &AgeIdentity::generate());
+    sb.run(
+        &[
+            "--recovery-unseal",
+            "--recovery-private-key",
+            &format!("{},{other}", s(&bundle)),
+        ],
+        &rsa_sealed,
+    )
+    .failure("cannot decrypt the key bundle with any of the 1 age identities given");
+}
+
+#[test]
+fn recovery_reads_the_bundle_of_the_escrow_configmap() {
+    let sb = Sandbox::new();
+    let (escrow, generation) = (AgeIdentity::generate(), AgeIdentity::generate());
+    let escrow_key = identity_file(&sb, "escrow.key", &escrow);
+    let armored = escrow_bundle(&escrow, &generation);
+    let config_map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "sealant-escrow-bundle", "namespace": "kube-system"},
+        "data": {"bundle.age": armored},
+    });
+    let cm = sb.write(
+        "cm.yaml",
+        serde_yaml_ng::to_string(&config_map).expect("yaml"),
+    );
+    let sealed = sb
+        .run(&["--cert", &sb.cert()], &secret_yaml(Some("b"), "two", DB))
+        .success();
+    let out = sb
+        .run(
+            &[
+                "--recovery-unseal",
+                "--recovery-private-key",
+                &format!("{},{escrow_key}", s(&cm)),
+            ],
+            &sealed,
+        )
+        .success();
+    expect_db_values(&json(&out));
+}
+
+#[test]
+fn recovery_opens_age_values_with_the_age_key_of_a_key_secret() {
+    let sb = Sandbox::new();
+    let generation = AgeIdentity::generate();
+    let file = sb.write(
+        "key-secret.yaml",
+        sealant_crds::secret_to_yaml(&key_secret(Some(&generation))),
+    );
+    let sealed = sb
+        .run(
+            &["--recipient", &generation.recipient().to_string()],
+            &secret_yaml(Some("a"), "one", DB),
+        )
+        .success();
+    expect_db_values(&json(&recovery(&sb, &sealed, s(&file)).success()));
+    // Without age.key, the same Secret opens nothing sealed to age.
+    let bare = sb.write("bare.yaml", sealant_crds::secret_to_yaml(&key_secret(None)));
+    recovery(&sb, &sealed, s(&bare)).failure("unable to decrypt sealed secret");
+}
+
+#[test]
+fn a_passphrase_bundle_takes_its_passphrase_from_the_environment_only() {
+    let sb = Sandbox::new();
+    let list = sealant_crds::key_secret::key_list(&[key_secret(None)]);
+    let bundle =
+        sealant_keys::bundle::seal_with_passphrase_work_factor("correct horse", list.as_bytes(), 4)
+            .expect("bundle");
+    let file = sb.write("backup.age", bundle);
+    let sealed = sb
+        .run(&["--cert", &sb.cert()], &secret_yaml(Some("b"), "two", DB))
+        .success();
+    let args = ["--recovery-unseal", "--recovery-private-key", s(&file)];
+    let mut cmd = sb.command();
+    cmd.args(args).env_remove("SEALANT_BACKUP_PASSPHRASE");
+    common::run(cmd, &sealed).failure(&format!(
+        "--recovery-private-key {}: a passphrase-protected key bundle: set \
+         SEALANT_BACKUP_PASSPHRASE",
+        s(&file)
+    ));
+    let mut cmd = sb.command();
+    cmd.args(args).env("SEALANT_BACKUP_PASSPHRASE", "wrong");
+    common::run(cmd, &sealed).failure("cannot decrypt the key bundle with the passphrase");
+    let mut cmd = sb.command();
+    cmd.args(args)
+        .env("SEALANT_BACKUP_PASSPHRASE", "correct horse");
+    expect_db_values(&json(&common::run(cmd, &sealed).success()));
 }
