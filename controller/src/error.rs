@@ -110,6 +110,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// Encrypting the escrow bundle of the active keys to the `--escrow-recipient`s
+    /// failed. Names nothing secret: the cause is age's encryption error.
+    #[error("cannot encrypt the escrow bundle to the --escrow-recipient recipients")]
+    Escrow(#[source] sealant_keys::Error),
+
     /// A worker task panicked (a bug); the pass is retried.
     #[error("internal error while {what}")]
     Internal {
@@ -165,6 +170,7 @@ impl Error {
             | Error::NoKeys
             | Error::Reseal { .. }
             | Error::Internal { .. }
+            | Error::Escrow(_)
             | Error::Serve { .. }
             | Error::LeadershipLost { .. } => ErrorClass::Transient,
         }

@@ -20,7 +20,10 @@
 //! collection does), `--log-info-stdout`, and `--max-unseal-retries` (sealant keeps
 //! retrying permanent failures on a long backoff instead of dropping them).
 //!
-//! Our own flags: `--workers` (concurrent reconciles).
+//! Our own flags: `--workers` (concurrent reconciles) and `--escrow-recipient` (age
+//! recipients that the active keys are escrowed to; see [`crate::escrow`]). A
+//! recipient is checked at start-up by [`RecipientParser`], whose error names the flag
+//! and never echoes an `AGE-SECRET-KEY-1...` given by mistake.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +32,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
+use sealant_keys::AgeRecipient;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -202,7 +206,8 @@ pub struct Flags {
     )]
     pub leader_elect_retry_period: GoDuration,
 
-    /// Address of the HTTP API (`/healthz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate`).
+    /// Address of the HTTP API (`/healthz`, `/v1/cert.pem`, `/v1/age-recipient`,
+    /// `/v1/escrow-bundle`, `/v1/verify`, `/v1/rotate`).
     #[arg(long, env = "SEALED_SECRETS_LISTEN_ADDR", default_value = ":8080")]
     pub listen_addr: ListenAddr,
 
@@ -220,9 +225,38 @@ pub struct Flags {
     /// objects in 16 s, 32 in 12 s).
     #[arg(long, env = "SEALED_SECRETS_WORKERS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: u16,
+
+    /// sealant only: an age recipient (`age1...`) to escrow the active keys to.
+    /// Repeatable; the environment variable takes a comma-separated list. When given,
+    /// the leader keeps the ConfigMap `sealant-escrow-bundle` in the controller's
+    /// namespace holding every active key Secret, encrypted to these recipients
+    /// (`age -d -i escrow.key` restores it), and every replica serves the same bundle
+    /// at `/v1/escrow-bundle`. Give public keys only: an `AGE-SECRET-KEY-1...` is
+    /// refused (and not echoed). Empty entries are skipped, so an empty variable means
+    /// no escrow.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_ESCROW_RECIPIENT",
+        value_name = "AGE1...",
+        action = ArgAction::Append,
+        value_delimiter = ',',
+        value_parser = RecipientParser
+    )]
+    pub escrow_recipient: Vec<RecipientEntry>,
 }
 
 impl Flags {
+    /// The recipients of `--escrow-recipient`, each once, in the order given.
+    pub fn escrow_recipients(&self) -> Vec<AgeRecipient> {
+        let mut out: Vec<AgeRecipient> = Vec::new();
+        for recipient in self.escrow_recipient.iter().filter_map(|e| e.0.as_ref()) {
+            if !out.contains(recipient) {
+                out.push(recipient.clone());
+            }
+        }
+        out
+    }
+
     /// The namespaces of `--additional-namespaces`, trimmed, empty entries and
     /// duplicates removed, in the order given.
     pub fn additional_namespaces(&self) -> Vec<String> {
@@ -233,6 +267,53 @@ impl Flags {
             }
         }
         out
+    }
+}
+
+/// One value of `--escrow-recipient`: a recipient, or `None` for an empty entry (an
+/// empty environment variable, or a stray comma), which is skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientEntry(pub Option<AgeRecipient>);
+
+/// Reads one age recipient (`--escrow-recipient`). Unlike clap's own value parsers,
+/// its error does not quote the value: a secret key given by mistake must not reach
+/// the terminal or the Pod's log. [`AgeRecipient`]'s error quotes a bad recipient
+/// shortened, and never anything that looks like a secret key.
+#[derive(Clone, Copy, Debug)]
+pub struct RecipientParser;
+
+impl clap::builder::TypedValueParser for RecipientParser {
+    type Value = RecipientEntry;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let flag = arg
+            .and_then(clap::Arg::get_long)
+            .unwrap_or("escrow-recipient");
+        let env = arg
+            .and_then(clap::Arg::get_env)
+            .map(|e| format!(" (or {})", e.to_string_lossy()))
+            .unwrap_or_default();
+        let fail = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --{flag}{env}: {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("not UTF-8 text: expected age1...".to_owned()))?;
+        if text.trim().is_empty() {
+            return Ok(RecipientEntry(None));
+        }
+        text.parse::<AgeRecipient>()
+            .map(|r| RecipientEntry(Some(r)))
+            .map_err(|e| fail(e.to_string()))
     }
 }
 
@@ -647,6 +728,106 @@ mod tests {
             KeyOrderPriority::SecretCreationTimestamp
         );
         assert!(parse(&["--key-order-priority=Newest"]).is_err());
+    }
+
+    #[test]
+    fn escrow_recipient_is_repeatable_and_deduplicated_and_off_by_default() {
+        assert!(parse(&[]).expect("parses").escrow_recipients().is_empty());
+        let (a, b) = (
+            sealant_keys::AgeIdentity::generate()
+                .recipient()
+                .to_string(),
+            sealant_keys::AgeIdentity::generate()
+                .recipient()
+                .to_string(),
+        );
+        let f = parse(&[
+            &format!("--escrow-recipient={a}"),
+            "--escrow-recipient",
+            &format!(" {b}"),
+            &format!("--escrow-recipient={a}"),
+        ])
+        .expect("parses");
+        let got: Vec<String> = f
+            .escrow_recipients()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, [a.clone(), b.clone()]);
+        let f = parse(&[&format!("--escrow-recipient={a},{b},")]).expect("parses");
+        assert_eq!(
+            f.escrow_recipients().len(),
+            2,
+            "comma-separated, empty entries skipped"
+        );
+        let f = parse(&["--escrow-recipient="]).expect("parses");
+        assert!(f.escrow_recipients().is_empty(), "empty means off");
+    }
+
+    #[test]
+    fn escrow_recipient_env_var_is_a_comma_separated_list() {
+        // As in env_var_overrides_default_and_flag_overrides_env: point the argument at
+        // a variable cargo sets, holding something that is not a recipient, to prove the
+        // variable is read and split; then parse a real list through the same path.
+        let cmd = Flags::command().mut_arg("escrow_recipient", |a| a.env("CARGO_PKG_NAME"));
+        let err = cmd
+            .clone()
+            .try_get_matches_from(["sealant-controller"])
+            .expect_err("CARGO_PKG_NAME is not a recipient");
+        let text = err.to_string();
+        assert!(
+            text.contains("invalid --escrow-recipient (or CARGO_PKG_NAME)"),
+            "{text}"
+        );
+        let (a, b) = (
+            sealant_keys::AgeIdentity::generate()
+                .recipient()
+                .to_string(),
+            sealant_keys::AgeIdentity::generate()
+                .recipient()
+                .to_string(),
+        );
+        let m = Flags::command()
+            .try_get_matches_from([
+                "sealant-controller",
+                &format!("--escrow-recipient={a}, {b}"),
+            ])
+            .expect("parses");
+        let got: Vec<String> = m
+            .get_many::<RecipientEntry>("escrow_recipient")
+            .expect("given")
+            .filter_map(|e| e.0.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(got, [a, b]);
+        let arg = Flags::command()
+            .get_arguments()
+            .find(|a| a.get_long() == Some("escrow-recipient"))
+            .cloned()
+            .expect("the flag");
+        assert_eq!(
+            arg.get_env().map(|e| e.to_string_lossy().into_owned()),
+            Some("SEALED_SECRETS_ESCROW_RECIPIENT".to_owned())
+        );
+        assert_eq!(arg.get_value_delimiter(), Some(','));
+    }
+
+    #[test]
+    fn bad_escrow_recipient_is_refused_naming_the_flag_and_a_secret_key_is_never_echoed() {
+        let identity = sealant_keys::AgeIdentity::generate();
+        let secret = identity.expose_secret().as_str().to_owned();
+        let err = parse(&[&format!("--escrow-recipient={secret}")]).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("--escrow-recipient"), "{text}");
+        assert!(text.contains("identity (secret key)"), "{text}");
+        assert!(
+            !text.to_ascii_uppercase().contains("AGE-SECRET-KEY"),
+            "{text}"
+        );
+        assert!(!text.contains(&secret[20..]), "{text}");
+        for bad in ["age1short", "ssh-ed25519 AAAA", "nonsense"] {
+            let err = parse(&[&format!("--escrow-recipient={bad}")]).expect_err(bad);
+            assert!(err.to_string().contains("--escrow-recipient"), "{err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! | `GET /healthz` | `200 ok` |
 //! | `GET /v1/cert.pem` | the newest certificate, `application/x-pem-file`; 500 while no key is loaded |
 //! | `GET /v1/age-recipient` | sealant only: the newest key generation's age recipient (`age1...` and a newline), `text/plain; charset=utf-8`; 404 when no loaded key generation has an age identity (only Bitnami-written keys) |
+//! | `GET /v1/escrow-bundle` | sealant only: the escrow bundle of the active keys (an ASCII-armored age file, see [`crate::escrow`]), `text/plain; charset=utf-8`, as built from this replica's loaded keys; 404 without `--escrow-recipient`; 503 while no key is loaded |
 //! | `POST /v1/verify` | body: one SealedSecret, JSON or YAML. 200 decryptable, 409 not, 500 unparsable |
 //! | `POST /v1/rotate` | body: one SealedSecret. 200 and the SealedSecret re-encrypted with the newest key (JSON), same scope, template and metadata; 409 not decryptable; 500 unparsable |
 //! | `GET /metrics` (metrics listener) | OpenMetrics text |
@@ -18,6 +19,9 @@
 //!   declared `Content-Length` is larger (without reading the body or spending a
 //!   token), and otherwise as soon as the body read passes the cap;
 //! - RSA work runs on the blocking pool, never on the async workers;
+//! - `/v1/escrow-bundle` answers the bundle built when the keys last changed (no
+//!   encryption per request), so like `/v1/cert.pem` it is cheap and not rate
+//!   limited; it is ciphertext only, readable by the escrow identities alone;
 //! - answers never include plaintext or the reason a decryption failed: a 409 says
 //!   only that no known key could decrypt the object.
 //!
@@ -37,6 +41,7 @@ use sealant_crds::annotations::scope_of;
 use sealant_crds::{SealOptions, SealedSecret, parse_documents, seal_secret, seal_value, to_json};
 
 use crate::Error;
+use crate::escrow::Escrow;
 use crate::key_secrets::{KeyStore, Keys};
 use crate::metrics::{self, Metrics};
 use crate::reconcile::unseal_checked;
@@ -48,7 +53,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The content type of `/v1/cert.pem`.
 pub const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
 
-/// The content type of `/v1/age-recipient`.
+/// The content type of `/v1/age-recipient` and `/v1/escrow-bundle`.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// What the API handlers share.
@@ -62,10 +67,12 @@ pub struct ApiState {
     pub limiter: TokenBucket,
     /// `--accept-deprecated-v1-data`.
     pub accept_v1_data: bool,
+    /// The escrow bundle, kept current by the key manager.
+    pub escrow: Arc<Escrow>,
 }
 
-/// The API router: `/healthz`, `/v1/cert.pem`, `/v1/age-recipient`, `/v1/verify`,
-/// `/v1/rotate`.
+/// The API router: `/healthz`, `/v1/cert.pem`, `/v1/age-recipient`,
+/// `/v1/escrow-bundle`, `/v1/verify`, `/v1/rotate`.
 pub fn api_router(state: Arc<ApiState>) -> Router {
     let metrics = state.metrics.clone();
     let limited = Router::new()
@@ -76,6 +83,7 @@ pub fn api_router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/cert.pem", get(cert_pem))
         .route("/v1/age-recipient", get(age_recipient))
+        .route("/v1/escrow-bundle", get(escrow_bundle))
         .merge(limited)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -116,6 +124,28 @@ async fn age_recipient(State(state): State<Arc<ApiState>>) -> Response {
         None => (
             StatusCode::NOT_FOUND,
             "no loaded sealing key has an age identity (keys written by the Bitnami controller have none; renew the key to get one)\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn escrow_bundle(State(state): State<Arc<ApiState>>) -> Response {
+    if !state.escrow.is_enabled() {
+        return (
+            StatusCode::NOT_FOUND,
+            "key escrow is off: start the controller with --escrow-recipient age1... to serve an escrow bundle\n",
+        )
+            .into_response();
+    }
+    match state.escrow.bundle() {
+        Some(bundle) => (
+            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            bundle.armored.clone(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no sealing key is loaded yet, so there is nothing to escrow\n",
         )
             .into_response(),
     }
@@ -402,6 +432,7 @@ mod tests {
             metrics: Arc::new(Metrics::new("test", false)),
             limiter: TokenBucket::new(rate, burst),
             accept_v1_data: true,
+            escrow: Arc::new(Escrow::new(Vec::new())),
         })
     }
 
@@ -518,6 +549,57 @@ mod tests {
             text.contains(r#"sealed_secrets_controller_http_requests_total{handler="/v1/age-recipient",method="GET",code="200"} 1"#),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn escrow_bundle_is_404_without_escrow_recipients() {
+        let st = state(keys(&[0]), 2, 2);
+        let (status, body, _) = call(api_router(st), "GET", "/v1/escrow-bundle", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("--escrow-recipient"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn escrow_bundle_serves_the_cached_bundle_and_503_without_keys() {
+        let identity = sealant_keys::AgeIdentity::generate();
+        let escrow = Arc::new(Escrow::new(vec![identity.recipient().clone()]));
+        let st = Arc::new(ApiState {
+            keys: Arc::new(KeyStore::default()),
+            metrics: Arc::new(Metrics::new("test", false)),
+            limiter: TokenBucket::new(0, 0),
+            accept_v1_data: true,
+            escrow: escrow.clone(),
+        });
+        let (status, _, _) = call(api_router(st.clone()), "GET", "/v1/escrow-bundle", "").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no key loaded yet");
+
+        let mut loaded = keys(&[0, 1]);
+        for (k, c) in &test_keys()[..2] {
+            let secret = crate::key_secrets::new_key_secret(
+                k,
+                c,
+                None,
+                "ns",
+                "p",
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+            );
+            loaded.set_secret(k.fingerprint(), &secret);
+        }
+        escrow.refresh(&loaded).expect("builds");
+        let cached = escrow.bundle().expect("bundle").armored.clone();
+        // Twice, past a rate limit of zero: served from the cache, not limited.
+        for _ in 0..2 {
+            let (status, body, ct) =
+                call(api_router(st.clone()), "GET", "/v1/escrow-bundle", "").await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(ct.as_deref(), Some(TEXT_CONTENT_TYPE));
+            assert_eq!(body, cached, "the cached bundle, not a new encryption");
+        }
+        let plain = sealant_keys::bundle::open(&[identity], cached.as_bytes()).expect("opens");
+        let text = std::str::from_utf8(plain.expose_secret()).expect("UTF-8");
+        let secrets = sealant_crds::key_secret::parse_key_list(text).expect("List");
+        assert_eq!(secrets.len(), 2);
     }
 
     #[tokio::test]

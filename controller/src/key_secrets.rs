@@ -8,8 +8,9 @@
 //!                                                                    ▼
 //!        load(): tls.key (PKCS#1 or PKCS#8 PEM) + tls.crt ──▶ Keys { KeyRing, certificates }
 //!                │                                   └─ unreadable Secret ──▶ rejected[] (skipped, reported)
-//!                └─ age.key (optional) ──▶ KeyRing age identity, tied to that RSA key
-//!                                          └─ unreadable ──▶ rejected[] (the RSA key still loads)
+//!                ├─ age.key (optional) ──▶ KeyRing age identity, tied to that RSA key
+//!                │                         └─ unreadable ──▶ rejected[] (the RSA key still loads)
+//!                └─ the Secret itself, trimmed (backup_secret) ──▶ Keys::secrets (what escrow bundles hold)
 //!   new key ──▶ new_key_secret(): generateName <prefix>, type kubernetes.io/tls, label active,
 //!               tls.key + tls.crt + age.key
 //! ```
@@ -68,13 +69,55 @@ pub use sealant_crds::key_secret::{
     ACTIVE, AGE_KEY, KEY_LABEL, KEY_SELECTOR, TLS_CERT, TLS_KEY, TLS_SECRET_TYPE, object_ref,
 };
 
-/// The loaded keys: the ring that unseals and the certificates that are published.
+/// The loaded keys: the ring that unseals, the certificates that are published, and
+/// the key Secrets they were read from (what an escrow bundle holds).
 #[derive(Clone, Debug, Default)]
 pub struct Keys {
     /// Every readable key, newest first.
     pub ring: KeyRing,
     /// The certificate of each key in the ring.
     pub certificates: HashMap<Fingerprint, Certificate>,
+    /// The key Secret each key of the ring was loaded from (or written as), trimmed by
+    /// [`key_secret::backup_secret`]. A key inserted without its Secret has none here.
+    pub secrets: HashMap<Fingerprint, LoadedSecret>,
+}
+
+/// A key Secret as it was loaded, trimmed by [`key_secret::backup_secret`] (name,
+/// namespace, labels, annotations, type, data): what an escrow bundle restores.
+///
+/// It holds a private key, so its `Debug` shows only `namespace/name`, reading it is
+/// the visible [`LoadedSecret::expose_secret`], and its data is wiped when dropped.
+#[derive(Clone)]
+pub struct LoadedSecret(Secret);
+
+impl LoadedSecret {
+    /// Keeps a trimmed copy of `secret`.
+    pub fn new(secret: &Secret) -> Self {
+        Self(key_secret::backup_secret(secret))
+    }
+
+    /// The Secret, private key included.
+    pub fn expose_secret(&self) -> &Secret {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LoadedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoadedSecret({})", object_ref(&self.0.metadata))
+    }
+}
+
+impl Drop for LoadedSecret {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        for value in self.0.data.iter_mut().flat_map(|d| d.values_mut()) {
+            value.0.zeroize();
+        }
+        for value in self.0.string_data.iter_mut().flat_map(|d| d.values_mut()) {
+            value.zeroize();
+        }
+    }
 }
 
 /// The keys the controller holds now, shared between the reconcile workers, the HTTP
@@ -130,6 +173,27 @@ impl Keys {
     /// The ordering time of the newest key, which drives renewal.
     pub fn newest_time(&self) -> Option<OffsetDateTime> {
         self.ring.newest().map(|e| e.created)
+    }
+
+    /// The key Secrets of the ring's keys, newest first, each with its key's
+    /// fingerprint; keys held without their Secret are left out.
+    pub fn key_secrets(&self) -> Vec<(&Fingerprint, &LoadedSecret)> {
+        self.ring
+            .iter()
+            .filter_map(|e| {
+                let fingerprint = e.key.fingerprint();
+                self.secrets.get(fingerprint).map(|s| (fingerprint, s))
+            })
+            .collect()
+    }
+
+    /// Records the key Secret that `fingerprint`'s key was loaded from or written as.
+    /// Ignored when the ring does not hold that key.
+    pub fn set_secret(&mut self, fingerprint: &Fingerprint, secret: &Secret) {
+        if self.ring.get(fingerprint).is_some() {
+            self.secrets
+                .insert(fingerprint.clone(), LoadedSecret::new(secret));
+        }
     }
 
     /// Adds a key (and the age identity of its key generation, if any, tied to it and
@@ -189,7 +253,10 @@ pub fn load(secrets: &[Secret], prefix: &str, priority: KeyOrderPriority) -> Loa
                     loaded.rejected.push(e);
                     None
                 });
-                loaded.keys.insert(key, certificate, age, time);
+                let fingerprint = key.fingerprint().clone();
+                if loaded.keys.insert(key, certificate, age, time) {
+                    loaded.keys.set_secret(&fingerprint, secret);
+                }
             }
             Err(e) => loaded.rejected.push(e),
         }
@@ -616,6 +683,46 @@ pub(crate) mod tests {
                 .ring
                 .age_for_rsa(keys[1].0.fingerprint())
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn load_keeps_each_loaded_key_secret_trimmed_newest_first_and_redacted_in_debug() {
+        let keys = test_keys();
+        let now = OffsetDateTime::now_utc();
+        let mut secrets: Vec<Secret> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (k, c))| key_secret(&format!("k{i}"), k, c, now))
+            .collect();
+        secrets[0].metadata.resource_version = Some("3".to_owned());
+        secrets[1]
+            .data
+            .as_mut()
+            .expect("data")
+            .insert(TLS_KEY.to_owned(), ByteString(b"not pem".to_vec()));
+        let loaded = load(&secrets, "p", KeyOrderPriority::CertNotBefore);
+        let kept: Vec<(&Fingerprint, &LoadedSecret)> = loaded.keys.key_secrets();
+        let names: Vec<Option<&str>> = kept
+            .iter()
+            .map(|(_, s)| s.expose_secret().metadata.name.as_deref())
+            .collect();
+        assert_eq!(
+            names,
+            [Some("k2"), Some("k0")],
+            "newest first, unreadable left out"
+        );
+        assert_eq!(kept[1].0, keys[0].0.fingerprint());
+        let k0 = kept[1].1.expose_secret();
+        assert_eq!(k0.metadata.resource_version, None, "trimmed");
+        assert_eq!(k0.metadata.creation_timestamp, None, "trimmed");
+        assert_eq!(k0.data, secrets[0].data, "data as loaded");
+        assert_eq!(k0.metadata.labels, secrets[0].metadata.labels);
+        let debug = format!("{:?}", loaded.keys);
+        assert!(debug.contains("LoadedSecret(kube-system/k0)"), "{debug}");
+        assert!(
+            !debug.contains("PRIVATE KEY") && !debug.contains("tls.key"),
+            "{debug}"
         );
     }
 

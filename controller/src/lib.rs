@@ -11,6 +11,7 @@
 //!                  │                        ▲
 //!                  └── digest (HMAC proof that a Secret is in sync: no RSA on restart)
 //!   http (healthz, cert.pem, verify, rotate; rate and size limited) + metrics
+//!   key_secrets ──▶ escrow (age bundle of the active key Secrets) ──▶ ConfigMap + /v1/escrow-bundle
 //! ```
 //!
 //! - [`flags`]: every Bitnami controller flag and its `SEALED_SECRETS_*` variable.
@@ -21,6 +22,8 @@
 //!   condition, and the retry policy.
 //! - [`http`] and [`metrics`]: the public endpoints.
 //! - [`leader`]: Lease-based leader election, so several replicas can run.
+//! - [`escrow`]: the active keys encrypted to `--escrow-recipient`s, kept in a
+//!   ConfigMap by the leader and served at `/v1/escrow-bundle`.
 //!
 //! ## Errors
 //!
@@ -30,6 +33,7 @@
 
 pub mod digest;
 mod error;
+pub mod escrow;
 pub mod flags;
 pub mod http;
 pub mod key_secrets;

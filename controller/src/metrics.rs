@@ -16,6 +16,7 @@
 //! | `sealant_controller_key_sealed_secrets` | `fingerprint` | SealedSecrets whose values need each key now, as of their last successful pass (the zero-decryption path included) |
 //! | `sealant_controller_key_age_seconds` | `fingerprint` | age of each loaded key, from its ordering time (certificate NotBefore or Secret creation) |
 //! | `sealant_controller_key_renewal_seconds` | | seconds until the next automatic key renewal; 0 when due, -1 when disabled (`--key-renew-period=0`) |
+//! | `sealant_controller_escrow_bundle_keys` | | keys in the escrow bundle the leader last wrote or found current in its ConfigMap (`--escrow-recipient`); 0 until then and on standby replicas |
 //!
 //! `decryptions_total` and `in_sync_skips_total` are how the end-to-end suite proves
 //! that a restart over in-sync objects does zero decryptions. The key inventory
@@ -145,6 +146,7 @@ pub struct Metrics {
     key_sealed_secrets: Family<KeyLabels, Gauge>,
     key_age: Family<KeyLabels, Gauge>,
     key_renewal: Gauge,
+    escrow_bundle_keys: Gauge,
     /// The keys each SealedSecret (`namespace/name`) needed at its last successful
     /// pass: what `key_sealed_secrets` counts.
     dependencies: Mutex<HashMap<String, BTreeSet<Fingerprint>>>,
@@ -183,6 +185,7 @@ impl Metrics {
         let key_sealed_secrets = Family::<KeyLabels, Gauge>::default();
         let key_age = Family::<KeyLabels, Gauge>::default();
         let key_renewal = Gauge::default();
+        let escrow_bundle_keys = Gauge::default();
 
         {
             let bitnami = registry.sub_registry_with_prefix("sealed_secrets_controller");
@@ -250,6 +253,11 @@ impl Metrics {
                 "Seconds until the next automatic key renewal; 0 when due, -1 when disabled",
                 key_renewal.clone(),
             );
+            ours.register(
+                "escrow_bundle_keys",
+                "Keys in the escrow bundle last written to (or found current in) its ConfigMap",
+                escrow_bundle_keys.clone(),
+            );
         }
         Self {
             registry,
@@ -265,6 +273,7 @@ impl Metrics {
             key_sealed_secrets,
             key_age,
             key_renewal,
+            escrow_bundle_keys,
             dependencies: Mutex::default(),
             inventory: Mutex::default(),
             omit_secret_labels,
@@ -386,6 +395,12 @@ impl Metrics {
             Renewal::Never => -1,
         };
         self.key_renewal.set(renewal);
+    }
+
+    /// The escrow ConfigMap holds a bundle of `keys` keys now.
+    pub fn set_escrow_bundle_keys(&self, keys: usize) {
+        self.escrow_bundle_keys
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
     }
 
     /// One pass that reused the in-sync Secret's data.

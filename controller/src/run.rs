@@ -3,10 +3,11 @@
 //! ```text
 //!   run()
 //!    ├─ HTTP API on --listen-addr, metrics on --listen-metrics-addr   (up before any sync: probes pass early)
-//!    ├─ key manager: list key Secrets ─▶ KeyStore
+//!    ├─ key manager: list key Secrets ─▶ KeyStore (+ escrow bundle, with --escrow-recipient)
 //!    │    └─ key watcher (label-selected Secrets and the legacy one, in the controller's namespace) ─▶ reload ─▶ reconcile all
 //!    ├─ with --leader-elect: wait until this replica holds the Lease (then keep renewing it)
 //!    ├─ generate a key if none, or past --key-cutoff-time; renewal loop: every --key-renew-period, or on SIGUSR1
+//!    ├─ with --escrow-recipient: keep the ConfigMap sealant-escrow-bundle in step with the keys (crate::escrow)
 //!    └─ one kube-runtime Controller per watched namespace (or one for all):
 //!         SealedSecrets (with --label-selector), owned Secrets watched as metadata only
 //!         reconcile(): fetch Secret ─▶ ownership ─▶ in-sync proof or unseal (blocking pool) ─▶ decide ─▶ write ─▶ status, event
@@ -31,9 +32,10 @@
 //! and retry instead of being overwritten blindly. Status is a merge patch of
 //! `status` on the status subresource (RBAC: `sealedsecrets/status` `patch`).
 //!
-//! With `--leader-elect`, the part that writes (key generation and renewal, the
-//! reconcile loops) starts only once this replica holds the Lease ([`crate::leader`]);
-//! the HTTP API, the metrics and the key watch run on every replica.
+//! With `--leader-elect`, the part that writes (key generation and renewal, the escrow
+//! ConfigMap, the reconcile loops) starts only once this replica holds the Lease
+//! ([`crate::leader`]); the HTTP API, the metrics, the key watch and the escrow bundle
+//! it builds run on every replica.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -41,7 +43,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt as _, future};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
@@ -55,6 +57,7 @@ use tokio::sync::watch;
 use tracing::{error, info, instrument, warn};
 
 use crate::digest;
+use crate::escrow::{self, Escrow};
 use crate::flags::Flags;
 use crate::http::{ApiState, TokenBucket, api_router, metrics_router};
 use crate::key_secrets::{self, KEY_SELECTOR, KeyStore, Keys, Renewal};
@@ -101,6 +104,15 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         flags.metrics_omit_secret_labels,
     ));
     let keys = Arc::new(KeyStore::default());
+    let escrow = Arc::new(Escrow::new(flags.escrow_recipients()));
+    if escrow.is_enabled() {
+        let recipients: Vec<String> = escrow
+            .recipients()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        info!(recipients = %recipients.join(","), "escrowing the active keys");
+    }
 
     // Serve first, so probes pass while keys load and the first sync runs. Every
     // replica serves, leader or not: the endpoints only read keys.
@@ -109,6 +121,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         metrics: metrics.clone(),
         limiter: TokenBucket::new(flags.rate_limit, flags.rate_limit_burst),
         accept_v1_data: flags.accept_deprecated_v1_data,
+        escrow: escrow.clone(),
     });
     let api_server = serve(flags.listen_addr.0, api_router(api_state)).await?;
     let metrics_server =
@@ -120,6 +133,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         namespace: namespace.clone(),
         keys: keys.clone(),
         metrics: metrics.clone(),
+        escrow: escrow.clone(),
         flags: flags.clone(),
     });
     key_manager.initial_load().await?;
@@ -158,6 +172,14 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         key_manager.renew().await?;
     }
     background.push(tokio::spawn(key_manager.clone().renewal_loop()));
+    if escrow.is_enabled() {
+        background.push(tokio::spawn(escrow::keep_written(
+            Api::<ConfigMap>::namespaced(client.clone(), &namespace),
+            namespace.clone(),
+            escrow.clone(),
+            metrics.clone(),
+        )));
+    }
 
     let context = Arc::new(Context {
         client: client.clone(),
@@ -636,6 +658,7 @@ struct KeyManager {
     namespace: String,
     keys: Arc<KeyStore>,
     metrics: Arc<Metrics>,
+    escrow: Arc<Escrow>,
     flags: Flags,
 }
 
@@ -682,6 +705,7 @@ impl KeyManager {
         self.metrics
             .set_keys(&loaded.keys, self.flags.key_renew_period.get());
         let age_identities = loaded.keys.ring.age_len();
+        self.refresh_escrow(&loaded.keys);
         self.keys.replace(loaded.keys);
         info!(keys = after.len(), age_identities, newest = ?newest_after.as_ref().map(Fingerprint::as_str), "keys loaded");
         before != after || newest_before != newest_after
@@ -733,20 +757,40 @@ impl KeyManager {
                 .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.0.as_nanosecond()).ok())
                 .unwrap_or_else(OffsetDateTime::now_utc),
         };
+        let name = created.name_any();
         let mut keys = (*self.keys.snapshot()).clone();
         let fingerprint = key.fingerprint().clone();
         let recipient = age.recipient().to_string();
         keys.insert(key, certificate, Some(age), time);
+        keys.set_secret(&fingerprint, &created);
+        drop(created);
         self.metrics
             .set_keys(&keys, self.flags.key_renew_period.get());
+        self.refresh_escrow(&keys);
         self.keys.replace(keys);
         info!(
-            secret = %format!("{}/{}", self.namespace, created.name_any()),
+            secret = %format!("{}/{}", self.namespace, name),
             fingerprint = %fingerprint,
             age_recipient = %recipient,
             "new sealing key written"
         );
         Ok(())
+    }
+
+    /// Rebuilds the escrow bundle if the keys it covers changed. A failure is logged:
+    /// the previous bundle stays, and the next key change tries again.
+    fn refresh_escrow(&self, keys: &Keys) {
+        match self.escrow.refresh(keys) {
+            Ok(true) => {
+                let covered = self
+                    .escrow
+                    .bundle()
+                    .map_or(0, |b| b.coverage.fingerprints.len());
+                info!(keys = covered, "escrow bundle rebuilt");
+            }
+            Ok(false) => {}
+            Err(e) => error!(error = %chain(&e), "cannot rebuild the escrow bundle"),
+        }
     }
 
     /// Renews on schedule and on SIGUSR1.
