@@ -287,6 +287,17 @@ pub struct ClusterArgs {
     pub namespace: Option<String>,
 }
 
+impl ClusterArgs {
+    /// Refuses `-n/--namespace` for a `command` where it would mean nothing, saying
+    /// `why`.
+    pub fn refuse_namespace(&self, command: &str, why: &str) -> anyhow::Result<()> {
+        if self.namespace.is_some() {
+            anyhow::bail!("-n/--namespace does not apply to `{command}`: {why}");
+        }
+        Ok(())
+    }
+}
+
 /// Output format and destination.
 #[derive(Debug, Args)]
 pub struct OutputArgs {

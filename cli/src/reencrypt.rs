@@ -89,9 +89,10 @@ pub struct ReencryptArgs {
     #[command(flatten)]
     pub recipients: RecipientArgs,
 
-    /// How to reach the cluster whose certificate is fetched without --cert.
+    /// How to reach the cluster whose certificate is fetched without --cert (`-n` is
+    /// refused: each SealedSecret keeps its own namespace).
     #[command(flatten)]
-    pub kube: KubeArgs,
+    pub cluster: ClusterArgs,
 
     /// Write nothing; print, for each value, the key that opened it and what would be
     /// done
@@ -103,43 +104,15 @@ pub struct ReencryptArgs {
     pub force: bool,
 }
 
-/// The kubeconfig flags, for fetching the certificate from the new controller.
-#[derive(Debug, Args)]
-pub struct KubeArgs {
-    /// Path to a kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// The kubeconfig context to use
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
-
-    /// The kubeconfig cluster to use
-    #[arg(long, value_name = "NAME")]
-    pub cluster: Option<String>,
-
-    /// The kubeconfig user to use
-    #[arg(long, value_name = "NAME")]
-    pub user: Option<String>,
-}
-
-impl KubeArgs {
-    fn cluster_args(&self) -> ClusterArgs {
-        ClusterArgs {
-            kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
-            cluster: self.cluster.clone(),
-            user: self.user.clone(),
-            namespace: None,
-        }
-    }
-}
-
 /// Runs `sealant reencrypt`.
 pub fn run(args: &ReencryptArgs) -> Result<()> {
     let candidates = collect(&args.paths)?;
     let ring = recovery::load_keys(&args.recovery_private_key)?;
-    let key = SealingKey::load(&args.cert, &args.recipients, &args.kube.cluster_args())?;
+    args.cluster.refuse_namespace(
+        "sealant reencrypt",
+        "each SealedSecret keeps its own namespace and scope",
+    )?;
+    let key = SealingKey::load(&args.cert, &args.recipients, &args.cluster)?;
     let target = Target::new(&key);
 
     let mut plans = Vec::new();

@@ -253,12 +253,10 @@ impl Session {
     /// `--user`, else `$KUBECONFIG`/`~/.kube/config`, else in-cluster). These commands
     /// only talk to the API server, never to the controller's Service.
     fn connect(args: &ControllerArgs) -> Result<Self> {
-        if args.cluster.namespace.is_some() {
-            bail!(
-                "-n/--namespace does not apply to `sealant keys`: key Secrets live in the \
-                 controller's namespace; use --controller-namespace"
-            );
-        }
+        args.cluster.refuse_namespace(
+            "sealant keys",
+            "key Secrets live in the controller's namespace; use --controller-namespace",
+        )?;
         if args.controller_namespace.is_empty() {
             bail!("--controller-namespace must not be empty");
         }
