@@ -1,5 +1,6 @@
-//! etcd, kube-apiserver and kube-controller-manager as child processes, one set per
-//! test binary, ready before the first test uses them.
+//! etcd, kube-apiserver and kube-controller-manager as child processes: one shared set
+//! per test binary ([`cluster`]), ready before the first test uses them, and as many
+//! more as a test asks for ([`ControlPlane::start_another`]).
 //!
 //! Start order and readiness:
 //!
@@ -17,12 +18,20 @@
 //! The shared control plane holds no `kube::Client`: each test has its own tokio
 //! runtime, and a client's connections die with the runtime that made them. Tests call
 //! [`ControlPlane::client`] instead.
+//!
+//! Every control plane is independent: its own directory, reaper, test host (network
+//! namespace, veth and /30), ports and Bitnami controller. A test that needs two
+//! clusters (multi-cluster sealing) or one it may destroy (a disaster drill) starts its
+//! own with [`ControlPlane::start_another`], and [`ControlPlane::destroy`] ends one:
+//! every process it started is killed and its data, network namespace and veth are
+//! gone, as after the test binary's exit. The shared one cannot be destroyed.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -48,6 +57,10 @@ pub fn cluster() -> Result<&'static ControlPlane> {
     CLUSTER
         .get_or_init(|| {
             block_on_own_thread(ControlPlane::start)
+                .map(|mut cp| {
+                    cp.shared = true;
+                    cp
+                })
                 .map_err(|e| format!("the local control plane did not start: {e:#}"))
         })
         .as_ref()
@@ -55,8 +68,9 @@ pub fn cluster() -> Result<&'static ControlPlane> {
 }
 
 /// Runs an async job to completion on a fresh thread with its own runtime, so that it
-/// can be called from sync code and from inside any test's runtime alike.
-pub(crate) fn block_on_own_thread<T, F, Fut>(job: F) -> Result<T>
+/// can be called from sync code and from inside any test's runtime alike (e.g. to set
+/// up, once, what several tests of a binary share).
+pub fn block_on_own_thread<T, F, Fut>(job: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
@@ -109,6 +123,10 @@ pub struct ControlPlane {
     pub(crate) reaper: Reaper,
     components: Vec<Component>,
     pub(crate) bitnami: OnceLock<Result<BitnamiController, String>>,
+    /// Whether this is the binary's shared control plane ([`cluster`]).
+    shared: bool,
+    /// Whether [`Self::destroy`] has run.
+    destroyed: AtomicBool,
 }
 
 impl ControlPlane {
@@ -281,7 +299,46 @@ impl ControlPlane {
             reaper,
             components: vec![etcd, apiserver, kcm],
             bitnami: OnceLock::new(),
+            shared: false,
+            destroyed: AtomicBool::new(false),
         })
+    }
+
+    /// Starts a control plane of the caller's own, independent of [`cluster`] and of
+    /// every other one, and keeps it for the rest of the process (as [`cluster`] keeps
+    /// the shared one), so [`crate::TestNamespace`] and [`Self::bitnami`] work with it.
+    /// Callable from sync code and from inside a test's runtime.
+    pub fn start_another() -> Result<&'static Self> {
+        let cp = block_on_own_thread(Self::start)
+            .context("another local control plane did not start")?;
+        Ok(Box::leak(Box::new(cp)))
+    }
+
+    /// Destroys this control plane now: kills etcd, the API server, the
+    /// controller-manager and every controller started on it, and deletes its network
+    /// namespace, veth and directory (the directory stays if `SEALANT_TEST_KEEP=1`).
+    /// Its API server is unreachable afterwards and nothing can be started on it.
+    /// Fails for the shared control plane, which other tests are using.
+    pub fn destroy(&self) -> Result<()> {
+        if self.shared {
+            bail!("the shared control plane cannot be destroyed; use ControlPlane::start_another");
+        }
+        self.destroyed.store(true, Ordering::SeqCst);
+        let bitnami = self
+            .bitnami
+            .get()
+            .and_then(|b| b.as_ref().ok())
+            .map(|b| &b.component);
+        for c in self.components.iter().rev().chain(bitnami) {
+            c.kill();
+        }
+        // The reaper kills what remains (controllers the tests started) and cleans up.
+        self.reaper.finish()
+    }
+
+    /// Whether [`Self::destroy`] has run.
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::SeqCst)
     }
 
     /// A fresh admin client, bound to the caller's runtime.

@@ -1,8 +1,11 @@
 //! Small builders the suites share: Secret manifests, sealing through the `sealant`
-//! binary, `kubectl apply` as admin, and value maps to compare against.
+//! binary, `kubectl apply` as admin, value maps to compare against, and
+//! `deploy/rbac.yaml`'s namespaced rights moved into a test's namespace.
 
 use std::collections::BTreeMap;
 use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
 
 use k8s_openapi::api::core::v1::Secret;
 use std::time::Duration;
@@ -104,4 +107,32 @@ pub fn expected(values: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+/// Applies `deploy/rbac.yaml`'s Role and RoleBinding named `name`, moved from
+/// `kube-system` into `namespace`: a test's controller keeps its keys (and its Lease,
+/// its escrow ConfigMap) in the test's namespace, not in `kube-system`. The subject
+/// stays the controller's ServiceAccount in `kube-system`. Fails if `deploy/rbac.yaml`
+/// has no such pair.
+pub async fn grant_in_namespace(cp: &ControlPlane, name: &str, namespace: &str) -> Result<()> {
+    use serde::Deserialize as _;
+    let mut out = String::new();
+    let mut kinds = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(crate::sealant_controller::RBAC) {
+        let mut value = serde_json::Value::deserialize(doc).context("deploy/rbac.yaml parses")?;
+        if value["metadata"]["name"] != name || value["metadata"]["namespace"] != "kube-system" {
+            continue;
+        }
+        kinds.push(value["kind"].as_str().unwrap_or_default().to_owned());
+        value["metadata"]["namespace"] = namespace.into();
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&value)?);
+    }
+    kinds.sort();
+    if kinds != ["Role", "RoleBinding"] {
+        bail!("deploy/rbac.yaml has no Role and RoleBinding named {name} in kube-system");
+    }
+    crate::bitnami::apply_manifests(&cp.client().await?, &out)
+        .await
+        .with_context(|| format!("apply {name} in {namespace}"))
 }

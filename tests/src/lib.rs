@@ -15,8 +15,10 @@
 //! ```
 //!
 //! Guarantees:
-//! - One control plane per test binary ([`cluster`]), each test in its own namespace
-//!   ([`TestNamespace`]), removed afterwards unless `SEALANT_TEST_KEEP=1`.
+//! - One shared control plane per test binary ([`cluster`]), each test in its own
+//!   namespace ([`TestNamespace`]), removed afterwards unless `SEALANT_TEST_KEEP=1`.
+//!   A test that needs more clusters, or one it may destroy, starts independent ones
+//!   ([`ControlPlane::start_another`], [`ControlPlane::destroy`]).
 //! - Nothing outlives the test process: a reaper process (see [`process`]) holds the read
 //!   end of a pipe that only the test process writes to. When the test process ends for
 //!   any reason (success, panic, Ctrl-C, SIGKILL), the reaper kills every component and

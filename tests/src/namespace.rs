@@ -1,9 +1,10 @@
 //! One temporary Kubernetes namespace per test, so tests that share a control plane
 //! cannot see each other's objects.
 //!
-//! The namespace is deleted when the guard drops, unless `SEALANT_TEST_KEEP=1`. If the
-//! test is panicking at that moment, the guard prints the end of every component's log
-//! first (libtest shows it with the failure).
+//! The namespace is deleted when the guard drops, unless `SEALANT_TEST_KEEP=1` or its
+//! control plane was destroyed (it went with it). If the test is panicking at that
+//! moment, the guard prints the end of every component's log first (libtest shows it
+//! with the failure).
 
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::Namespace;
@@ -33,6 +34,13 @@ impl TestNamespace {
             .collect();
         base.truncate(40);
         let name = format!("e2e-{}-{}", base.trim_matches('-'), crate::random_hex(3));
+        Self::named(cluster, &name).await
+    }
+
+    /// Creates the namespace `name` exactly, e.g. on a second cluster, to hold what a
+    /// first cluster held under the same name (strict-scoped SealedSecrets name it).
+    pub async fn named(cluster: &'static ControlPlane, name: &str) -> Result<Self> {
+        let name = name.to_owned();
         let api: Api<Namespace> = Api::all(cluster.client().await?);
         let ns = Namespace {
             metadata: ObjectMeta {
@@ -66,6 +74,9 @@ impl Drop for TestNamespace {
         }
         if self.cluster.keep {
             eprintln!("SEALANT_TEST_KEEP=1: keeping namespace {}", self.name);
+            return;
+        }
+        if self.cluster.is_destroyed() {
             return;
         }
         let name = self.name.clone();

@@ -5,9 +5,15 @@
 //! non-loopback address. Rather than use the machine's real interface, the harness makes
 //! a private /30 between the host side of a veth pair and a network namespace. Traffic
 //! stays on this machine, and the reaper ([`crate::process`]) deletes both at exit.
+//!
+//! Each control plane has a test host of its own. Names carry a random suffix, and a
+//! /30 is free only if no route or address on the machine overlaps it and no other
+//! test host of this process has claimed it, so control planes started at the same
+//! time (before either has created its veth) never share one.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::sync::Mutex;
 
 use anyhow::{Context as _, Result, bail};
 
@@ -25,8 +31,13 @@ pub struct TestHost {
 }
 
 impl TestHost {
-    /// Picks names and a free /30 in 10.254.0.0/16; nothing is created yet.
+    /// Picks names and a free /30 in 10.254.0.0/16, distinct from every other test
+    /// host this process has planned; nothing is created yet.
     pub fn plan() -> Result<Self> {
+        // The networks this process has handed out. Never released: a process starts
+        // only a handful of test hosts, and 16384 /30s fit in the /16.
+        static CLAIMED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
         let suffix = crate::random_hex(4);
         let routes = ip(&["-o", "-4", "route", "show", "table", "all"]).unwrap_or_default();
         let addrs = ip(&["-o", "-4", "addr", "show"]).unwrap_or_default();
@@ -42,9 +53,10 @@ impl TestHost {
             let clash = taken
                 .iter()
                 .any(|(base, mask)| (net & mask) == *base || (base & 0xffff_fffc) == net);
-            if clash {
+            if clash || claimed.contains(&net) {
                 continue;
             }
+            claimed.push(net);
             return Ok(Self {
                 netns: format!("sealant-e2e-{suffix}"),
                 veth_host: format!("se{suffix}h"),

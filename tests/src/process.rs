@@ -17,12 +17,18 @@
 //! The kernel closes the write end when the test process exits for any reason, so the
 //! reaper always runs. It ignores SIGINT and SIGHUP, which a Ctrl-C or a closed terminal
 //! sends to the whole process group, and only then does its work.
+//!
+//! Each control plane has its own reaper, directory, network namespace and veth, so a
+//! binary may run several at once. [`Reaper::finish`] closes the write end early: the
+//! reaper then does the same work while the test runs on, which is how a test destroys
+//! a control plane of its own (see [`crate::ControlPlane::destroy`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -54,12 +60,17 @@ fi
 [ "$keep" = 1 ] || rm -rf "$dir"
 "#;
 
-/// Cleans up after the test process, whenever and however it exits.
+/// How long [`Reaper::finish`] waits for the reaper to kill everything and clean up.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Cleans up after the test process, whenever and however it exits, or earlier when
+/// [`Reaper::finish`] asks.
 pub struct Reaper {
     pids: PathBuf,
-    // Never written to: its only job is to be closed by the kernel at process exit.
-    _pipe: ChildStdin,
-    _child: Child,
+    // Never written to: its only job is to be closed, by the kernel at process exit or
+    // by `finish`. `None` once finished.
+    pipe: Mutex<Option<ChildStdin>>,
+    child: Mutex<Child>,
 }
 
 impl Reaper {
@@ -81,13 +92,45 @@ impl Reaper {
             .context("the reaper's stdin was not piped")?;
         Ok(Self {
             pids: dir.join("pids"),
-            _pipe: pipe,
-            _child: child,
+            pipe: Mutex::new(Some(pipe)),
+            child: Mutex::new(child),
         })
     }
 
+    /// Does now what the reaper does at exit: kills every process spawned through it,
+    /// deletes the network namespace and the veth, and removes the directory (unless
+    /// kept); returns once the reaper has finished. Later calls do nothing, and
+    /// [`Self::spawn`] fails from then on.
+    pub fn finish(&self) -> Result<()> {
+        // Holding the pipe's lock across the wait keeps a concurrent `spawn` from
+        // starting a process the reaper no longer watches.
+        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        if pipe.take().is_none() {
+            return Ok(());
+        }
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("the reaper exited with {status} while cleaning up");
+                }
+                return Ok(());
+            }
+            if start.elapsed() > FINISH_TIMEOUT {
+                bail!("the reaper did not finish cleaning up within {FINISH_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Spawns `cmd` with its output in `log`, and makes the reaper kill it at exit.
+    /// Fails once [`Self::finish`] has run.
     pub fn spawn(&self, name: &str, mut cmd: Command, log: &Path) -> Result<Component> {
+        let pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        if pipe.is_none() {
+            bail!("cannot start {name}: its control plane was destroyed");
+        }
         let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
         let err = out.try_clone()?;
         let child = cmd
