@@ -16,10 +16,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use sealant_crds::key_secret::{parse_key_list, read_rsa};
-use sealant_e2e::bitnami::apply_manifests;
 use sealant_e2e::control_plane::http_get;
-use sealant_e2e::sealant_controller::{RBAC, SealantController, eventually};
-use sealant_e2e::{ControlPlane, TestNamespace, cluster};
+use sealant_e2e::fixtures::grant_in_namespace;
+use sealant_e2e::sealant_controller::{SealantController, eventually};
+use sealant_e2e::{TestNamespace, cluster};
 use sealant_keys::{AgeIdentity, bundle};
 
 /// The key Secret label selector, as Bitnami and sealant write it.
@@ -29,30 +29,6 @@ const CONFIG_MAP: &str = "sealant-escrow-bundle";
 const FINGERPRINTS: &str = "sealant.dev/escrow-fingerprints";
 const RECIPIENTS: &str = "sealant.dev/escrow-recipients";
 const BUNDLE_KEYS_METRIC: &str = "sealant_controller_escrow_bundle_keys";
-
-/// `deploy/rbac.yaml`'s escrow Role and RoleBinding, moved from `kube-system` into
-/// `namespace`.
-async fn grant_escrow_rights(cp: &ControlPlane, namespace: &str) {
-    use serde::Deserialize as _;
-    let mut out = String::new();
-    for doc in serde_yaml_ng::Deserializer::from_str(RBAC) {
-        let mut value = serde_json::Value::deserialize(doc).expect("deploy/rbac.yaml parses");
-        if value["metadata"]["name"] != "sealant-escrow" {
-            continue;
-        }
-        value["metadata"]["namespace"] = namespace.into();
-        out.push_str("---\n");
-        out.push_str(&serde_yaml_ng::to_string(&value).expect("yaml"));
-    }
-    assert!(
-        out.matches("---").count() == 2,
-        "deploy/rbac.yaml lacks the sealant-escrow Role and RoleBinding"
-    );
-    let client = cp.client().await.expect("client");
-    apply_manifests(&client, &out)
-        .await
-        .expect("apply the escrow rights");
-}
 
 /// The active key Secrets' fingerprints, newest (by creation) first.
 async fn active_fingerprints(secrets: &Api<Secret>) -> Vec<String> {
@@ -152,7 +128,9 @@ async fn escrow_bundle_covers_the_active_keys_follows_renewal_and_retirement_and
  {
     let cp = cluster().expect("control plane");
     let ns = TestNamespace::new(cp, "escrow").await.expect("namespace");
-    grant_escrow_rights(cp, &ns.name).await;
+    grant_in_namespace(cp, "sealant-escrow", &ns.name)
+        .await
+        .expect("grant sealant-escrow");
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
@@ -267,7 +245,9 @@ async fn without_escrow_recipient_the_endpoint_is_404_and_no_configmap_is_writte
     let cp = cluster().expect("control plane");
     let ns = TestNamespace::new(cp, "noescrow").await.expect("namespace");
     // The rights are there: only the missing flag keeps the ConfigMap away.
-    grant_escrow_rights(cp, &ns.name).await;
+    grant_in_namespace(cp, "sealant-escrow", &ns.name)
+        .await
+        .expect("grant sealant-escrow");
     let client = cp.client().await.expect("client");
     let configmaps: Api<ConfigMap> = Api::namespaced(client, &ns.name);
     let controller = SealantController::start(cp, &ns.name, &[])

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use sealant_e2e::bitnami::apply_manifests;
-use sealant_e2e::fixtures::{expected, kubectl_apply, seal, secret_values};
-use sealant_e2e::sealant_controller::{RBAC, SealantController};
-use sealant_e2e::{ControlPlane, TestNamespace, cluster, record_timing};
+use sealant_e2e::fixtures::{expected, grant_in_namespace, kubectl_apply, seal, secret_values};
+use sealant_e2e::sealant_controller::SealantController;
+use sealant_e2e::{TestNamespace, cluster, record_timing};
 
 /// Short election timings, so the test takes seconds: a dead leader's Lease is free
 /// after 4 s.
@@ -21,31 +20,6 @@ const ELECTION: [&str; 4] = [
     "--leader-elect-renew-deadline=3s",
     "--leader-elect-retry-period=500ms",
 ];
-
-/// `deploy/rbac.yaml`'s leader-election Role and RoleBinding, moved from
-/// `kube-system` into `namespace` (where each test's controllers keep their keys and
-/// their Lease). The subject stays the ServiceAccount in `kube-system`.
-async fn grant_lease_rights(cp: &ControlPlane, namespace: &str) {
-    use serde::Deserialize as _;
-    let mut out = String::new();
-    for doc in serde_yaml_ng::Deserializer::from_str(RBAC) {
-        let mut value = serde_json::Value::deserialize(doc).expect("deploy/rbac.yaml parses");
-        if value["metadata"]["name"] != "sealant-leader-election" {
-            continue;
-        }
-        value["metadata"]["namespace"] = namespace.into();
-        out.push_str("---\n");
-        out.push_str(&serde_yaml_ng::to_string(&value).expect("yaml"));
-    }
-    assert!(
-        out.matches("---").count() == 2,
-        "deploy/rbac.yaml lacks the sealant-leader-election Role and RoleBinding"
-    );
-    let client = cp.client().await.expect("client");
-    apply_manifests(&client, &out)
-        .await
-        .expect("apply the Lease rights");
-}
 
 /// The Lease's holder, if any.
 async fn holder(leases: &Api<Lease>) -> Option<String> {
@@ -96,7 +70,9 @@ async fn standby_takes_over_when_the_leader_dies_and_finishes_the_work() {
     let cp = cluster().expect("control plane");
     let ns = TestNamespace::new(cp, "ha").await.expect("namespace");
     let client = cp.client().await.expect("client");
-    grant_lease_rights(cp, &ns.name).await;
+    grant_in_namespace(cp, "sealant-leader-election", &ns.name)
+        .await
+        .expect("grant sealant-leader-election");
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
 
