@@ -55,7 +55,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use k8s_openapi::ByteString;
 use sealant_crds::{API_VERSION, Format, KIND, SealedSecret, Sealer, annotations};
-use sealant_keys::{AgeRecipient, Certificate, KeyRing, Opened, Scope};
+use sealant_keys::{AgeRecipient, Certificate, KeyRing, Opened, Scope, age_envelope};
 use serde_json::Value;
 
 use crate::args::{CertArgs, ClusterArgs, RecipientArgs};
@@ -215,28 +215,11 @@ impl<'a> Target<'a> {
         match (&self.kind, &opened.age) {
             (TargetKind::Certificate(cert), None) => &opened.fingerprint == cert.fingerprint(),
             (TargetKind::Recipients([only]), Some(recipient)) => {
-                only == recipient && age_stanzas(blob) == 1
+                only == recipient && age_envelope::recipient_stanzas(blob) == 1
             }
             _ => false,
         }
     }
-}
-
-/// The number of recipient stanzas (`-> TAG ...` lines) in an age file's header, not
-/// counting the random `*-grease` stanzas the age crate adds to every file.
-fn age_stanzas(blob: &[u8]) -> usize {
-    let header_end = blob
-        .windows(5)
-        .position(|w| w == b"\n--- ")
-        .unwrap_or(blob.len());
-    blob[..header_end]
-        .split(|b| *b == b'\n')
-        .filter_map(|line| line.strip_prefix(b"-> "))
-        .filter(|stanza| {
-            let tag = stanza.split(|b| *b == b' ').next().unwrap_or_default();
-            !tag.ends_with(b"-grease")
-        })
-        .count()
 }
 
 /// A file to read, and whether it was named on the command line.
@@ -864,16 +847,6 @@ mod tests {
         assert!(!is_marker("----\n", "---"));
         assert!(!is_marker("---x\n", "---"));
         assert!(!is_marker(" ---\n", "---"));
-    }
-
-    #[test]
-    fn age_stanzas_are_counted_in_the_header_only() {
-        let blob = b"age-encryption.org/v1\n-> X25519 a\nb\n-> X25519 c\nd\n-> x-grease 1\n\n--- mac\n\n-> body";
-        assert_eq!(age_stanzas(blob), 2);
-        assert_eq!(
-            age_stanzas(b"age-encryption.org/v1\n-> X25519 a\nb\n--- m\n"),
-            1
-        );
     }
 
     #[test]

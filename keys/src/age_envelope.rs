@@ -66,6 +66,28 @@ pub fn is_age(blob: &[u8]) -> bool {
     blob.starts_with(AGE_HEADER)
 }
 
+/// The number of recipient stanzas (`-> TAG ...` lines) in the header of the age file
+/// `blob`, not counting the random `*-grease` stanzas age adds to every file: how many
+/// recipients a value was sealed to. Anything that is not an age file counts 0. Reads
+/// only the public header; never decrypts.
+pub fn recipient_stanzas(blob: &[u8]) -> usize {
+    if !is_age(blob) {
+        return 0;
+    }
+    let header_end = blob
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .unwrap_or(blob.len());
+    blob[..header_end]
+        .split(|b| *b == b'\n')
+        .filter_map(|line| line.strip_prefix(b"-> "))
+        .filter(|stanza| {
+            let tag = stanza.split(|b| *b == b' ').next().unwrap_or_default();
+            !tag.ends_with(b"-grease")
+        })
+        .count()
+}
+
 /// Seals `plaintext` under `scope_label` to every recipient in `recipients`: any one
 /// of their identities opens it, under exactly that label.
 pub fn seal(
@@ -225,6 +247,27 @@ mod tests {
         assert!(blob.starts_with(b"age-encryption.org/v1\n-> X25519 "));
         let opened = open(&[id], b"prod/db", &blob).expect("open");
         assert_eq!(opened.expose_secret(), b"s3cret");
+    }
+
+    #[test]
+    fn recipient_stanzas_counts_recipients_without_grease() {
+        let (a, b) = (identity(), identity());
+        let one = seal(&[a.recipient().clone()], b"", b"v").expect("seal");
+        let two = seal(&[a.recipient().clone(), b.recipient().clone()], b"", b"v").expect("seal");
+        assert_eq!(recipient_stanzas(&one), 1);
+        assert_eq!(recipient_stanzas(&two), 2);
+        assert_eq!(recipient_stanzas(b"not age"), 0);
+        assert_eq!(recipient_stanzas(AGE_HEADER), 0);
+    }
+
+    #[test]
+    fn recipient_stanzas_are_counted_in_the_header_only() {
+        let blob = b"age-encryption.org/v1\n-> X25519 a\nb\n-> X25519 c\nd\n-> x-grease 1\n\n--- mac\n\n-> body";
+        assert_eq!(recipient_stanzas(blob), 2);
+        assert_eq!(
+            recipient_stanzas(b"age-encryption.org/v1\n-> X25519 a\nb\n--- m\n"),
+            1
+        );
     }
 
     #[test]
