@@ -670,7 +670,8 @@ fn key_secret(identity: Option<&AgeIdentity>) -> k8s_openapi::api::core::v1::Sec
 /// An escrow bundle of [`key_secret`] (with `generation` as its age.key), sealed to
 /// `escrow`.
 fn escrow_bundle(escrow: &AgeIdentity, generation: &AgeIdentity) -> String {
-    let list = sealant_crds::key_secret::key_list(&[key_secret(Some(generation))]);
+    let list =
+        sealant_crds::key_secret::key_list(&[key_secret(Some(generation))]).expect("key list");
     sealant_keys::bundle::seal(&[escrow.recipient().clone()], list.as_bytes()).expect("bundle")
 }
 
@@ -781,7 +782,7 @@ fn recovery_opens_age_values_with_the_age_key_of_a_key_secret() {
 #[test]
 fn a_passphrase_bundle_takes_its_passphrase_from_the_environment_only() {
     let sb = Sandbox::new();
-    let list = sealant_crds::key_secret::key_list(&[key_secret(None)]);
+    let list = sealant_crds::key_secret::key_list(&[key_secret(None)]).expect("key list");
     let bundle =
         sealant_keys::bundle::seal_with_passphrase_work_factor("correct horse", list.as_bytes(), 4)
             .expect("bundle");

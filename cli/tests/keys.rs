@@ -116,7 +116,7 @@ fn restore_refuses_the_whole_backup_naming_the_unreadable_item_and_field() {
             ByteString(b"not a certificate".to_vec()),
         );
     }
-    let list = key_list(&[key_secret("sealed-secrets-keygood"), broken]);
+    let list = key_list(&[key_secret("sealed-secrets-keygood"), broken]).expect("key list");
     let path = sb.write("backup.yaml", list.as_bytes());
     let err = keys(&sb, &["restore", s(&path)]).failure("item 2");
     assert!(
@@ -142,7 +142,7 @@ fn restore_refuses_other_kinds_and_empty_lists() {
 #[test]
 fn passphrase_backup_asks_for_the_passphrase_and_rejects_a_wrong_one() {
     let sb = Sandbox::new();
-    let list = key_list(&[key_secret("sealed-secrets-keyabc")]);
+    let list = key_list(&[key_secret("sealed-secrets-keyabc")]).expect("key list");
     let text = bundle::seal_with_passphrase_work_factor("correct horse", list.as_bytes(), 2)
         .expect("seal");
     let path = sb.write("backup.age", &text);
@@ -171,7 +171,7 @@ fn passphrase_backup_asks_for_the_passphrase_and_rejects_a_wrong_one() {
 fn escrow_bundle_needs_a_matching_identity() {
     let sb = Sandbox::new();
     let escrow = AgeIdentity::generate();
-    let list = key_list(&[key_secret("sealed-secrets-keyabc")]);
+    let list = key_list(&[key_secret("sealed-secrets-keyabc")]).expect("key list");
     let text =
         bundle::seal(std::slice::from_ref(escrow.recipient()), list.as_bytes()).expect("seal");
     let path = sb.write("bundle.age", &text);
@@ -188,7 +188,7 @@ fn escrow_bundle_needs_a_matching_identity() {
 fn escrow_config_map_is_opened_from_its_bundle_key() {
     let sb = Sandbox::new();
     let escrow = AgeIdentity::generate();
-    let list = key_list(&[key_secret("sealed-secrets-keyabc")]);
+    let list = key_list(&[key_secret("sealed-secrets-keyabc")]).expect("key list");
     let text =
         bundle::seal(std::slice::from_ref(escrow.recipient()), list.as_bytes()).expect("seal");
     let config_map = serde_json::json!({

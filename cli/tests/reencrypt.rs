@@ -420,7 +420,9 @@ fn key_secret_yaml(pair: &Pair, identity: &AgeIdentity) -> String {
         )),
         ..Default::default()
     };
-    sealant_crds::key_secret::key_list(&[secret]).to_string()
+    sealant_crds::key_secret::key_list(&[secret])
+        .expect("key list")
+        .to_string()
 }
 
 #[test]

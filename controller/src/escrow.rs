@@ -150,6 +150,7 @@ pub fn build(keys: &Keys, recipients: &[AgeRecipient]) -> Result<Option<Bundle>,
         .collect();
     let plaintext = key_list(&secrets);
     wipe(&mut secrets);
+    let plaintext = plaintext.map_err(Error::KeyMaterial)?;
     let armored = bundle::seal(recipients, plaintext.as_bytes()).map_err(Error::Escrow)?;
     Ok(Some(Bundle { armored, coverage }))
 }

@@ -176,6 +176,14 @@ pub enum Error {
         secret: String,
     },
 
+    /// A key backup could not be serialized. The serializer's message is withheld: it
+    /// could quote key material.
+    #[error("cannot serialize key Secret {secret} into a key backup")]
+    KeyListSerialize {
+        /// `namespace/name` of the key Secret, or `the List`.
+        secret: String,
+    },
+
     /// A parsed document is not an object of the expected kind.
     #[error("document is not a {expected}: {reason}")]
     WrongKind {

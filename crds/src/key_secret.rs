@@ -227,30 +227,27 @@ pub fn backup_secret(secret: &Secret) -> Secret {
 
 /// The YAML of a `v1` `List` of key Secrets, each trimmed by [`backup_secret`]: the
 /// plaintext of a backup or escrow bundle, and what `kubectl apply -f` restores. It
-/// holds private keys: encrypt it, or write it to a 0600 file, and drop it.
-pub fn key_list(secrets: &[Secret]) -> zeroize::Zeroizing<String> {
-    let items: Vec<Value> = secrets
-        .iter()
-        .map(|s| {
-            let mut secret = backup_secret(s);
-            secret.metadata.namespace.get_or_insert_with(String::new);
-            let mut value = serde_json::to_value(&secret).unwrap_or(Value::Null);
-            if let Some(object) = value.as_object_mut() {
-                object.insert("apiVersion".to_owned(), json!("v1"));
-                object.insert("kind".to_owned(), json!("Secret"));
-                if let Some(ns) = object
-                    .get_mut("metadata")
-                    .and_then(Value::as_object_mut)
-                    .filter(|m| m.get("namespace") == Some(&json!("")))
-                {
-                    ns.remove("namespace");
-                }
-            }
-            value
-        })
-        .collect();
+/// holds private keys: encrypt it, or write it to a 0600 file, and drop it. An error
+/// (the serializer failing) never yields a partial list.
+pub fn key_list(secrets: &[Secret]) -> Result<zeroize::Zeroizing<String>, Error> {
+    let mut items = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let trimmed = backup_secret(secret);
+        let mut value = serde_json::to_value(&trimmed).map_err(|_| Error::KeyListSerialize {
+            secret: object_ref(&secret.metadata),
+        })?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("apiVersion".to_owned(), json!("v1"));
+            object.insert("kind".to_owned(), json!("Secret"));
+        }
+        items.push(value);
+    }
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}});
-    zeroize::Zeroizing::new(serde_yaml_ng::to_string(&list).unwrap_or_default())
+    serde_yaml_ng::to_string(&list)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| Error::KeyListSerialize {
+            secret: "the List".to_owned(),
+        })
 }
 
 /// Every Secret in a key backup: a `List` of Secrets (Bitnami's backup), one or more
@@ -340,7 +337,8 @@ mod tests {
         let list = key_list(&[
             secret("sealed-secrets-keyabc", Some(&id)),
             secret("b", None),
-        ]);
+        ])
+        .unwrap();
         assert!(list.contains("kind: List"));
         assert!(!list.contains("uid"));
         assert!(!list.contains("resourceVersion"));

@@ -149,6 +149,7 @@ pub fn run(args: &BackupArgs) -> Result<()> {
     let secrets: Vec<_> = keys.iter().map(|k| k.secret.clone()).collect();
     let plaintext = key_list(&secrets);
     drop(secrets);
+    let plaintext = plaintext?;
     let file = protection.apply(&plaintext)?;
     drop(plaintext);
 
