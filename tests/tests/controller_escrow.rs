@@ -270,3 +270,71 @@ async fn without_escrow_recipient_the_endpoint_is_404_and_no_configmap_is_writte
     );
     assert_eq!(controller.metric(BUNDLE_KEYS_METRIC).expect("metric"), 0.0);
 }
+
+#[tokio::test]
+async fn with_two_replicas_only_the_leader_writes_the_bundle_both_serve_it_and_a_takeover_rewrites_nothing()
+ {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "escrow-ha")
+        .await
+        .expect("namespace");
+    for grant in ["sealant-escrow", "sealant-leader-election"] {
+        grant_in_namespace(cp, grant, &ns.name)
+            .await
+            .unwrap_or_else(|e| panic!("grant {grant}: {e:#}"));
+    }
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let identity = AgeIdentity::generate();
+    let flags = [
+        "--leader-elect".to_owned(),
+        "--leader-elect-lease-duration=4s".to_owned(),
+        "--leader-elect-renew-deadline=3s".to_owned(),
+        "--leader-elect-retry-period=500ms".to_owned(),
+        format!("--escrow-recipient={}", identity.recipient()),
+    ];
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+
+    // The first replica leads, makes the key and writes the bundle.
+    let leader = SealantController::start(cp, &ns.name, &args)
+        .await
+        .expect("first replica");
+    let keys = active_fingerprints(&secrets).await;
+    assert_eq!(keys.len(), 1);
+    let written = configmap_covering(&configmaps, &leader, &keys).await;
+    // The standby serves the same keys from its own bundle, but never writes.
+    let standby = SealantController::start(cp, &ns.name, &args)
+        .await
+        .expect("second replica");
+    assert_eq!(standby.metric("sealant_controller_leader").unwrap(), 0.0);
+    endpoint_covering(&standby, &identity, &keys).await;
+    endpoint_covering(&leader, &identity, &keys).await;
+    assert_eq!(standby.metric(BUNDLE_KEYS_METRIC).unwrap(), 0.0);
+    assert!(
+        !standby
+            .log()
+            .expect("log")
+            .contains("escrow bundle written")
+    );
+
+    // The leader dies; the standby takes over and finds the bundle up to date.
+    leader.kill();
+    eventually("the standby to lead", &standby, || async {
+        let leads = standby.metric("sealant_controller_leader").ok()? == 1.0;
+        let confirmed = standby.metric(BUNDLE_KEYS_METRIC).ok()? == 1.0;
+        (leads && confirmed).then_some(())
+    })
+    .await;
+    let after = configmaps.get(CONFIG_MAP).await.expect("ConfigMap");
+    assert_eq!(
+        after.metadata.resource_version, written.metadata.resource_version,
+        "a takeover over unchanged keys must not rewrite the bundle"
+    );
+    assert!(
+        !standby
+            .log()
+            .expect("log")
+            .contains("escrow bundle written")
+    );
+}
