@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build and pin the real test peers for sealant's end-to-end and compatibility tests
 # (DESIGN.md, "Testing ladder", rungs 4 and 5): etcd, kube-apiserver,
-# kube-controller-manager, and Bitnami's kubeseal and controller.
+# kube-controller-manager, Bitnami's kubeseal and controller, and the reference age
+# tools (filippo.io/age: age and age-keygen), which open sealant's bundles and values.
 #
 # Everything is built from the Go module proxy with the machine's Go toolchain and
 # cached outside the repository. The script is idempotent: a binary that already
@@ -10,7 +11,8 @@
 # Usage:
 #   tests/peers/build.sh [PEER...]          # PEER: etcd kube-apiserver
 #                                           #   kube-controller-manager kubeseal
-#                                           #   sealed-secrets-controller (default: all)
+#                                           #   sealed-secrets-controller age
+#                                           #   age-keygen (default: all)
 #   eval "$(tests/peers/build.sh)"          # sets TEST_ASSET_* in the current shell
 #   export $(tests/peers/build.sh)          # same, exported
 #   tests/peers/build.sh >> "$GITHUB_ENV"   # CI
@@ -19,11 +21,13 @@
 #
 # Environment:
 #   TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER,
-#   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER
+#   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER, TEST_ASSET_AGE,
+#   TEST_ASSET_AGE_KEYGEN
 #                         use this binary instead of building it (printed as given).
 #   SEALANT_TEST_ASSETS   a KUBEBUILDER_ASSETS-style directory; a peer found there as
-#                         etcd, kube-apiserver, kube-controller-manager, kubeseal or
-#                         sealed-secrets-controller (or controller) is used as is.
+#                         etcd, kube-apiserver, kube-controller-manager, kubeseal,
+#                         sealed-secrets-controller (or controller), age or age-keygen
+#                         is used as is.
 #   SEALANT_CACHE         cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/sealant).
 #   SEALANT_NICE=1        run the Go builds under `nice -n 19`.
 #   SEALANT_GO_P          go build -p (default 2).
@@ -37,6 +41,7 @@ set -euo pipefail
 ETCD_VERSION=v3.6.16            # go.etcd.io/etcd/server/v3 (its module root is main)
 KUBERNETES_VERSION=v1.34.10     # k8s.io/kubernetes
 SEALED_SECRETS_VERSION=v0.36.6  # github.com/bitnami-labs/sealed-secrets
+AGE_VERSION=v1.3.2              # filippo.io/age (cmd/age, cmd/age-keygen)
 
 # ---- Environment -----------------------------------------------------------------
 CACHE=${SEALANT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sealant}
@@ -66,7 +71,8 @@ run_go() {
 }
 
 # ---- Argument handling -----------------------------------------------------------
-ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller)
+ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller
+    age age-keygen)
 if [[ $# -eq 0 ]]; then
     PEERS=("${ALL_PEERS[@]}")
 else
@@ -77,7 +83,8 @@ else
             sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
             exit 0
             ;;
-        etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller)
+        etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller | \
+            age | age-keygen)
             PEERS+=("$p")
             ;;
         *) die "unknown peer '$p' (known: ${ALL_PEERS[*]})" ;;
@@ -242,6 +249,7 @@ build_k8s() {
 build_sealed_secrets() {
     local cmd=$1 out=$2 expected=$3 gobin
     need_go
+    mkdir -p "$CACHE/go"
     gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
     TMPFILES+=("$gobin")
     log "building sealed-secrets $cmd $SEALED_SECRETS_VERSION"
@@ -252,6 +260,25 @@ build_sealed_secrets() {
     new_tmp && tmp=$NEW_TMP
     mv -f "$gobin/$cmd" "$tmp"
     install_checked "$tmp" "$out" "$expected"
+}
+
+# ---- age -------------------------------------------------------------------------
+# filippo.io/age has no replace directives either, so `go install pkg@version` builds
+# with upstream's go.mod and go.sum. Its commands print debug.BuildInfo's main module
+# version (the tag, with its v) unless main.Version is set at link time; it is not.
+build_age() {
+    local cmd=$1 out=$2 gobin
+    need_go
+    mkdir -p "$CACHE/go"
+    gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
+    TMPFILES+=("$gobin")
+    log "building age $cmd $AGE_VERSION"
+    (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath -ldflags "-s -w" \
+        "filippo.io/age/cmd/$cmd@$AGE_VERSION")
+    local tmp
+    new_tmp && tmp=$NEW_TMP
+    mv -f "$gobin/$cmd" "$tmp"
+    install_checked "$tmp" "$out" "$AGE_VERSION"
 }
 
 # ---- Resolution ------------------------------------------------------------------
@@ -271,6 +298,8 @@ resolve() {
         var=TEST_ASSET_SEALED_SECRETS_CONTROLLER version=$SEALED_SECRETS_VERSION
         asset_names+=(controller)
         ;;
+    age) var=TEST_ASSET_AGE version=$AGE_VERSION ;;
+    age-keygen) var=TEST_ASSET_AGE_KEYGEN version=$AGE_VERSION ;;
     esac
 
     if [[ -n ${!var:-} ]]; then
@@ -298,6 +327,7 @@ resolve() {
             sealed-secrets-controller)
                 build_sealed_secrets controller "$file" "controller version: ${version#v}"
                 ;;
+            age | age-keygen) build_age "$peer" "$file" ;;
             esac
         fi
     fi

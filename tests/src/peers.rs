@@ -24,6 +24,10 @@ pub struct Peers {
     pub kubeseal: PathBuf,
     /// Bitnami's controller.
     pub sealed_secrets_controller: PathBuf,
+    /// The reference `age` (filippo.io/age), which must open sealant's bundles and values.
+    pub age: PathBuf,
+    /// The reference `age-keygen`, whose identity files sealant must read.
+    pub age_keygen: PathBuf,
     /// `kubectl`, if `TEST_ASSET_KUBECTL` is set or build.sh printed it; otherwise
     /// [`crate::tools::kubectl`] looks on `PATH`.
     pub kubectl: Option<PathBuf>,
@@ -38,12 +42,14 @@ pub fn peers() -> Result<&'static Peers> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-const VARS: [&str; 5] = [
+const VARS: [&str; 7] = [
     "TEST_ASSET_ETCD",
     "TEST_ASSET_KUBE_APISERVER",
     "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
     "TEST_ASSET_KUBESEAL",
     "TEST_ASSET_SEALED_SECRETS_CONTROLLER",
+    "TEST_ASSET_AGE",
+    "TEST_ASSET_AGE_KEYGEN",
 ];
 
 /// Not built by build.sh (yet): taken from here if set, else from `PATH`.
@@ -85,6 +91,8 @@ impl Peers {
             kube_controller_manager: take(VARS[2])?,
             kubeseal: take(VARS[3])?,
             sealed_secrets_controller: take(VARS[4])?,
+            age: take(VARS[5])?,
+            age_keygen: take(VARS[6])?,
             kubectl: found.get(KUBECTL).cloned(),
         })
     }
