@@ -46,19 +46,14 @@ use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
 use sealant_crds::key_secret::{self, TLS_CERT, TLS_KEY};
 use sealant_keys::{AgeIdentity, Certificate, KeyRing, OffsetDateTime, PrivateKey, bundle};
+
+use crate::keys::PASSPHRASE_ENV;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::args::Format;
 use crate::documents::{self, Document};
 use crate::output;
-
-/// The environment variable that holds the passphrase of a passphrase-protected key
-/// bundle.
-pub const PASSPHRASE_ENV: &str = "SEALANT_BACKUP_PASSPHRASE";
-
-/// The ConfigMap data key under which the controller stores its escrow bundle.
-const BUNDLE_KEY: &str = "bundle.age";
 
 /// Reads every key from every file: key files and identity files first, then the
 /// encrypted bundles, opened with the age identities found so far.
@@ -106,9 +101,10 @@ fn load_file(ring: &mut KeyRing, path: &Path) -> Result<Option<Zeroizing<Vec<u8>
         bail!(NOT_A_KEY);
     }
     if let [doc] = docs.as_slice()
-        && let Some(bundle) = config_map_bundle(doc)?
+        && let Some(bundle) =
+            key_secret::escrow_bundle_in(&doc.value).with_context(|| doc.label().to_string())?
     {
-        return Ok(Some(bundle));
+        return Ok(Some(Zeroizing::new(bundle.as_bytes().to_vec())));
     }
     let mut found = 0;
     for doc in &docs {
@@ -120,34 +116,12 @@ fn load_file(ring: &mut KeyRing, path: &Path) -> Result<Option<Zeroizing<Vec<u8>
     Ok(None)
 }
 
-/// The bundle of a ConfigMap with `data["bundle.age"]` (the controller's escrow
-/// bundle ConfigMap); `None` for any other document.
-fn config_map_bundle(doc: &Document) -> Result<Option<Zeroizing<Vec<u8>>>> {
-    if doc.value.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
-        return Ok(None);
-    }
-    let bundle = doc.value["data"][BUNDLE_KEY]
-        .as_str()
-        .with_context(|| format!("{}: a ConfigMap without data.{BUNDLE_KEY}", doc.label()))?;
-    if !bundle::is_encrypted(bundle.as_bytes()) {
-        bail!(
-            "{}: data.{BUNDLE_KEY} is not an age-encrypted key bundle",
-            doc.label()
-        );
-    }
-    Ok(Some(Zeroizing::new(bundle.as_bytes().to_vec())))
-}
-
 /// Decrypts a key bundle and loads every key Secret in it.
 fn load_bundle(ring: &mut KeyRing, file: &[u8]) -> Result<()> {
     let plaintext = if bundle::is_passphrase_protected(file) {
-        let passphrase = std::env::var(PASSPHRASE_ENV)
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(Zeroizing::new)
-            .with_context(|| {
-                format!("a passphrase-protected key bundle: set {PASSPHRASE_ENV} to its passphrase")
-            })?;
+        let passphrase = crate::keys::passphrase(None)?.with_context(|| {
+            format!("a passphrase-protected key bundle: set {PASSPHRASE_ENV} to its passphrase")
+        })?;
         bundle::open_with_passphrase(&passphrase, file).map_err(|_| {
             anyhow!("cannot decrypt the key bundle with the passphrase in {PASSPHRASE_ENV}")
         })?

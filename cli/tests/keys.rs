@@ -218,5 +218,5 @@ fn escrow_config_map_is_opened_from_its_bundle_key() {
         "other-cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
     );
-    keys(&sb, &["restore", s(&without)]).failure("ConfigMap settings has no data.bundle.age");
+    keys(&sb, &["restore", s(&without)]).failure("invalid ConfigMap settings: no data.bundle.age");
 }

@@ -67,11 +67,11 @@ use crate::key_secrets::Keys;
 use crate::metrics::Metrics;
 use crate::reconcile::FIELD_MANAGER;
 
-/// The name of the escrow ConfigMap, in the controller's namespace.
-pub const CONFIG_MAP: &str = "sealant-escrow-bundle";
-
-/// The data key of the armored bundle in the ConfigMap.
-pub const BUNDLE_KEY: &str = "bundle.age";
+/// The name of the escrow ConfigMap, in the controller's namespace, and the data key of
+/// the armored bundle in it (shared with the CLI, which restores from them).
+pub use sealant_crds::key_secret::{
+    ESCROW_BUNDLE_KEY as BUNDLE_KEY, ESCROW_CONFIG_MAP as CONFIG_MAP,
+};
 
 /// The annotation listing the fingerprints of the keys in the bundle, newest first.
 pub const FINGERPRINTS_ANNOTATION: &str = "sealant.dev/escrow-fingerprints";

@@ -59,6 +59,13 @@ pub const TLS_CERT: &str = "tls.crt";
 /// X25519 identity). Optional: Bitnami-written key Secrets lack it.
 pub const AGE_KEY: &str = "age.key";
 
+/// The ConfigMap, in the controller's namespace, where a controller with
+/// `--escrow-recipient` keeps its escrow bundle.
+pub const ESCROW_CONFIG_MAP: &str = "sealant-escrow-bundle";
+
+/// The data key of the armored escrow bundle in [`ESCROW_CONFIG_MAP`].
+pub const ESCROW_BUNDLE_KEY: &str = "bundle.age";
+
 /// The key material of one key Secret.
 #[derive(Debug)]
 pub struct KeyMaterial {
@@ -250,6 +257,41 @@ pub fn key_list(secrets: &[Secret]) -> Result<zeroize::Zeroizing<String>, Error>
         })
 }
 
+/// The escrow bundle a ConfigMap document holds under `data["bundle.age"]`, as the
+/// controller writes [`ESCROW_CONFIG_MAP`] (and as `kubectl get configmap -o yaml`
+/// saves it): `None` when `doc` is not a ConfigMap; an error naming the ConfigMap when
+/// it has no bundle there, or something that is not an age file.
+pub fn escrow_bundle_in(doc: &Value) -> Result<Option<&str>, Error> {
+    if doc.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
+        return Ok(None);
+    }
+    let invalid = |reason| Error::InvalidObject {
+        kind: "ConfigMap",
+        object: doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("<unknown>")
+            .to_owned(),
+        reason,
+        source: None,
+    };
+    let bundle = doc
+        .pointer("/data/bundle.age")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid(format!(
+                "no data.{ESCROW_BUNDLE_KEY} (the controller keeps its escrow bundle in \
+                 ConfigMap {ESCROW_CONFIG_MAP})"
+            ))
+        })?;
+    if !sealant_keys::bundle::is_encrypted(bundle.as_bytes()) {
+        return Err(invalid(format!(
+            "data.{ESCROW_BUNDLE_KEY} is not an age-encrypted key bundle"
+        )));
+    }
+    Ok(Some(bundle))
+}
+
 /// Every Secret in a key backup: a `List` of Secrets (Bitnami's backup), one or more
 /// Secret documents, YAML or JSON. Other kinds are refused with their position. The
 /// Secrets are not checked to hold keys; see [`read_key_secret`].
@@ -380,6 +422,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("items[0]"), "{err}");
+    }
+
+    #[test]
+    fn escrow_bundle_is_read_from_a_config_map_and_anything_else_is_told_apart() {
+        let id = AgeIdentity::generate();
+        let armored = sealant_keys::bundle::seal(&[id.recipient().clone()], b"x").unwrap();
+        let cm = json!({"kind": "ConfigMap", "metadata": {"name": ESCROW_CONFIG_MAP},
+                        "data": {ESCROW_BUNDLE_KEY: armored}});
+        assert_eq!(escrow_bundle_in(&cm).unwrap(), Some(armored.as_str()));
+        assert_eq!(escrow_bundle_in(&json!({"kind": "Secret"})).unwrap(), None);
+        let empty = json!({"kind": "ConfigMap", "metadata": {"name": "other"}, "data": {}});
+        let err = escrow_bundle_in(&empty).unwrap_err().to_string();
+        assert!(
+            err.contains("other") && err.contains("data.bundle.age"),
+            "{err}"
+        );
+        let plain = json!({"kind": "ConfigMap", "metadata": {"name": "cm"},
+                           "data": {ESCROW_BUNDLE_KEY: "apiVersion: v1"}});
+        let err = escrow_bundle_in(&plain).unwrap_err().to_string();
+        assert!(err.contains("not an age-encrypted key bundle"), "{err}");
     }
 
     #[test]

@@ -26,12 +26,14 @@ use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use sealant_crds::key_secret::{ACTIVE, KEY_LABEL, RETIRED, TLS_CERT, label_value, object_ref};
+use sealant_crds::key_secret::{
+    ACTIVE, ESCROW_CONFIG_MAP, KEY_LABEL, RETIRED, TLS_CERT, label_value, object_ref,
+};
 use sealant_crds::{CONDITION_SYNCED, CONDITION_TRUE, SealedSecret};
 use sealant_keys::{Certificate, OffsetDateTime};
 use serde_json::json;
 
-use super::{ESCROW_CONFIG_MAP, ListArgs, ListFormat, PruneArgs, RetireArgs, Session};
+use super::{ListArgs, ListFormat, PruneArgs, RetireArgs, Session};
 use crate::output;
 
 /// How many dependent SealedSecrets an error lists before "and N more".

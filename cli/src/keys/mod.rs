@@ -40,16 +40,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::args::ClusterArgs;
 
-/// The environment variable that may hold the passphrase of `keys backup` and
-/// `keys restore` (instead of `--passphrase-file`).
+/// The environment variable that may hold the passphrase of `keys backup`, `keys
+/// restore` (instead of `--passphrase-file`) and of a bundle given to
+/// `--recovery-private-key`.
 pub const PASSPHRASE_ENV: &str = "SEALANT_BACKUP_PASSPHRASE";
-
-/// The ConfigMap in which the controller keeps its escrow bundle, under
-/// [`ESCROW_BUNDLE_KEY`].
-pub const ESCROW_CONFIG_MAP: &str = "sealant-escrow-bundle";
-
-/// The data key of the escrow bundle in [`ESCROW_CONFIG_MAP`].
-pub const ESCROW_BUNDLE_KEY: &str = "bundle.age";
 
 /// `sealant keys`: back up, restore, list, retire and prune the controller's keys.
 #[derive(Debug, Args)]
@@ -275,7 +269,9 @@ impl Session {
 
 /// The first line of `path`, without its line ending, else `$SEALANT_BACKUP_PASSPHRASE`;
 /// `None` when neither is given. An empty passphrase is refused.
-fn passphrase(path: Option<&std::path::Path>) -> Result<Option<zeroize::Zeroizing<String>>> {
+pub(crate) fn passphrase(
+    path: Option<&std::path::Path>,
+) -> Result<Option<zeroize::Zeroizing<String>>> {
     let text = match path {
         Some(path) => zeroize::Zeroizing::new(
             std::fs::read_to_string(path)

@@ -25,14 +25,15 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use sealant_crds::key_secret::{
-    ACTIVE, KEY_LABEL, TLS_SECRET_TYPE, backup_secret, object_ref, parse_key_list, read_key_secret,
+    ACTIVE, ESCROW_BUNDLE_KEY, KEY_LABEL, TLS_SECRET_TYPE, backup_secret, escrow_bundle_in,
+    object_ref, parse_key_list, read_key_secret,
 };
 use sealant_keys::{AgeIdentity, bundle};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::inventory::key_secrets;
-use super::{ESCROW_BUNDLE_KEY, PASSPHRASE_ENV, RestoreArgs, Session, passphrase};
+use super::{PASSPHRASE_ENV, RestoreArgs, Session, passphrase};
 
 /// The HTTP status of a name that is already taken.
 const CONFLICT: u16 = 409;
@@ -171,8 +172,8 @@ fn plaintext(args: &RestoreArgs, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     Ok(Zeroizing::new(bytes.to_vec()))
 }
 
-/// The `data["bundle.age"]` of a ConfigMap document, if the text is one (YAML or
-/// JSON); `None` for any other text. A ConfigMap without the bundle is an error.
+/// The escrow bundle of a ConfigMap document, if the text is one (YAML or JSON);
+/// `None` for any other text. A ConfigMap without the bundle is an error.
 fn config_map_bundle(text: &str) -> Result<Option<String>> {
     let Ok(docs) = sealant_crds::parse_documents(text) else {
         return Ok(None);
@@ -183,27 +184,14 @@ fn config_map_bundle(text: &str) -> Result<Option<String>> {
     else {
         return Ok(None);
     };
-    let name = map
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("<none>");
     if docs.len() > 1 {
-        bail!("the file holds ConfigMap {name} and other documents; restore one at a time");
+        let name = map.pointer("/metadata/name").and_then(Value::as_str);
+        bail!(
+            "the file holds ConfigMap {} and other documents; restore one at a time",
+            name.unwrap_or("<none>")
+        );
     }
-    let bundle = map
-        .get("data")
-        .and_then(|data| data.get(ESCROW_BUNDLE_KEY))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            anyhow!(
-                "ConfigMap {name} has no data.{ESCROW_BUNDLE_KEY} (the controller's escrow \
-                 bundle lives in ConfigMap sealant-escrow-bundle)"
-            )
-        })?;
-    if !bundle::is_encrypted(bundle.as_bytes()) {
-        bail!("ConfigMap {name}: data.{ESCROW_BUNDLE_KEY} is not an age file");
-    }
-    Ok(Some(bundle.to_owned()))
+    Ok(escrow_bundle_in(map)?.map(str::to_owned))
 }
 
 /// Opens an age file with the passphrase or the identities, whichever it needs.
@@ -342,7 +330,7 @@ mod tests {
         )
         .expect_err("no bundle");
         assert!(
-            err.to_string().contains("cm has no data.bundle.age"),
+            format!("{err:#}").contains("ConfigMap cm: no data.bundle.age"),
             "{err}"
         );
         assert!(
