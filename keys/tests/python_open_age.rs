@@ -15,9 +15,6 @@ use std::process::{Command, Output};
 
 use sealant_keys::{AgeIdentity, AgeRecipient, Scope, age_envelope, bundle};
 
-/// `open_age_blob.py`'s exit code for "cannot decrypt" (2 is a usage error).
-const EXIT_CANNOT_DECRYPT: i32 = 1;
-
 fn run(args: &[&OsStr]) -> Output {
     let script = common::testdata().join("open_age_blob.py");
     Command::new(common::python())
@@ -81,20 +78,6 @@ fn assert_opened(out: &Output, expected: &[u8], what: &str) {
     );
 }
 
-fn assert_refused(out: &Output, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(EXIT_CANNOT_DECRYPT),
-        "{what}: expected `cannot decrypt`, got {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{what}: no plaintext may be printed on failure"
-    );
-}
-
 /// A value whose envelope spans two STREAM chunks.
 fn large_value() -> Vec<u8> {
     (0..64 * 1024 + 777)
@@ -133,7 +116,7 @@ fn python_opens_a_value_sealed_to_several_recipients_with_each_identity() {
         "prod",
         "x",
     );
-    assert_refused(&stranger, "an identity it was not sealed to");
+    common::assert_refused(&stranger, "an identity it was not sealed to");
 }
 
 #[test]
@@ -158,7 +141,7 @@ fn python_refuses_a_strict_value_moved_to_another_namespace_or_name() {
         (Scope::ClusterWide, "prod", "db"),
     ] {
         let out = python_open(&identity, &blob, scope, namespace, name);
-        assert_refused(&out, &format!("{scope} {namespace}/{name}"));
+        common::assert_refused(&out, &format!("{scope} {namespace}/{name}"));
     }
 }
 
@@ -173,7 +156,7 @@ fn python_opens_passphrase_files_sealed_here_and_refuses_other_passphrases() {
     }
     let blob =
         age_envelope::seal_with_passphrase_work_factor("correct horse", b"x", 10).expect("seal");
-    assert_refused(
+    common::assert_refused(
         &python_open_passphrase("wrong horse", &blob),
         "wrong passphrase",
     );
@@ -207,12 +190,12 @@ fn python_opens_armored_key_bundles_sealed_here_and_refuses_other_keys() {
     }
     let stranger = AgeIdentity::generate().expose_identity_file();
     let out = python_open_bundle(("--identity", stranger.as_bytes()), file.as_bytes());
-    assert_refused(&out, "bundle opened by an identity it was not sealed to");
+    common::assert_refused(&out, "bundle opened by an identity it was not sealed to");
 
     let file =
         bundle::seal_with_passphrase_work_factor("correct horse", b"keys", 10).expect("seal");
     let out = python_open_bundle(("--passphrase-file", b"correct horse"), file.as_bytes());
     assert_opened(&out, b"keys", "passphrase bundle");
     let out = python_open_bundle(("--passphrase-file", b"wrong"), file.as_bytes());
-    assert_refused(&out, "passphrase bundle, wrong passphrase");
+    common::assert_refused(&out, "passphrase bundle, wrong passphrase");
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -284,4 +284,24 @@ pub fn bundle_cases() -> Vec<BundleCase> {
             file,
         })
         .collect()
+}
+
+/// The exit code of `open_blob.py` and `open_age_blob.py` for "cannot decrypt" (2 is a
+/// usage error).
+pub const EXIT_CANNOT_DECRYPT: i32 = 1;
+
+/// Fails unless the Python opener refused with "cannot decrypt" and printed no
+/// plaintext.
+pub fn assert_refused(out: &Output, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_CANNOT_DECRYPT),
+        "{what}: expected `cannot decrypt`, got {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: no plaintext may be printed on failure"
+    );
 }
