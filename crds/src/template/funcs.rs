@@ -1,0 +1,1036 @@
+//! The functions: Go's builtins and the part of sprig's generic function map that
+//! sealant implements, each with Go's argument checks and Go's output.
+//!
+//! [`FUNCS`] is the list the parser resolves names against; [`UNSUPPORTED_SPRIG`] names
+//! the functions Bitnami has but sealant refuses, for a clearer error. Every string a
+//! function makes goes through [`Exec::owned`], which counts it against the limits.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use base64::Engine as _;
+use sealant_keys::Plaintext;
+use zeroize::Zeroizing;
+
+use super::MAX_OUTPUT;
+use super::exec::{Exec, Res};
+use super::printf::{count_chars, fmt_value, go_quote, sprintf, to_json};
+use super::value::{Bytes, SecretBuf, Value, decode, decode_last, decode_lossy, truth};
+
+/// A function sealant implements; `name` is Go's spelling.
+pub(super) struct FuncDef {
+    pub(super) name: &'static str,
+}
+
+pub(super) const FUNCS: &[FuncDef] = &[
+    // Go's builtins.
+    FuncDef { name: "and" },
+    FuncDef { name: "or" },
+    FuncDef { name: "not" },
+    FuncDef { name: "len" },
+    FuncDef { name: "index" },
+    FuncDef { name: "print" },
+    FuncDef { name: "printf" },
+    FuncDef { name: "println" },
+    FuncDef { name: "eq" },
+    FuncDef { name: "ne" },
+    FuncDef { name: "lt" },
+    FuncDef { name: "le" },
+    FuncDef { name: "gt" },
+    FuncDef { name: "ge" },
+    FuncDef { name: "html" },
+    FuncDef { name: "urlquery" },
+    // sprig.
+    FuncDef { name: "upper" },
+    FuncDef { name: "lower" },
+    FuncDef { name: "title" },
+    FuncDef { name: "trim" },
+    FuncDef { name: "trimAll" },
+    FuncDef { name: "trimPrefix" },
+    FuncDef { name: "trimSuffix" },
+    FuncDef { name: "nospace" },
+    FuncDef { name: "replace" },
+    FuncDef { name: "repeat" },
+    FuncDef { name: "contains" },
+    FuncDef { name: "hasPrefix" },
+    FuncDef { name: "hasSuffix" },
+    FuncDef { name: "quote" },
+    FuncDef { name: "squote" },
+    FuncDef { name: "cat" },
+    FuncDef { name: "indent" },
+    FuncDef { name: "nindent" },
+    FuncDef { name: "default" },
+    FuncDef { name: "empty" },
+    FuncDef { name: "coalesce" },
+    FuncDef { name: "ternary" },
+    FuncDef { name: "toString" },
+    FuncDef { name: "toJson" },
+    FuncDef { name: "b64enc" },
+    FuncDef { name: "b64dec" },
+    FuncDef { name: "list" },
+    FuncDef { name: "join" },
+    FuncDef { name: "splitList" },
+];
+
+/// Functions that Bitnami's controller has (Go's builtins and sprig's generic map) but
+/// sealant does not implement; naming them gives a clearer error than "not defined".
+pub(super) const UNSUPPORTED_SPRIG: &[&str] = &[
+    "js",
+    "slice",
+    "call",
+    "abbrev",
+    "abbrevboth",
+    "trunc",
+    "substr",
+    "initials",
+    "randAlphaNum",
+    "randAlpha",
+    "randAscii",
+    "randNumeric",
+    "randBytes",
+    "randInt",
+    "wrap",
+    "wrapWith",
+    "plural",
+    "snakecase",
+    "camelcase",
+    "kebabcase",
+    "swapcase",
+    "shuffle",
+    "untitle",
+    "regexMatch",
+    "mustRegexMatch",
+    "regexFindAll",
+    "mustRegexFindAll",
+    "regexFind",
+    "mustRegexFind",
+    "regexReplaceAll",
+    "mustRegexReplaceAll",
+    "regexReplaceAllLiteral",
+    "mustRegexReplaceAllLiteral",
+    "regexSplit",
+    "mustRegexSplit",
+    "regexQuoteMeta",
+    "sha1sum",
+    "sha256sum",
+    "sha512sum",
+    "adler32sum",
+    "toStrings",
+    "split",
+    "splitn",
+    "toDecimal",
+    "atoi",
+    "int",
+    "int64",
+    "float64",
+    "seq",
+    "until",
+    "untilStep",
+    "add",
+    "add1",
+    "sub",
+    "div",
+    "mod",
+    "mul",
+    "max",
+    "min",
+    "biggest",
+    "ceil",
+    "floor",
+    "round",
+    "addf",
+    "add1f",
+    "subf",
+    "divf",
+    "mulf",
+    "maxf",
+    "minf",
+    "b32enc",
+    "b32dec",
+    "toPrettyJson",
+    "toRawJson",
+    "mustToJson",
+    "mustToPrettyJson",
+    "mustToRawJson",
+    "fromJson",
+    "mustFromJson",
+    "dict",
+    "get",
+    "set",
+    "unset",
+    "hasKey",
+    "pluck",
+    "keys",
+    "pick",
+    "omit",
+    "merge",
+    "mergeOverwrite",
+    "mustMerge",
+    "mustMergeOverwrite",
+    "values",
+    "deepCopy",
+    "mustDeepCopy",
+    "dig",
+    "append",
+    "push",
+    "mustAppend",
+    "mustPush",
+    "prepend",
+    "mustPrepend",
+    "first",
+    "mustFirst",
+    "rest",
+    "mustRest",
+    "last",
+    "mustLast",
+    "initial",
+    "mustInitial",
+    "reverse",
+    "mustReverse",
+    "uniq",
+    "mustUniq",
+    "without",
+    "mustWithout",
+    "has",
+    "mustHas",
+    "compact",
+    "mustCompact",
+    "concat",
+    "chunk",
+    "mustChunk",
+    "sortAlpha",
+    "fail",
+    "now",
+    "ago",
+    "date",
+    "date_in_zone",
+    "date_modify",
+    "dateInZone",
+    "dateModify",
+    "duration",
+    "durationRound",
+    "htmlDate",
+    "htmlDateInZone",
+    "must_date_modify",
+    "mustDateModify",
+    "mustToDate",
+    "toDate",
+    "unixEpoch",
+    "typeOf",
+    "typeIs",
+    "typeIsLike",
+    "kindOf",
+    "kindIs",
+    "deepEqual",
+    "base",
+    "dir",
+    "clean",
+    "ext",
+    "isAbs",
+    "osBase",
+    "osClean",
+    "osDir",
+    "osExt",
+    "osIsAbs",
+    "semver",
+    "semverCompare",
+    "uuidv4",
+    "genPrivateKey",
+    "derivePassword",
+    "buildCustomCert",
+    "genCA",
+    "genCAWithKey",
+    "genSelfSignedCert",
+    "genSelfSignedCertWithKey",
+    "genSignedCert",
+    "genSignedCertWithKey",
+    "encryptAES",
+    "decryptAES",
+    "randInt",
+    "urlParse",
+    "urlJoin",
+    "bcrypt",
+    "htpasswd",
+    "list",
+    "tuple",
+    "regexp",
+    "nindent",
+    "empty",
+    "all",
+    "any",
+    "fromJsonArray",
+    "mustFromJsonArray",
+    "sortAlpha",
+    "trimall",
+    "title",
+    "ternary",
+];
+
+pub(super) fn function(name: &str) -> Option<&'static FuncDef> {
+    FUNCS.iter().find(|f| f.name == name)
+}
+
+pub(super) fn arity(name: &str, a: &[Value<'_>], n: usize) -> Result<(), String> {
+    if a.len() != n {
+        return Err(format!(
+            "wrong number of args for {name}: want {n} got {}",
+            a.len()
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn at_least(name: &str, a: &[Value<'_>], n: usize) -> Result<(), String> {
+    if a.len() < n {
+        return Err(format!(
+            "wrong number of args for {name}: want at least {n} got {}",
+            a.len()
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn want_str<'v>(name: &str, a: &'v [Value<'_>], i: usize) -> Result<&'v [u8], String> {
+    match &a[i] {
+        Value::Str(b) => Ok(b.as_slice()),
+        Value::Nil => Err(format!(
+            "argument {} of {name}: invalid value; expected string",
+            i + 1
+        )),
+        v => Err(format!(
+            "argument {} of {name}: wrong type for value; expected string; got {}",
+            i + 1,
+            v.type_name()
+        )),
+    }
+}
+
+pub(super) fn want_int(name: &str, a: &[Value<'_>], i: usize) -> Result<i64, String> {
+    match &a[i] {
+        Value::Int(n) => Ok(*n),
+        Value::Nil => Err(format!(
+            "argument {} of {name}: invalid value; expected int",
+            i + 1
+        )),
+        v => Err(format!(
+            "argument {} of {name}: wrong type for value; expected int; got {}",
+            i + 1,
+            v.type_name()
+        )),
+    }
+}
+
+pub(super) fn want_bool(name: &str, a: &[Value<'_>], i: usize) -> Result<bool, String> {
+    match &a[i] {
+        Value::Bool(b) => Ok(*b),
+        Value::Nil => Err(format!(
+            "argument {} of {name}: invalid value; expected bool",
+            i + 1
+        )),
+        v => Err(format!(
+            "argument {} of {name}: wrong type for value; expected bool; got {}",
+            i + 1,
+            v.type_name()
+        )),
+    }
+}
+
+impl<'a> Exec<'a> {
+    pub(super) fn apply(&mut self, name: &str, a: Vec<Value<'a>>) -> Res<Value<'a>> {
+        let values = self.values;
+        let str_fn = |a: &[Value<'_>], f: &dyn Fn(&[u8], &mut SecretBuf)| -> Res<SecretBuf> {
+            arity(name, a, 1)?;
+            let s = want_str(name, a, 0)?;
+            let mut buf = SecretBuf::with_capacity(s.len());
+            f(s, &mut buf);
+            Ok(buf)
+        };
+        let v = match name {
+            "not" => {
+                arity(name, &a, 1)?;
+                Value::Bool(!truth(&a[0], values))
+            }
+            "len" => {
+                arity(name, &a, 1)?;
+                let n = match &a[0] {
+                    Value::Str(s) => s.as_slice().len(),
+                    Value::List(l) => l.len(),
+                    Value::Root => values.len(),
+                    Value::Nil => return Err("len of nil value".into()),
+                    v => return Err(format!("len of type {}", v.type_name())),
+                };
+                Value::Int(n as i64)
+            }
+            "index" => {
+                at_least(name, &a, 1)?;
+                let mut item = a[0].clone();
+                for idx in &a[1..] {
+                    item = index(item, idx, values)?;
+                }
+                item
+            }
+            "print" | "println" => {
+                let mut buf = SecretBuf::default();
+                for (i, v) in a.iter().enumerate() {
+                    let is_str = matches!(v, Value::Str(_));
+                    let prev_str = i > 0 && matches!(a[i - 1], Value::Str(_));
+                    if i > 0 && (name == "println" || (!is_str && !prev_str)) {
+                        buf.push(b" ");
+                    }
+                    fmt_value(&mut buf, v, values);
+                }
+                if name == "println" {
+                    buf.push(b"\n");
+                }
+                return self.owned(buf);
+            }
+            "printf" => {
+                at_least(name, &a, 1)?;
+                let format = want_str(name, &a, 0)?;
+                let buf = sprintf(format, &a[1..], values)?;
+                return self.owned(buf);
+            }
+            "html" | "urlquery" => {
+                let mut text = SecretBuf::default();
+                match a.as_slice() {
+                    [Value::Str(s)] => text.push(s.as_slice()),
+                    _ => {
+                        for (i, v) in a.iter().enumerate() {
+                            let is_str = matches!(v, Value::Str(_) | Value::Nil);
+                            let prev_str = i > 0 && matches!(a[i - 1], Value::Str(_) | Value::Nil);
+                            if i > 0 && !is_str && !prev_str {
+                                text.push(b" ");
+                            }
+                            match v {
+                                Value::Nil => text.push(b"<no value>"),
+                                v => fmt_value(&mut text, v, values),
+                            }
+                        }
+                    }
+                }
+                let mut buf = SecretBuf::with_capacity(text.len());
+                if name == "html" {
+                    html_escape(&text.0, &mut buf);
+                } else {
+                    query_escape(&text.0, &mut buf);
+                }
+                return self.owned(buf);
+            }
+            "eq" => {
+                at_least(name, &a, 1)?;
+                if a.len() == 1 {
+                    return Err("missing argument for comparison".into());
+                }
+                let mut any = false;
+                for other in &a[1..] {
+                    if equal(&a[0], other)? {
+                        any = true;
+                        break;
+                    }
+                }
+                Value::Bool(any)
+            }
+            "ne" => {
+                arity(name, &a, 2)?;
+                Value::Bool(!equal(&a[0], &a[1])?)
+            }
+            "lt" | "le" | "gt" | "ge" => {
+                arity(name, &a, 2)?;
+                let ord = order(&a[0], &a[1])?;
+                Value::Bool(match name {
+                    "lt" => ord.is_lt(),
+                    "le" => ord.is_le(),
+                    "gt" => ord.is_gt(),
+                    _ => ord.is_ge(),
+                })
+            }
+            "upper" => {
+                return str_fn(&a, &|s, b| map_chars(s, b, upper_char)).and_then(|b| self.owned(b));
+            }
+            "lower" => {
+                return str_fn(&a, &|s, b| map_chars(s, b, lower_char)).and_then(|b| self.owned(b));
+            }
+            "title" => return str_fn(&a, &title).and_then(|b| self.owned(b)),
+            "trim" => {
+                return str_fn(&a, &|s, b| b.push(trim_by(s, &|c| c.is_whitespace())))
+                    .and_then(|b| self.owned(b));
+            }
+            "nospace" => {
+                return str_fn(&a, &|s, b| {
+                    let mut rest = s;
+                    while let Some((c, n)) = decode_lossy(rest) {
+                        if !c.is_whitespace() {
+                            b.push_char(c);
+                        }
+                        rest = &rest[n..];
+                    }
+                })
+                .and_then(|b| self.owned(b));
+            }
+            "trimAll" => {
+                arity(name, &a, 2)?;
+                let cutset = want_str(name, &a, 0)?;
+                let s = want_str(name, &a, 1)?;
+                let set: Vec<char> = String::from_utf8_lossy(cutset).chars().collect();
+                let mut buf = SecretBuf::default();
+                buf.push(trim_by(s, &|c| set.contains(&c)));
+                return self.owned(buf);
+            }
+            "trimPrefix" | "trimSuffix" | "contains" | "hasPrefix" | "hasSuffix" => {
+                arity(name, &a, 2)?;
+                let x = want_str(name, &a, 0)?;
+                let s = want_str(name, &a, 1)?;
+                let out: &[u8] = match name {
+                    "trimPrefix" => s.strip_prefix(x).unwrap_or(s),
+                    "trimSuffix" => s.strip_suffix(x).unwrap_or(s),
+                    "contains" => {
+                        return Ok(Value::Bool(
+                            x.is_empty() || s.windows(x.len()).any(|w| w == x),
+                        ));
+                    }
+                    "hasPrefix" => return Ok(Value::Bool(s.starts_with(x))),
+                    _ => return Ok(Value::Bool(s.ends_with(x))),
+                };
+                let mut buf = SecretBuf::default();
+                buf.push(out);
+                return self.owned(buf);
+            }
+            "replace" => {
+                arity(name, &a, 3)?;
+                let old = want_str(name, &a, 0)?;
+                let new = want_str(name, &a, 1)?;
+                let src = want_str(name, &a, 2)?;
+                let buf = replace_all(src, old, new)?;
+                return self.owned(buf);
+            }
+            "repeat" => {
+                arity(name, &a, 2)?;
+                let count = want_int(name, &a, 0)?;
+                let s = want_str(name, &a, 1)?;
+                let count =
+                    usize::try_from(count).map_err(|_| "negative repeat count".to_owned())?;
+                if s.len().saturating_mul(count) > MAX_OUTPUT {
+                    return Err(format!(
+                        "the repeated string would be larger than {MAX_OUTPUT} bytes"
+                    ));
+                }
+                let mut buf = SecretBuf::with_capacity(s.len() * count);
+                for _ in 0..count {
+                    buf.push(s);
+                }
+                return self.owned(buf);
+            }
+            "indent" | "nindent" => {
+                arity(name, &a, 2)?;
+                let n = want_int(name, &a, 0)?;
+                let s = want_str(name, &a, 1)?;
+                let n = usize::try_from(n).map_err(|_| "negative indent".to_owned())?;
+                let lines = s.iter().filter(|c| **c == b'\n').count() + 1;
+                if n.saturating_mul(lines).saturating_add(s.len()) > MAX_OUTPUT {
+                    return Err(format!(
+                        "the indented string would be larger than {MAX_OUTPUT} bytes"
+                    ));
+                }
+                let pad = vec![b' '; n];
+                let mut buf = SecretBuf::with_capacity(s.len() + n * lines + 1);
+                if name == "nindent" {
+                    buf.push(b"\n");
+                }
+                buf.push(&pad);
+                for &c in s {
+                    buf.push(&[c]);
+                    if c == b'\n' {
+                        buf.push(&pad);
+                    }
+                }
+                return self.owned(buf);
+            }
+            "quote" | "squote" | "cat" => {
+                let mut buf = SecretBuf::default();
+                let mut first = true;
+                for v in a.iter().filter(|v| !matches!(v, Value::Nil)) {
+                    if !first {
+                        buf.push(b" ");
+                    }
+                    first = false;
+                    match name {
+                        "quote" => {
+                            let mut inner = SecretBuf::default();
+                            fmt_value(&mut inner, v, values);
+                            go_quote(&inner.0, &mut buf);
+                        }
+                        "squote" => {
+                            buf.push(b"'");
+                            fmt_value(&mut buf, v, values);
+                            buf.push(b"'");
+                        }
+                        _ => fmt_value(&mut buf, v, values),
+                    }
+                }
+                return self.owned(buf);
+            }
+            "default" => {
+                at_least(name, &a, 1)?;
+                match a.get(1) {
+                    Some(given) if truth(given, values) => given.clone(),
+                    _ => a[0].clone(),
+                }
+            }
+            "empty" => {
+                arity(name, &a, 1)?;
+                Value::Bool(!truth(&a[0], values))
+            }
+            "coalesce" => a
+                .iter()
+                .find(|v| truth(v, values))
+                .cloned()
+                .unwrap_or(Value::Nil),
+            "ternary" => {
+                arity(name, &a, 3)?;
+                if want_bool(name, &a, 2)? {
+                    a[0].clone()
+                } else {
+                    a[1].clone()
+                }
+            }
+            "toString" => {
+                arity(name, &a, 1)?;
+                let mut buf = SecretBuf::default();
+                fmt_value(&mut buf, &a[0], values);
+                return self.owned(buf);
+            }
+            "toJson" => {
+                arity(name, &a, 1)?;
+                let mut buf = SecretBuf::default();
+                to_json(&mut buf, &a[0], values);
+                return self.owned(buf);
+            }
+            "b64enc" => {
+                arity(name, &a, 1)?;
+                let s = want_str(name, &a, 0)?;
+                let mut buf = SecretBuf::with_capacity(s.len().div_ceil(3) * 4);
+                let mut chunk = [0u8; 4];
+                for three in s.chunks(3) {
+                    let n = base64::engine::general_purpose::STANDARD
+                        .encode_slice(three, &mut chunk)
+                        .map_err(|_| "cannot encode base64".to_owned())?;
+                    buf.push(&chunk[..n]);
+                }
+                return self.owned(buf);
+            }
+            "b64dec" => {
+                arity(name, &a, 1)?;
+                let s = want_str(name, &a, 0)?;
+                // Go's decoder skips line breaks.
+                let clean: Zeroizing<Vec<u8>> = Zeroizing::new(
+                    s.iter()
+                        .copied()
+                        .filter(|c| *c != b'\r' && *c != b'\n')
+                        .collect(),
+                );
+                let mut out = Zeroizing::new(vec![0u8; clean.len() / 4 * 3 + 3]);
+                let n = B64_GO
+                    .decode_slice(&clean[..], &mut out[..])
+                    .map_err(|_| "the argument is not valid base64 (sealant refuses it; sprig would render the decoder's error text)".to_owned())?;
+                let mut buf = SecretBuf::with_capacity(n);
+                buf.push(&out[..n]);
+                return self.owned(buf);
+            }
+            "list" => Value::List(Rc::new(a)),
+            "join" => {
+                arity(name, &a, 2)?;
+                let sep = want_str(name, &a, 0)?;
+                let parts: Vec<&Value<'_>> = match &a[1] {
+                    Value::List(l) => l.iter().filter(|v| !matches!(v, Value::Nil)).collect(),
+                    Value::Nil => Vec::new(),
+                    v => vec![v],
+                };
+                let mut buf = SecretBuf::default();
+                for (i, v) in parts.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(sep);
+                    }
+                    fmt_value(&mut buf, v, values);
+                    if buf.len() > MAX_OUTPUT {
+                        break;
+                    }
+                }
+                return self.owned(buf);
+            }
+            "splitList" => {
+                arity(name, &a, 2)?;
+                let sep = want_str(name, &a, 0)?;
+                let s = want_str(name, &a, 1)?;
+                let mut pieces = Vec::new();
+                if sep.is_empty() {
+                    let mut rest = s;
+                    while !rest.is_empty() {
+                        let n = decode(rest).map_or(1, |(_, n)| n);
+                        pieces.push(&rest[..n]);
+                        rest = &rest[n..];
+                    }
+                } else {
+                    let mut rest = s;
+                    while let Some(p) = rest.windows(sep.len()).position(|w| w == sep) {
+                        pieces.push(&rest[..p]);
+                        rest = &rest[p + sep.len()..];
+                    }
+                    pieces.push(rest);
+                }
+                let mut list = Vec::with_capacity(pieces.len());
+                for p in pieces {
+                    self.step()?;
+                    let mut buf = SecretBuf::with_capacity(p.len());
+                    buf.push(p);
+                    list.push(self.owned(buf)?);
+                }
+                Value::List(Rc::new(list))
+            }
+            other => return Err(format!("function {other:?} is not implemented")),
+        };
+        Ok(v)
+    }
+}
+
+/// Go's `StdEncoding`: padded, tolerant of non-zero trailing bits.
+pub(super) const B64_GO: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+pub(super) fn index<'a>(
+    item: Value<'a>,
+    idx: &Value<'a>,
+    values: &'a BTreeMap<String, Plaintext>,
+) -> Res<Value<'a>> {
+    match (&item, idx) {
+        (Value::Nil, _) => Err("index of untyped nil".into()),
+        (Value::Root, Value::Str(k)) => {
+            let key = std::str::from_utf8(k.as_slice()).ok();
+            Ok(match key.and_then(|k| values.get(k)) {
+                Some(p) => Value::Str(Bytes::Borrowed(p.expose_secret())),
+                // Go's index gives the zero value for a missing map key.
+                None => Value::Str(Bytes::Borrowed(b"")),
+            })
+        }
+        (Value::Root, v) => Err(format!(
+            "value has type {}; should be string",
+            v.type_name()
+        )),
+        (Value::Str(s), Value::Int(i)) => {
+            let s = s.as_slice();
+            usize::try_from(*i)
+                .ok()
+                .and_then(|i| s.get(i))
+                .map(|b| Value::Int(i64::from(*b)))
+                .ok_or_else(|| format!("index out of range: {i}"))
+        }
+        (Value::List(l), Value::Int(i)) => usize::try_from(*i)
+            .ok()
+            .and_then(|i| l.get(i))
+            .cloned()
+            .ok_or_else(|| format!("index out of range: {i}")),
+        (Value::Str(_) | Value::List(_), v) => Err(format!(
+            "cannot index slice/array with type {}",
+            v.type_name()
+        )),
+        (v, _) => Err(format!("can't index item of type {}", v.type_name())),
+    }
+}
+
+pub(super) fn equal(a: &Value<'_>, b: &Value<'_>) -> Res<bool> {
+    Ok(match (a, b) {
+        (Value::Nil, Value::Nil) => true,
+        (Value::Nil, _) | (_, Value::Nil) => false,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Str(x), Value::Str(y)) => x.as_slice() == y.as_slice(),
+        (Value::List(_) | Value::Root, _) | (_, Value::List(_) | Value::Root) => {
+            return Err("non-comparable type".into());
+        }
+        (x, y) => {
+            return Err(format!(
+                "incompatible types for comparison: {} and {}",
+                x.type_name(),
+                y.type_name()
+            ));
+        }
+    })
+}
+
+pub(super) fn order(a: &Value<'_>, b: &Value<'_>) -> Res<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
+        (Value::Str(x), Value::Str(y)) => Ok(x.as_slice().cmp(y.as_slice())),
+        (Value::Int(_) | Value::Str(_), Value::Int(_) | Value::Str(_)) => Err(format!(
+            "incompatible types for comparison: {} and {}",
+            a.type_name(),
+            b.type_name()
+        )),
+        _ => Err("invalid type for comparison".into()),
+    }
+}
+
+/// Go's `template.HTMLEscapeString`.
+pub(super) fn html_escape(s: &[u8], buf: &mut SecretBuf) {
+    for &b in s {
+        match b {
+            b'<' => buf.push_str("&lt;"),
+            b'>' => buf.push_str("&gt;"),
+            b'&' => buf.push_str("&amp;"),
+            b'\'' => buf.push_str("&#39;"),
+            b'"' => buf.push_str("&#34;"),
+            0 => buf.push_char('\u{FFFD}'),
+            b => buf.push(&[b]),
+        }
+    }
+}
+
+/// Go's `url.QueryEscape`.
+pub(super) fn query_escape(s: &[u8], buf: &mut SecretBuf) {
+    for &b in s {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => buf.push(&[b]),
+            b' ' => buf.push(b"+"),
+            b => buf.push_str(&format!("%{b:02X}")),
+        }
+    }
+}
+
+pub(super) fn trim_by<'s>(s: &'s [u8], pred: &dyn Fn(char) -> bool) -> &'s [u8] {
+    let mut start = 0;
+    while let Some((c, n)) = decode(&s[start..]) {
+        if !pred(c) {
+            break;
+        }
+        start += n;
+    }
+    let mut end = s.len();
+    while end > start {
+        match decode_last(&s[start..end]) {
+            Some((c, n)) if pred(c) => end -= n,
+            _ => break,
+        }
+    }
+    &s[start..end]
+}
+
+/// Go's `strings.Map` with a case mapping: invalid bytes become U+FFFD.
+pub(super) fn map_chars(s: &[u8], buf: &mut SecretBuf, f: fn(char) -> char) {
+    if s.is_ascii() {
+        for &b in s {
+            buf.push(&[f(b as char) as u8]);
+        }
+        return;
+    }
+    let mut rest = s;
+    while let Some((c, n)) = decode_lossy(rest) {
+        buf.push_char(f(c));
+        rest = &rest[n..];
+    }
+}
+
+/// Simple (one-to-one) upper case, as Go's `unicode.ToUpper`.
+pub(super) fn upper_char(c: char) -> char {
+    let mut it = c.to_uppercase();
+    match (it.next(), it.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+pub(super) fn lower_char(c: char) -> char {
+    let mut it = c.to_lowercase();
+    match (it.next(), it.next()) {
+        (Some(l), None) => l,
+        _ => c,
+    }
+}
+
+pub(super) fn title_char(c: char) -> char {
+    match c as u32 {
+        0x1C4..=0x1C6 => '\u{1C5}',
+        0x1C7..=0x1C9 => '\u{1C8}',
+        0x1CA..=0x1CC => '\u{1CB}',
+        0x1F1..=0x1F3 => '\u{1F2}',
+        _ => upper_char(c),
+    }
+}
+
+/// Go's deprecated `strings.Title`, which sprig's `title` uses.
+pub(super) fn title(s: &[u8], buf: &mut SecretBuf) {
+    let separator = |c: char| -> bool {
+        if c.is_ascii() {
+            return !(c.is_ascii_alphanumeric() || c == '_');
+        }
+        if c.is_alphabetic() || c.is_numeric() {
+            return false;
+        }
+        c.is_whitespace()
+    };
+    let mut prev = ' ';
+    let mut rest = s;
+    while let Some((c, n)) = decode_lossy(rest) {
+        buf.push_char(if separator(prev) { title_char(c) } else { c });
+        prev = c;
+        rest = &rest[n..];
+    }
+}
+
+/// Go's `strings.Replace(src, old, new, -1)`.
+pub(super) fn replace_all(src: &[u8], old: &[u8], new: &[u8]) -> Res<SecretBuf> {
+    let too_big = || format!("the replaced string would be larger than {MAX_OUTPUT} bytes");
+    let mut buf = SecretBuf::default();
+    if old.is_empty() {
+        let chars = count_chars(src);
+        if new
+            .len()
+            .saturating_mul(chars + 1)
+            .saturating_add(src.len())
+            > MAX_OUTPUT
+        {
+            return Err(too_big());
+        }
+        let mut rest = src;
+        buf.push(new);
+        while let Some((_, n)) = decode_lossy(rest) {
+            buf.push(&rest[..n]);
+            buf.push(new);
+            rest = &rest[n..];
+        }
+        return Ok(buf);
+    }
+    let mut rest = src;
+    while let Some(p) = rest.windows(old.len()).position(|w| w == old) {
+        buf.push(&rest[..p]);
+        buf.push(new);
+        if buf.len() > MAX_OUTPUT {
+            return Err(too_big());
+        }
+        rest = &rest[p + old.len()..];
+    }
+    buf.push(rest);
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::template::testkit::{err, ok};
+
+    #[test]
+    fn comparison_and_logic_builtins() {
+        assert_eq!(
+            ok(r#"{{ eq .username "admin" }} {{ ne 1 2 }} {{ lt 1 2 }} {{ ge "a" "b" }}"#),
+            "true true true false"
+        );
+        assert_eq!(ok(r#"{{ eq "x" "a" "x" }}"#), "true");
+        assert_eq!(
+            ok(r#"{{ and 1 "x" }}|{{ or 0 "" }}|{{ not .empty }}"#),
+            "x||true"
+        );
+        assert_eq!(ok("{{ len .username }} {{ len . }}"), "5 6");
+        assert!(
+            err(r#"{{ eq .username 1 }}"#)
+                .reason()
+                .contains("incompatible types")
+        );
+    }
+
+    #[test]
+    fn sprig_string_functions() {
+        assert_eq!(
+            ok("{{ upper .username }} {{ lower \"ABC\" }} {{ title \"hello world\" }}"),
+            "ADMIN abc Hello World"
+        );
+        assert_eq!(
+            ok(
+                r#"[{{ trim "  x  " }}] {{ trimSuffix "in" .username }} {{ trimPrefix "ad" .username }}"#
+            ),
+            "[x] adm min"
+        );
+        assert_eq!(
+            ok(r#"{{ replace "a" "4" .username }} {{ repeat 2 "ab" }} {{ nospace " a b " }}"#),
+            "4dmin abab ab"
+        );
+        assert_eq!(
+            ok(
+                r#"{{ contains "dm" .username }} {{ hasPrefix "ad" .username }} {{ hasSuffix "x" .username }}"#
+            ),
+            "true true false"
+        );
+        assert_eq!(
+            ok(r#"{{ quote .password }} {{ squote .username }} {{ cat "a" 1 }}"#),
+            "\"hunter2\" 'admin' a 1"
+        );
+        assert_eq!(ok(r#"{{ toJson "<a\"\n>" }}"#), r#""\u003ca\"\n\u003e""#);
+        assert_eq!(
+            ok(r#"{{ urlquery "a b&c" }} {{ html "<&>" }}"#),
+            "a+b%26c &lt;&amp;&gt;"
+        );
+    }
+
+    #[test]
+    fn sprig_defaults_and_lists() {
+        assert_eq!(
+            ok(
+                r#"{{ default "d" .missing }} {{ .empty | default "e" }} {{ default "d" .username }}"#
+            ),
+            "d e admin"
+        );
+        assert_eq!(
+            ok("{{ empty .empty }} {{ coalesce .empty .username }} {{ ternary 1 2 false }}"),
+            "true admin 2"
+        );
+        assert_eq!(
+            ok(
+                r#"{{ join "," (list "a" 1 .missing) }} {{ splitList ":" "x:y" }} {{ toString 3 }}"#
+            ),
+            "a,1 [x y] 3"
+        );
+    }
+
+    #[test]
+    fn base64_and_indentation() {
+        assert_eq!(
+            ok("{{ b64enc .username }} {{ b64dec .b64 }}"),
+            "YWRtaW4= hello"
+        );
+        assert_eq!(ok("{{ .multi | indent 2 }}"), "  a\n  b");
+        assert_eq!(ok("x:{{ .multi | nindent 2 }}"), "x:\n  a\n  b");
+    }
+
+    #[test]
+    fn bad_b64dec_input_is_an_error_not_a_value() {
+        assert!(
+            err(r#"{{ b64dec "!!not base64" }}"#)
+                .reason()
+                .contains("base64")
+        );
+    }
+
+    #[test]
+    fn wrong_argument_count_or_type_is_an_error() {
+        assert!(err("{{ upper }}").reason().contains("want 1 got 0"));
+        assert!(
+            err(r#"{{ upper "a" "b" }}"#)
+                .reason()
+                .contains("want 1 got 2")
+        );
+        assert!(
+            err(r#"{{ indent "x" "y" }}"#)
+                .reason()
+                .contains("expected int")
+        );
+        assert!(
+            err("{{ .missing | upper }}")
+                .reason()
+                .contains("invalid value")
+        );
+        assert!(
+            err("{{ .username.field }}")
+                .reason()
+                .contains("can't evaluate field")
+        );
+        assert!(err(r#"{{ "a" "b" }}"#).reason().contains("non-function"));
+    }
+}
