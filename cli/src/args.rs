@@ -67,6 +67,10 @@ pub enum Command {
     /// Back up, restore, list, retire and prune the controller's sealing keys (key
     /// Secrets in --controller-namespace).
     Keys(Box<crate::keys::KeysArgs>),
+    /// Find plaintext Secrets (YAML, JSON, Lists, Helm templates, kustomize
+    /// secretGenerator) and lint SealedSecrets offline, in files, the Git index
+    /// (--staged) or history (--since). Exit 0 clean, 1 findings, 2 error.
+    Scan(Box<crate::scan::ScanArgs>),
     /// Print a shell completion script.
     Completion {
         /// The shell to print completions for.

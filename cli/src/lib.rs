@@ -42,6 +42,7 @@ mod output;
 mod recipients;
 mod recovery;
 mod reencrypt;
+mod scan;
 mod seal;
 
 use std::io::{self, IsTerminal as _, Read as _};
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::KeygenEscrow(args)) => escrow::run(&args),
         Some(Command::Reencrypt(args)) => reencrypt::run(&args),
         Some(Command::Keys(args)) => keys::run(&args),
+        Some(Command::Scan(args)) => scan::run(&args),
         None => kubeseal(cli.kubeseal),
     }
 }
@@ -77,6 +79,9 @@ pub fn exit_code(result: Result<()>) -> ExitCode {
     if is_broken_pipe(&err) {
         return ExitCode::SUCCESS;
     }
+    if let Some(code) = scan::exit_code(&err) {
+        return code;
+    }
     eprintln!("error: {err:#}");
     ExitCode::FAILURE
 }
@@ -87,6 +92,10 @@ pub fn exit_code(result: Result<()>) -> ExitCode {
 pub fn clap_exit(err: &clap::Error) -> ExitCode {
     // Printing can only fail on a closed stream, and then there is no one to tell.
     let _ = err.print();
+    if err.use_stderr() && scan::requested() {
+        // `sealant scan` promises CI exit 2 for usage errors.
+        return ExitCode::from(2);
+    }
     if err.use_stderr() {
         ExitCode::FAILURE
     } else {
