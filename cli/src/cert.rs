@@ -5,6 +5,7 @@
 //! certificate past its NotAfter is refused, with kubeseal's words, because the
 //! controller has most likely rotated away from it.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,7 @@ use sealant_keys::{Certificate, OffsetDateTime};
 
 use crate::args::{CertArgs, ClusterArgs};
 use crate::cluster::Cluster;
-
-/// The largest certificate we are willing to download.
-const MAX_CERT_BYTES: u64 = 1 << 20;
+use crate::files::{self, Limit};
 
 /// Reads the raw certificate bytes from `--cert`, or from the controller.
 pub fn fetch(cert: &CertArgs, cluster: &ClusterArgs) -> Result<Vec<u8>> {
@@ -59,7 +58,9 @@ fn open_local(location: &str) -> Result<Vec<u8>> {
         Some(_) => &location["file://".len()..],
         None => location,
     };
-    std::fs::read(path).with_context(|| format!("cannot read certificate file {path}"))
+    let bytes = files::read(Path::new(path), Limit::CERTIFICATE)
+        .with_context(|| format!("cannot read certificate file {path}"))?;
+    Ok(bytes.to_vec())
 }
 
 /// GET over HTTP(S) with rustls on AWS-LC and the webpki root store.
@@ -85,7 +86,7 @@ fn fetch_url(url: &str) -> Result<Vec<u8>> {
     response
         .body_mut()
         .with_config()
-        .limit(MAX_CERT_BYTES)
+        .limit(Limit::CERTIFICATE.bytes() as u64)
         .read_to_vec()
         .with_context(|| format!("cannot read the response from {url:?}"))
 }

@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::args::CreateArgs;
+use crate::files::{self, Limit};
 
 /// Builds the Secret described by `args`. The namespace is left to the sealing step.
 pub fn build_secret(args: &CreateArgs) -> Result<Secret> {
@@ -122,18 +123,16 @@ fn add_one_file(data: &mut Values, key: Option<&str>, path: &Path) -> Result<()>
             .with_context(|| format!("--from-file: {} has no usable file name", path.display()))?
             .to_owned(),
     };
-    let value = std::fs::read(path)
+    let mut value = files::read(path, Limit::VALUE)
         .with_context(|| format!("--from-file: cannot read {}", path.display()))?;
-    data.insert(&key, value, "--from-file")
+    data.insert(&key, std::mem::take(&mut *value), "--from-file")
 }
 
 /// `KEY=VALUE` per line; blank lines and `#` comments are skipped; a bare `KEY` takes
 /// its value from the environment, as kubectl does.
 fn add_from_env_file(data: &mut Values, path: &Path) -> Result<()> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .with_context(|| format!("--from-env-file: cannot read {}", path.display()))?,
-    );
+    let bytes = files::read(path, Limit::VALUE)
+        .with_context(|| format!("--from-env-file: cannot read {}", path.display()))?;
     let text = std::str::from_utf8(&bytes)
         .with_context(|| format!("--from-env-file: {} is not UTF-8", path.display()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

@@ -13,15 +13,18 @@
 //! buffer, and parse errors of Secrets never quote values.
 
 use std::fmt;
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use zeroize::{Zeroize as _, Zeroizing};
+
+use crate::files::{self, Limit};
 
 /// One parsed input document and its 1-based position.
 pub struct Document {
@@ -85,32 +88,29 @@ impl fmt::Display for DocumentLabel {
     }
 }
 
-/// Reads all of stdin, or the file, into a zeroizing buffer.
+/// Reads all of stdin, or the file, into a zeroizing buffer, up to
+/// [`Limit::MANIFESTS`].
 pub fn read_input(path: Option<&Path>) -> Result<Zeroizing<String>> {
-    let mut bytes = Zeroizing::new(Vec::new());
-    match path {
-        Some(path) => {
-            let mut file = std::fs::File::open(path)
-                .with_context(|| format!("cannot open input file {}", path.display()))?;
-            file.read_to_end(&mut bytes)
-                .with_context(|| format!("cannot read input file {}", path.display()))?;
-        }
+    let bytes = match path {
+        Some(path) => files::read(path, Limit::MANIFESTS)
+            .with_context(|| format!("cannot read input file {}", path.display()))?,
         None => {
             if std::io::stdin().is_terminal() {
                 eprintln!("(tty detected: expecting json/yaml k8s resource in stdin)");
             }
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut bytes)
-                .context("cannot read stdin")?;
+            files::read_stdin(Limit::MANIFESTS).context("cannot read stdin")?
         }
-    }
+    };
     let text = std::str::from_utf8(&bytes).context("the input is not UTF-8")?;
     Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// Splits the input into documents; empty documents are skipped. At least one is
 /// required.
+///
+/// A mapping that repeats a key is an error naming the document, the mapping and the
+/// key: YAML and JSON parsers keep the last value silently, so a Secret with two
+/// `password:` lines would seal a value its author may not have meant.
 pub fn parse(input: &str, what: &str) -> Result<Vec<Document>> {
     let values = sealant_crds::parse_documents(input)?;
     let documents: Vec<Document> = values
@@ -125,7 +125,203 @@ pub fn parse(input: &str, what: &str) -> Result<Vec<Document>> {
     if documents.is_empty() {
         bail!("the input holds no {what}: expected YAML or JSON on stdin or in --secret-file");
     }
+    if let Some((index, duplicate)) = first_duplicate_key(input) {
+        let label = documents.get(index.wrapping_sub(1)).map_or_else(
+            || format!("document {index}"),
+            |doc| doc.label().to_string(),
+        );
+        bail!("{label}: {duplicate}");
+    }
     Ok(documents)
+}
+
+/// The first mapping in the input that repeats a key, with the 1-based position of
+/// its document among the non-empty ones. Runs over text that has already parsed, so
+/// a parse error here cannot happen and is not reported twice.
+fn first_duplicate_key(input: &str) -> Option<(usize, Duplicate)> {
+    let mut index = 0;
+    let mut visit = |check: KeyCheck| {
+        if !check.null {
+            index += 1;
+        }
+        check.duplicate.map(|duplicate| (index, duplicate))
+    };
+    match sealant_crds::Format::detect(input) {
+        sealant_crds::Format::Json => serde_json::Deserializer::from_str(input)
+            .into_iter::<KeyCheck>()
+            .map_while(std::result::Result::ok)
+            .find_map(&mut visit),
+        sealant_crds::Format::Yaml => serde_yaml_ng::Deserializer::from_str(input)
+            .map_while(|doc| KeyCheck::deserialize(doc).ok())
+            .find_map(&mut visit),
+    }
+}
+
+/// What a walk over one document found: whether it is empty, and the first mapping
+/// that repeats a key. The walk builds nothing: scalars are skipped unread, and only
+/// keys (never values) are kept, so no plaintext is copied.
+struct KeyCheck {
+    null: bool,
+    duplicate: Option<Duplicate>,
+}
+
+/// A repeated key and where its mapping is, innermost segment first while the walk
+/// unwinds.
+#[derive(Debug)]
+struct Duplicate {
+    key: String,
+    path_from_inside: Vec<Segment>,
+}
+
+#[derive(Debug)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut path = String::new();
+        for segment in self.path_from_inside.iter().rev() {
+            match segment {
+                Segment::Key(key) if path.is_empty() => path.push_str(key),
+                Segment::Key(key) => {
+                    path.push('.');
+                    path.push_str(key);
+                }
+                Segment::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        if !path.is_empty() {
+            write!(f, "{path}: ")?;
+        }
+        write!(
+            f,
+            "the key {:?} appears more than once; give each key once",
+            self.key
+        )
+    }
+}
+
+impl KeyCheck {
+    fn clean() -> Self {
+        Self {
+            null: false,
+            duplicate: None,
+        }
+    }
+
+    /// Records `segment` on the way out of a nested duplicate.
+    fn within(mut self, segment: Segment) -> Self {
+        if let Some(duplicate) = self.duplicate.as_mut() {
+            duplicate.path_from_inside.push(segment);
+        }
+        self
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyCheck {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(KeyCheckVisitor)
+    }
+}
+
+struct KeyCheckVisitor;
+
+impl<'de> Visitor<'de> for KeyCheckVisitor {
+    type Value = KeyCheck;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML or JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<KeyCheck, E> {
+        Ok(KeyCheck::clean())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<KeyCheck, E> {
+        Ok(KeyCheck::clean())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<KeyCheck, E> {
+        Ok(KeyCheck::clean())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<KeyCheck, E> {
+        Ok(KeyCheck::clean())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<KeyCheck, E> {
+        Ok(KeyCheck::clean())
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<KeyCheck, E> {
+        Ok(KeyCheck::clean())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<KeyCheck, E> {
+        Ok(KeyCheck {
+            null: true,
+            duplicate: None,
+        })
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<KeyCheck, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<KeyCheck, D::Error> {
+        KeyCheck::deserialize(deserializer)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<KeyCheck, D::Error> {
+        KeyCheck::deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyCheck, A::Error> {
+        let mut found = None;
+        let mut index = 0;
+        while let Some(item) = seq.next_element::<KeyCheck>()? {
+            if found.is_none() && item.duplicate.is_some() {
+                found = Some(item.within(Segment::Index(index)));
+            }
+            index += 1;
+        }
+        Ok(found.unwrap_or_else(KeyCheck::clean))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyCheck, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value::<KeyCheck>()?;
+            if found.is_some() {
+                continue;
+            }
+            if seen.contains(&key) {
+                found = Some(KeyCheck {
+                    null: false,
+                    duplicate: Some(Duplicate {
+                        key,
+                        path_from_inside: Vec::new(),
+                    }),
+                });
+            } else if value.duplicate.is_some() {
+                found = Some(value.within(Segment::Key(key)));
+            } else {
+                seen.insert(key);
+            }
+        }
+        Ok(found.unwrap_or_else(KeyCheck::clean))
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<KeyCheck, A::Error> {
+        // A YAML tag (`!Thing value`); the parse into JSON values has refused it already.
+        de::IgnoredAny.visit_enum(data).map(|_| KeyCheck::clean())
+    }
 }
 
 fn check_kind(value: &Value, kinds: &[&str], expected: &str) -> Result<()> {
@@ -245,6 +441,45 @@ mod tests {
         let err = format!("{:#}", d.to_secret().expect_err("bad base64"));
         assert!(err.contains("data.password"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_repeated_key_is_found_with_its_document_and_path() {
+        let yaml = "a: 1\n---\n---\nkind: Secret\nstringData:\n  password: x\n  user: y\n  \
+                    password: z\n";
+        let (index, dup) = first_duplicate_key(yaml).expect("duplicate");
+        assert_eq!(index, 2, "the empty document is not counted");
+        assert_eq!(
+            dup.to_string(),
+            "stringData: the key \"password\" appears more than once; give each key once"
+        );
+        let json = r#"{"items": [{}, {"metadata": {"labels": {"a": "1", "a": "2"}}}]}"#;
+        let (index, dup) = first_duplicate_key(json).expect("duplicate");
+        assert_eq!(index, 1);
+        assert!(
+            dup.to_string()
+                .starts_with("items[1].metadata.labels: the key \"a\""),
+            "{dup}"
+        );
+        let top = first_duplicate_key("{\"kind\": \"Secret\", \"kind\": \"Secret\"}");
+        assert_eq!(
+            top.map(|(_, d)| d.to_string()).as_deref(),
+            Some("the key \"kind\" appears more than once; give each key once")
+        );
+        assert!(first_duplicate_key("a: {b: 1}\nc: {b: 2}\n---\n[{x: 1}, {x: 2}]\n").is_none());
+    }
+
+    #[test]
+    fn parse_refuses_a_repeated_key_naming_the_document_but_no_value() {
+        let yaml = "kind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  \
+                    password: hunter2\n  password: hunter3\n";
+        let err = parse(yaml, "Secret").map(|_| ()).expect_err("duplicate");
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("document 1 (prod/db): stringData: the key \"password\""),
+            "{text}"
+        );
+        assert!(!text.contains("hunter"), "{text}");
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!
 //! The identity is a secret key, so it is written only where the user asked for it:
 //!
-//! - `-o FILE` is required. The file is written to a temporary file in the same
-//!   directory, created with mode 0600 (never readable by others, not even for a
+//! - `-o FILE` is required. The file is written by [`crate::files::write_private`]: to
+//!   a temporary file in the same directory, created with mode 0600 (never readable by others, not even for a
 //!   moment), synced, and moved into place. Without `--force` the move refuses to
 //!   replace an existing file (atomically: a file that appears in the meantime is not
 //!   overwritten either), because overwriting an escrow identity silently destroys the
@@ -25,7 +25,7 @@
 //! The file has age-keygen's layout (`# created:`, `# public key:`, the key), so the
 //! age and rage tools read it too.
 
-use std::io::{self, IsTerminal as _, Write as _};
+use std::io::{self, IsTerminal as _};
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
@@ -33,6 +33,7 @@ use sealant_keys::{AgeIdentity, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::args::KeygenEscrowArgs;
+use crate::files::{self, Overwrite};
 use crate::output;
 
 /// Runs `keygen-escrow`.
@@ -60,7 +61,7 @@ pub fn run(args: &KeygenEscrowArgs) -> Result<()> {
         return Ok(());
     }
 
-    write_new_private_file(path, file.as_bytes(), args.force)
+    files::write_private(path, file.as_bytes(), Overwrite::when_forced(args.force))
         .with_context(|| format!("keygen-escrow -o {}", path.display()))?;
     output::write_stdout(format!("{recipient}\n").as_bytes())?;
     eprintln!(
@@ -88,67 +89,6 @@ fn identity_file(identity: &AgeIdentity, now: OffsetDateTime) -> Zeroizing<Strin
     file
 }
 
-/// Writes `bytes` to `path` through a 0600 temporary file beside it, refusing to
-/// replace an existing file unless `force`. A replaced file ends up 0600 too.
-///
-/// Shared by every command that writes key material to a file (`keygen-escrow`,
-/// `keys backup`): the file is never readable by others, not even for a moment, a
-/// reader never sees half of it, and without `force` a file that appears while it is
-/// written is not overwritten either.
-pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
-    if !force && path.symlink_metadata().is_ok() {
-        bail!(
-            "{} already exists; pass --force to replace it",
-            path.display()
-        );
-    }
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".sealant-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    restrict(tmp.as_file())?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    if force {
-        tmp.persist(path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot replace {}", path.display()))?;
-    } else {
-        tmp.persist_noclobber(path)
-            .map_err(|e| e.error)
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    anyhow::anyhow!(
-                        "{} already exists; pass --force to replace it",
-                        path.display()
-                    )
-                } else {
-                    anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
-                }
-            })?;
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn restrict(file: &std::fs::File) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .context("cannot set mode 0600 on the temporary file")
-}
-
-#[cfg(not(unix))]
-fn restrict(_file: &std::fs::File) -> Result<()> {
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,22 +105,5 @@ mod tests {
         let parsed = AgeIdentity::parse_file(&file).expect("parse");
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed[0].recipient(), identity.recipient());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn existing_files_are_kept_unless_forced_and_the_result_is_0600() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("escrow.key");
-        write_new_private_file(&path, b"first", false).expect("create");
-        let err = write_new_private_file(&path, b"second", false).expect_err("exists");
-        assert!(err.to_string().contains("--force"), "{err}");
-        assert_eq!(std::fs::read(&path).expect("read"), b"first");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        write_new_private_file(&path, b"second", true).expect("force");
-        assert_eq!(std::fs::read(&path).expect("read"), b"second");
-        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
     }
 }

@@ -37,6 +37,7 @@ mod cluster;
 mod create;
 mod documents;
 mod escrow;
+mod files;
 mod keys;
 mod output;
 mod recipients;
@@ -45,7 +46,7 @@ mod reencrypt;
 mod scan;
 mod seal;
 
-use std::io::{self, IsTerminal as _, Read as _};
+use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
@@ -255,18 +256,12 @@ fn raw(
             if io::stdin().is_terminal() {
                 eprintln!("(tty detected: expecting a secret to encrypt in stdin)");
             }
-            let mut buf = Zeroizing::new(Vec::new());
-            io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .context("cannot read the value from stdin")?;
-            buf
+            files::read_stdin(files::Limit::VALUE).context("cannot read the value from stdin")?
         }
         [source] => {
             let path = source.split_once('=').map_or(source.as_str(), |(_, p)| p);
-            Zeroizing::new(
-                std::fs::read(path).with_context(|| format!("--from-file: cannot read {path}"))?,
-            )
+            files::read(std::path::Path::new(path), files::Limit::VALUE)
+                .with_context(|| format!("--from-file: cannot read {path}"))?
         }
         _ => bail!("must provide only one --from-file when encrypting a single item with --raw"),
     };

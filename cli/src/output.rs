@@ -3,13 +3,12 @@
 //! Every command renders its whole result into memory first and only then writes it,
 //! so a failure halfway through (the third of five documents is broken) prints
 //! nothing and leaves `-w`/`--merge-into` files exactly as they were. Files are
-//! replaced atomically: a temporary file in the same directory is written, synced and
-//! renamed over the target, so a reader never sees half a file.
+//! written by [`crate::files`]: atomically, plaintext with mode 0600, never through a
+//! symbolic link or into a special file.
 //!
 //! Shapes match kubeseal: JSON is pretty-printed with a trailing newline; YAML starts
 //! each document with `---`.
 
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +16,7 @@ use anyhow::{Context as _, Result};
 use zeroize::Zeroizing;
 
 use crate::args::{Format, OutputArgs};
+use crate::files::{self, Overwrite};
 
 /// Where the rendered result is written.
 #[derive(Debug)]
@@ -56,12 +56,15 @@ impl Output {
         }
     }
 
-    /// Writes `bytes` to the destination. `private` files (plaintext) are created
-    /// with mode 0600.
+    /// Writes `bytes` to the destination. A `private` file (plaintext) is 0600 even
+    /// when it replaces a file that was readable by others.
     pub fn write(&self, bytes: &[u8], private: bool) -> Result<()> {
         match &self.destination {
             Destination::Stdout => write_stdout(bytes),
-            Destination::File(path) => write_atomically(path, bytes, private),
+            Destination::File(path) if private => {
+                files::write_private(path, bytes, Overwrite::Allow)
+            }
+            Destination::File(path) => files::write_public(path, bytes),
         }
     }
 }
@@ -99,46 +102,6 @@ pub fn write_stdout(bytes: &[u8]) -> Result<()> {
     out.flush().context("cannot write to stdout")
 }
 
-/// Replaces `path` with `bytes` atomically: write a temporary file beside it, sync
-/// it, rename it over `path`. An existing file keeps its permissions; a new one is
-/// 0600 when `private`, else 0644.
-pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".sealant-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    set_permissions(tmp.as_file(), path, private)?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_permissions(file: &fs::File, target: &Path, private: bool) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = match fs::metadata(target) {
-        Ok(meta) => meta.permissions().mode() & 0o7777,
-        Err(_) if private => 0o600,
-        Err(_) => 0o644,
-    };
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set permissions for {}", target.display()))
-}
-
-#[cfg(not(unix))]
-fn set_permissions(_file: &fs::File, _target: &Path, _private: bool) -> Result<()> {
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,19 +133,5 @@ mod tests {
             sealed_secret_file: None,
         };
         assert_eq!(Output::from_args(&args).format, Format::Json);
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file_and_leaves_no_temporary_behind() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("out.json");
-        fs::write(&path, "old").expect("seed");
-        write_atomically(&path, b"new", false).expect("write");
-        assert_eq!(fs::read_to_string(&path).expect("read"), "new");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .expect("list")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("out.json")]);
     }
 }

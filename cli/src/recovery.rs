@@ -53,6 +53,7 @@ use zeroize::Zeroizing;
 
 use crate::args::Format;
 use crate::documents::{self, Document};
+use crate::files::{self, Limit};
 use crate::output;
 
 /// Reads every key from every file: key files and identity files first, then the
@@ -79,7 +80,7 @@ pub fn load_keys(paths: &[impl AsRef<Path>]) -> Result<KeyRing> {
 
 /// Loads the keys of one file, or returns the bundle it holds for the second pass.
 fn load_file(ring: &mut KeyRing, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
-    let bytes = Zeroizing::new(std::fs::read(path).context("cannot read the file")?);
+    let bytes = files::read(path, Limit::MANIFESTS).context("cannot read the file")?;
     if bundle::is_encrypted(&bytes) {
         return Ok(Some(bytes));
     }

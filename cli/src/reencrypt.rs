@@ -59,9 +59,9 @@ use sealant_keys::{AgeRecipient, Certificate, KeyRing, Opened, Scope, age_envelo
 use serde_json::Value;
 
 use crate::args::{CertArgs, ClusterArgs, RecipientArgs};
-use crate::output;
 use crate::recipients::SealingKey;
 use crate::recovery;
+use crate::{files, output};
 
 /// `sealant reencrypt PATH...`: re-seal SealedSecrets in files to a new key, offline.
 #[derive(Debug, Args)]
@@ -155,7 +155,7 @@ pub fn run(args: &ReencryptArgs) -> Result<()> {
         }
     }
     for (plan, text) in &rewritten {
-        output::write_atomically(&plan.write_to, text.as_bytes(), false)?;
+        files::write_public(&plan.write_to, text.as_bytes())?;
         let (objects, resealed, unchanged) = plan.counts();
         eprintln!(
             "{}: re-sealed {resealed} value{} in {objects} SealedSecret{}{}",

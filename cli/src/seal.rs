@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use crate::args::{ClusterArgs, Format};
 use crate::cluster::kubeconfig_namespace;
 use crate::documents::{self, Document};
-use crate::output;
+use crate::{files, output};
 
 /// The text kubeseal prints for an input Secret without values.
 const EMPTY_DATA: &str = "secret.data is empty in input Secret, assuming this is an error and \
@@ -204,10 +204,13 @@ pub fn merge_into_file(
     explicit_format: Option<Format>,
 ) -> Result<()> {
     let what = || format!("--merge-into {}", path.display());
-    let text = std::fs::read_to_string(path)
+    let bytes = files::read_regular(path, files::Limit::MANIFESTS)
         .with_context(|| format!("cannot read {}", path.display()))
         .with_context(what)?;
-    let docs = documents::parse(&text, "SealedSecret").with_context(what)?;
+    let text = std::str::from_utf8(&bytes)
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+        .with_context(what)?;
+    let docs = documents::parse(text, "SealedSecret").with_context(what)?;
     let [doc] = docs.as_slice() else {
         bail!(
             "{}: expected one SealedSecret, found {} documents",
@@ -252,8 +255,8 @@ pub fn merge_into_file(
         sealant_crds::merge_into(&mut existing, &update);
     }
 
-    let format = explicit_format.unwrap_or_else(|| detect_format(&text));
-    output::write_atomically(path, render_sealed(&existing, format).as_bytes(), false)
+    let format = explicit_format.unwrap_or_else(|| detect_format(text));
+    files::write_public(path, render_sealed(&existing, format).as_bytes())
 }
 
 /// JSON if the text starts with `{` (after blanks), else YAML.

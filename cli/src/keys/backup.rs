@@ -29,7 +29,8 @@ use zeroize::Zeroizing;
 use super::inventory::key_secrets;
 use super::{BackupArgs, PASSPHRASE_ENV, Session, passphrase};
 use crate::args::RecipientArgs;
-use crate::{escrow, output, recipients};
+use crate::files::{self, Overwrite};
+use crate::{output, recipients};
 
 /// How the backup is protected.
 enum Protection {
@@ -119,11 +120,8 @@ pub fn run(args: &BackupArgs) -> Result<()> {
                  FILE for a 0600 file, or encrypt the backup"
             );
         }
-    } else if !args.force && args.output.symlink_metadata().is_ok() {
-        bail!(
-            "{} already exists; pass --force to replace it",
-            args.output.display()
-        );
+    } else if !args.force {
+        files::refuse_existing(&args.output)?;
     }
 
     let session = Session::connect(&args.controller)?;
@@ -157,8 +155,12 @@ pub fn run(args: &BackupArgs) -> Result<()> {
         output::write_stdout(file.as_bytes())?;
         "stdout".to_owned()
     } else {
-        escrow::write_new_private_file(&args.output, file.as_bytes(), args.force)
-            .with_context(|| format!("keys backup -o {}", args.output.display()))?;
+        files::write_private(
+            &args.output,
+            file.as_bytes(),
+            Overwrite::when_forced(args.force),
+        )
+        .with_context(|| format!("keys backup -o {}", args.output.display()))?;
         args.output.display().to_string()
     };
     let fingerprints: Vec<&str> = keys.iter().map(|k| k.fingerprint_text()).collect();
