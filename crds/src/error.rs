@@ -115,8 +115,9 @@ pub enum Error {
     },
 
     /// A `spec.template.data` value (a Go text/template over the decrypted values) could
-    /// not be parsed or rendered. The message names the template and the position in
-    /// it, never a value.
+    /// not be parsed or rendered, or the object's templates exceeded their budget
+    /// (see [`crate::template::Limits`]). The message names the template, the function
+    /// and the position in it, never a value or anything computed from one.
     #[error("sealed secret {object}: cannot render {field}: {source}")]
     Template {
         /// `namespace/name`.

@@ -16,7 +16,8 @@
 //! - [`annotations`]: the `sealedsecrets.bitnami.com/` annotations and the scope rules.
 //! - [`seal_secret`], [`seal_value`], [`merge_into`]: what `kubeseal` does, to an RSA
 //!   certificate or (see [`Sealer`]) to age recipients.
-//! - [`unseal`] and [`Unsealed`]: what the controller does; [`owner_reference`].
+//! - [`unseal`] and [`Unsealed`]: what the controller does; [`owner_reference`];
+//!   [`decrypt`], the same without templates, for `/v1/verify` and `/v1/rotate`.
 //! - [`key_secret`]: key Secrets in Bitnami's shape, and the key backups and escrow
 //!   bundles (a `List` of them) that the CLI and the controller share.
 //! - [`template`]: `spec.template.data`, Go `text/template` over the decrypted values.
@@ -52,7 +53,7 @@ pub use types::{
     PLURAL, SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus,
     SecretTemplateSpec, VERSION,
 };
-pub use unseal::{Unsealed, owner_reference, secret_shell, unseal};
+pub use unseal::{Unsealed, decrypt, owner_reference, secret_shell, unseal};
 
 /// Re-exported so that callers name the scope with the same type this crate uses.
 pub use sealant_keys::Scope;

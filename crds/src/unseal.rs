@@ -4,7 +4,7 @@
 //! ```text
 //!   SealedSecret.metadata (name, namespace, scope annotation) ──▶ OAEP label
 //!   spec.encryptedData[k] ──base64──▶ blob ──KeyRing::open(label, hint)──▶ Plaintext ──▶ Unsealed.data[k]
-//!   spec.template.data[t] ──template::render(dot = decrypted values)──▶ Plaintext ──▶ Unsealed.data[t]
+//!   spec.template.data[t] ──template::render_with_budget(dot = decrypted values, one budget per object)──▶ Unsealed.data[t]
 //!   spec.template (metadata, type, immutable) ────────────────────────────────────────▶ Unsealed
 //!   Unsealed ──into_secret──▶ Secret (name and namespace forced to the SealedSecret's)
 //! ```
@@ -24,6 +24,14 @@
 //! every template sees the decrypted values only (never another template's output), and
 //! its result replaces a decrypted value of the same key. A template that fails is
 //! [`Error::Template`], naming `spec.template.data.KEY` and the position in it.
+//!
+//! All templates of one object share one [`Budget`]: a hostile object fails alone,
+//! with an error naming the template key that ran out, whatever the number of keys.
+//!
+//! [`decrypt`] is [`unseal`] without the templates, for `/v1/verify` and `/v1/rotate`:
+//! their answer must depend only on whether every value opens under its scope, never
+//! on what a template (which an attacker can append to a SealedSecret taken from Git)
+//! computes from the plaintext.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -36,6 +44,7 @@ use sealant_keys::{Fingerprint, KeyRing, Plaintext, Scope};
 
 use crate::annotations::{self, SKIP_SET_OWNER_REFERENCES};
 use crate::seal::strip_server_fields;
+use crate::template::{Budget, render_with_budget};
 use crate::{API_VERSION, Error, KIND, SealedSecret};
 
 /// A SealedSecret's decrypted content: the plaintext values and the shape of the
@@ -174,6 +183,60 @@ pub fn unseal(
     ring: &KeyRing,
     hint: Option<&Fingerprint>,
 ) -> Result<Unsealed, Error> {
+    let mut unsealed = open(sealed, ring, hint, Failures::All)?;
+    if sealed.spec.data.is_some() {
+        // The deprecated form carries its template inside the blob, without data.
+        return Ok(unsealed);
+    }
+    // Every template sees the decrypted values only, as in Bitnami, so render them all
+    // before any output replaces a value; all of them draw on one budget.
+    let templates = sealed.spec.template.as_ref().and_then(|t| t.data.as_ref());
+    let mut budget = Budget::default();
+    let mut rendered = Vec::new();
+    for (k, source) in templates.into_iter().flatten() {
+        let value = render_with_budget(source, &unsealed.data, &mut budget).map_err(|source| {
+            Error::Template {
+                object: sealed.object_ref(),
+                field: format!("spec.template.data.{k}"),
+                source,
+            }
+        })?;
+        rendered.push((k.clone(), value));
+    }
+    unsealed.data.extend(rendered);
+    Ok(unsealed)
+}
+
+/// Decrypts every sealed value of `sealed` (`spec.encryptedData`, or the deprecated
+/// `spec.data`) and runs no template: [`Unsealed::data`] holds exactly the sealed
+/// values. Stops at the first value that no key opens, so junk costs at most one
+/// value's RSA work; the error names that value.
+///
+/// This is what `/v1/verify` and `/v1/rotate` need: whether every value opens under
+/// the scope label of the SealedSecret's own metadata, and the values themselves.
+pub fn decrypt(
+    sealed: &SealedSecret,
+    ring: &KeyRing,
+    hint: Option<&Fingerprint>,
+) -> Result<Unsealed, Error> {
+    open(sealed, ring, hint, Failures::First)
+}
+
+/// Whether decryption goes on past a value that fails (to name every failing field in
+/// the controller's status) or stops at once (for the HTTP API).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Failures {
+    All,
+    First,
+}
+
+/// [`unseal`] without the templates.
+fn open(
+    sealed: &SealedSecret,
+    ring: &KeyRing,
+    hint: Option<&Fingerprint>,
+    failures: Failures,
+) -> Result<Unsealed, Error> {
     let object = sealed.object_ref();
     let name = required(&sealed.metadata.name, &object, "metadata.name")?;
     let scope = annotations::scope_of(&sealed.metadata);
@@ -221,7 +284,12 @@ pub fn unseal(
                 hint = Some(opened.fingerprint.clone());
                 fingerprints.insert(opened.fingerprint);
             }
-            Err(_) => failed.push(format!("spec.encryptedData.{k}")),
+            Err(_) => {
+                failed.push(format!("spec.encryptedData.{k}"));
+                if failures == Failures::First {
+                    break;
+                }
+            }
         }
     }
     if !failed.is_empty() {
@@ -230,19 +298,6 @@ pub fn unseal(
             fields: failed,
         });
     }
-
-    // Every template sees the decrypted values only, as in Bitnami, so render them all
-    // before any output replaces a value.
-    let mut rendered = Vec::new();
-    for (k, source) in template.data.iter().flatten() {
-        let value = crate::template::render(source, &data).map_err(|source| Error::Template {
-            object: object.clone(),
-            field: format!("spec.template.data.{k}"),
-            source,
-        })?;
-        rendered.push((k.clone(), value));
-    }
-    data.extend(rendered);
 
     Ok(Unsealed {
         name: name.to_owned(),

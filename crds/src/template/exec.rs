@@ -11,62 +11,110 @@ use std::rc::Rc;
 use sealant_keys::Plaintext;
 use zeroize::Zeroizing;
 
+use super::budget::{Budget, MAX_VALUE_DEPTH};
 use super::parse::{Cmd, Node, Operand, Pipe, Term};
 use super::printf::fmt_value;
-use super::value::{Bytes, Flow, SecretBuf, Value, truth};
-use super::{MAX_ALLOCATED, MAX_OUTPUT, MAX_STEPS, TemplateError, error_at};
+use super::value::{Bytes, Flow, List, SecretBuf, Value, truth};
+use super::{MAX_OUTPUT, TemplateError, error_at};
 
-pub(super) struct Exec<'a> {
+/// What a value costs beyond its bytes (the reference count, the box, the slot), as
+/// charged against the budget's allocation.
+const VALUE_OVERHEAD: usize = 64;
+
+pub(super) struct Exec<'a, 'b> {
     pub(super) source: &'a str,
     pub(super) values: &'a BTreeMap<String, Plaintext>,
     pub(super) vars: Vec<(String, Value<'a>)>,
+    /// The output, capped at what the budget had left when this template started.
     pub(super) out: SecretBuf,
-    pub(super) steps: u64,
-    pub(super) allocated: usize,
+    pub(super) budget: &'b mut Budget,
 }
 
 /// An execution error before it is given a position.
 pub(super) type Res<T> = Result<T, String>;
 
-impl<'a> Exec<'a> {
+impl<'a> Exec<'a, '_> {
     fn at(&self, pos: usize, reason: String) -> TemplateError {
         error_at(self.source, pos, reason)
     }
 
+    /// One step: a node, a command, a loop iteration.
     pub(super) fn step(&mut self) -> Res<()> {
-        self.steps += 1;
-        if self.steps > MAX_STEPS {
-            return Err(format!(
-                "template takes more than {MAX_STEPS} execution steps"
-            ));
+        self.budget.step(1)
+    }
+
+    /// The steps for reading or writing `bytes` bytes.
+    pub(super) fn step_bytes(&mut self, bytes: usize) -> Res<()> {
+        self.budget.step_bytes(bytes)
+    }
+
+    /// An empty buffer for a string to be made, capped at what one string and the
+    /// budget allow.
+    pub(super) fn buffer(&self) -> SecretBuf {
+        SecretBuf::capped(MAX_OUTPUT.min(self.budget.alloc_room()))
+    }
+
+    /// Like [`Exec::buffer`], with room for `hint` bytes.
+    pub(super) fn buffer_with(&self, hint: usize) -> SecretBuf {
+        SecretBuf::capped_with(MAX_OUTPUT.min(self.budget.alloc_room()), hint)
+    }
+
+    /// Fails unless `bytes` more bytes fit in a new string: checked before a function
+    /// builds something whose size it knows in advance.
+    pub(super) fn fits(&self, bytes: usize) -> Res<()> {
+        if bytes > MAX_OUTPUT {
+            return Err(string_too_large());
+        }
+        if bytes > self.budget.alloc_room() {
+            return Err(self.budget.alloc_error());
         }
         Ok(())
     }
 
-    fn emit(&mut self, bytes: &[u8]) -> Res<()> {
-        if self.out.len() + bytes.len() > MAX_OUTPUT {
-            return Err(format!("rendered value is larger than {MAX_OUTPUT} bytes"));
+    /// Text for the output, charged against the budget.
+    fn emit_with(&mut self, write: impl FnOnce(&mut SecretBuf)) -> Res<()> {
+        let before = self.out.len();
+        write(&mut self.out);
+        if self.out.is_over() {
+            return Err(if self.out.cap() < MAX_OUTPUT {
+                self.budget.output_error()
+            } else {
+                format!("budget exceeded: a rendered value would be larger than {MAX_OUTPUT} bytes")
+            });
         }
-        self.out.push(bytes);
-        Ok(())
+        let n = self.out.len() - before;
+        self.step_bytes(n)?;
+        self.budget.output(n)
     }
 
-    /// A string made while rendering, counted against the limits.
+    /// A string made while rendering, counted against the budget.
     pub(super) fn owned(&mut self, buf: SecretBuf) -> Res<Value<'a>> {
-        if buf.len() > MAX_OUTPUT {
-            return Err(format!(
-                "a string made by the template is larger than {MAX_OUTPUT} bytes"
-            ));
+        if buf.is_over() {
+            return Err(if buf.cap() < MAX_OUTPUT {
+                self.budget.alloc_error()
+            } else {
+                string_too_large()
+            });
         }
-        self.allocated += buf.len();
-        if self.allocated > MAX_ALLOCATED {
-            return Err(format!(
-                "the template makes more than {MAX_ALLOCATED} bytes of strings"
-            ));
-        }
+        self.budget.alloc(buf.len() + VALUE_OVERHEAD)?;
+        self.step_bytes(buf.len())?;
         Ok(Value::Str(Bytes::Owned(Rc::new(Zeroizing::new(
             buf.into_vec(),
         )))))
+    }
+
+    /// A list made while rendering, counted against the budget, and refused when it
+    /// would nest too deeply.
+    pub(super) fn list(&mut self, items: Vec<Value<'a>>) -> Res<Value<'a>> {
+        self.budget
+            .alloc((items.len() + 1) * std::mem::size_of::<Value<'_>>() + VALUE_OVERHEAD)?;
+        self.step_bytes(items.len() * std::mem::size_of::<Value<'_>>())?;
+        match List::new(items) {
+            Some(list) => Ok(Value::List(Rc::new(list))),
+            None => Err(format!(
+                "budget exceeded: lists nested more than {MAX_VALUE_DEPTH} deep"
+            )),
+        }
     }
 
     pub(super) fn walk(&mut self, nodes: &[Node], dot: &Value<'a>) -> Result<Flow, TemplateError> {
@@ -75,19 +123,19 @@ impl<'a> Exec<'a> {
                 Node::Text(a, b) => {
                     let text = &self.source.as_bytes()[*a..*b];
                     self.step()
-                        .and_then(|()| self.emit(text))
+                        .and_then(|()| self.emit_with(|out| out.push(text)))
                         .map_err(|e| self.at(*a, e))?;
                 }
                 Node::Action(pipe) => {
                     self.step().map_err(|e| self.at(pipe.pos, e))?;
                     let v = self.pipe(pipe, dot)?;
                     if pipe.decl.is_empty() {
-                        let mut buf = SecretBuf::default();
-                        match &v {
-                            Value::Nil => buf.push_str("<no value>"),
-                            v => fmt_value(&mut buf, v, self.values),
-                        }
-                        self.emit(&buf.0).map_err(|e| self.at(pipe.pos, e))?;
+                        let values = self.values;
+                        self.emit_with(|out| match &v {
+                            Value::Nil => out.push_str("<no value>"),
+                            v => fmt_value(out, v, values),
+                        })
+                        .map_err(|e| self.at(pipe.pos, e))?;
                     }
                 }
                 Node::If(branches, else_list) | Node::With(branches, else_list) => {
@@ -316,6 +364,12 @@ impl<'a> Exec<'a> {
         self.apply(name, vals)
             .map_err(|reason| self.at(pos, format!("error calling {name}: {reason}")))
     }
+}
+
+fn string_too_large() -> String {
+    format!(
+        "budget exceeded: a string made by the template would be larger than {MAX_OUTPUT} bytes"
+    )
 }
 
 #[cfg(test)]

@@ -2,20 +2,28 @@
 //! sealant implements, each with Go's argument checks and Go's output.
 //!
 //! [`FUNCS`] is the list the parser resolves names against; [`UNSUPPORTED_SPRIG`] names
-//! the functions Bitnami has but sealant refuses, for a clearer error. Every string a
-//! function makes goes through [`Exec::owned`], which counts it against the limits.
+//! the functions Bitnami has but sealant refuses, for a clearer error.
+//!
+//! Against the budget (see [`super::budget`]): a function is charged one step per 64
+//! bytes of the strings it is given (except the few in `CONSTANT_COST`, whose work does
+//! not grow with them), and every string or list it makes goes through [`Exec::owned`]
+//! or [`Exec::list`], built in a buffer capped at what is left. Searching (`contains`,
+//! `replace`, `splitList`) is linear, so the charge is the work.
+//!
+//! Error texts name the function and what was wrong with the call (the argument's
+//! position and type), never an argument's value or anything computed from one: an
+//! index that is out of range is not quoted, because it may be a byte or a length of a
+//! secret.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use base64::Engine as _;
 use sealant_keys::Plaintext;
 use zeroize::Zeroizing;
 
-use super::MAX_OUTPUT;
 use super::exec::{Exec, Res};
-use super::printf::{count_chars, fmt_value, go_quote, sprintf, to_json};
-use super::value::{Bytes, SecretBuf, Value, decode, decode_last, decode_lossy, truth};
+use super::printf::{fmt_value, go_quote, sprintf, to_json};
+use super::value::{Bytes, Finder, SecretBuf, Value, decode, decode_last, decode_lossy, truth};
 
 /// A function sealant implements; `name` is Go's spelling.
 pub(super) struct FuncDef {
@@ -335,16 +343,28 @@ pub(super) fn want_bool(name: &str, a: &[Value<'_>], i: usize) -> Result<bool, S
     }
 }
 
-impl<'a> Exec<'a> {
+impl<'a> Exec<'a, '_> {
     pub(super) fn apply(&mut self, name: &str, a: Vec<Value<'a>>) -> Res<Value<'a>> {
         let values = self.values;
-        let str_fn = |a: &[Value<'_>], f: &dyn Fn(&[u8], &mut SecretBuf)| -> Res<SecretBuf> {
-            arity(name, a, 1)?;
-            let s = want_str(name, a, 0)?;
-            let mut buf = SecretBuf::with_capacity(s.len());
-            f(s, &mut buf);
-            Ok(buf)
-        };
+        if !CONSTANT_COST.contains(&name) {
+            // Whatever the function does with its strings, it reads them once.
+            let read = a
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => s.as_slice().len(),
+                    _ => 0,
+                })
+                .fold(0usize, usize::saturating_add);
+            self.step_bytes(read)?;
+        }
+        let str_fn =
+            |this: &Self, a: &[Value<'_>], f: &dyn Fn(&[u8], &mut SecretBuf)| -> Res<SecretBuf> {
+                arity(name, a, 1)?;
+                let s = want_str(name, a, 0)?;
+                let mut buf = this.buffer_with(s.len());
+                f(s, &mut buf);
+                Ok(buf)
+            };
         let v = match name {
             "not" => {
                 arity(name, &a, 1)?;
@@ -370,7 +390,7 @@ impl<'a> Exec<'a> {
                 item
             }
             "print" | "println" => {
-                let mut buf = SecretBuf::default();
+                let mut buf = self.buffer();
                 for (i, v) in a.iter().enumerate() {
                     let is_str = matches!(v, Value::Str(_));
                     let prev_str = i > 0 && matches!(a[i - 1], Value::Str(_));
@@ -378,6 +398,9 @@ impl<'a> Exec<'a> {
                         buf.push(b" ");
                     }
                     fmt_value(&mut buf, v, values);
+                    if buf.is_over() {
+                        break;
+                    }
                 }
                 if name == "println" {
                     buf.push(b"\n");
@@ -387,11 +410,12 @@ impl<'a> Exec<'a> {
             "printf" => {
                 at_least(name, &a, 1)?;
                 let format = want_str(name, &a, 0)?;
-                let buf = sprintf(format, &a[1..], values)?;
+                let mut buf = self.buffer();
+                sprintf(&mut buf, format, &a[1..], values)?;
                 return self.owned(buf);
             }
             "html" | "urlquery" => {
-                let mut text = SecretBuf::default();
+                let mut text = self.buffer();
                 match a.as_slice() {
                     [Value::Str(s)] => text.push(s.as_slice()),
                     _ => {
@@ -405,14 +429,20 @@ impl<'a> Exec<'a> {
                                 Value::Nil => text.push(b"<no value>"),
                                 v => fmt_value(&mut text, v, values),
                             }
+                            if text.is_over() {
+                                break;
+                            }
                         }
                     }
                 }
-                let mut buf = SecretBuf::with_capacity(text.len());
+                if text.is_over() {
+                    return self.owned(text);
+                }
+                let mut buf = self.buffer_with(text.len());
                 if name == "html" {
-                    html_escape(&text.0, &mut buf);
+                    html_escape(text.as_slice(), &mut buf);
                 } else {
-                    query_escape(&text.0, &mut buf);
+                    query_escape(text.as_slice(), &mut buf);
                 }
                 return self.owned(buf);
             }
@@ -445,18 +475,23 @@ impl<'a> Exec<'a> {
                 })
             }
             "upper" => {
-                return str_fn(&a, &|s, b| map_chars(s, b, upper_char)).and_then(|b| self.owned(b));
+                let buf = str_fn(self, &a, &|s, b| map_chars(s, b, upper_char))?;
+                return self.owned(buf);
             }
             "lower" => {
-                return str_fn(&a, &|s, b| map_chars(s, b, lower_char)).and_then(|b| self.owned(b));
+                let buf = str_fn(self, &a, &|s, b| map_chars(s, b, lower_char))?;
+                return self.owned(buf);
             }
-            "title" => return str_fn(&a, &title).and_then(|b| self.owned(b)),
+            "title" => {
+                let buf = str_fn(self, &a, &title)?;
+                return self.owned(buf);
+            }
             "trim" => {
-                return str_fn(&a, &|s, b| b.push(trim_by(s, &|c| c.is_whitespace())))
-                    .and_then(|b| self.owned(b));
+                let buf = str_fn(self, &a, &|s, b| b.push(trim_by(s, &|c| c.is_whitespace())))?;
+                return self.owned(buf);
             }
             "nospace" => {
-                return str_fn(&a, &|s, b| {
+                let buf = str_fn(self, &a, &|s, b| {
                     let mut rest = s;
                     while let Some((c, n)) = decode_lossy(rest) {
                         if !c.is_whitespace() {
@@ -464,16 +499,18 @@ impl<'a> Exec<'a> {
                         }
                         rest = &rest[n..];
                     }
-                })
-                .and_then(|b| self.owned(b));
+                })?;
+                return self.owned(buf);
             }
             "trimAll" => {
                 arity(name, &a, 2)?;
                 let cutset = want_str(name, &a, 0)?;
                 let s = want_str(name, &a, 1)?;
-                let set: Vec<char> = String::from_utf8_lossy(cutset).chars().collect();
-                let mut buf = SecretBuf::default();
-                buf.push(trim_by(s, &|c| set.contains(&c)));
+                // Sorted, so each character is looked up in log time, whatever the cutset.
+                let mut set: Vec<char> = String::from_utf8_lossy(cutset).chars().collect();
+                set.sort_unstable();
+                let mut buf = self.buffer();
+                buf.push(trim_by(s, &|c| set.binary_search(&c).is_ok()));
                 return self.owned(buf);
             }
             "trimPrefix" | "trimSuffix" | "contains" | "hasPrefix" | "hasSuffix" => {
@@ -483,15 +520,11 @@ impl<'a> Exec<'a> {
                 let out: &[u8] = match name {
                     "trimPrefix" => s.strip_prefix(x).unwrap_or(s),
                     "trimSuffix" => s.strip_suffix(x).unwrap_or(s),
-                    "contains" => {
-                        return Ok(Value::Bool(
-                            x.is_empty() || s.windows(x.len()).any(|w| w == x),
-                        ));
-                    }
+                    "contains" => return Ok(Value::Bool(Finder::new(x).find(s).is_some())),
                     "hasPrefix" => return Ok(Value::Bool(s.starts_with(x))),
                     _ => return Ok(Value::Bool(s.ends_with(x))),
                 };
-                let mut buf = SecretBuf::default();
+                let mut buf = self.buffer_with(out.len());
                 buf.push(out);
                 return self.owned(buf);
             }
@@ -500,7 +533,8 @@ impl<'a> Exec<'a> {
                 let old = want_str(name, &a, 0)?;
                 let new = want_str(name, &a, 1)?;
                 let src = want_str(name, &a, 2)?;
-                let buf = replace_all(src, old, new)?;
+                let mut buf = self.buffer();
+                replace_all(&mut buf, src, old, new);
                 return self.owned(buf);
             }
             "repeat" => {
@@ -509,12 +543,11 @@ impl<'a> Exec<'a> {
                 let s = want_str(name, &a, 1)?;
                 let count =
                     usize::try_from(count).map_err(|_| "negative repeat count".to_owned())?;
-                if s.len().saturating_mul(count) > MAX_OUTPUT {
-                    return Err(format!(
-                        "the repeated string would be larger than {MAX_OUTPUT} bytes"
-                    ));
+                if s.is_empty() {
+                    return self.owned(self.buffer());
                 }
-                let mut buf = SecretBuf::with_capacity(s.len() * count);
+                self.fits(s.len().saturating_mul(count))?;
+                let mut buf = self.buffer_with(s.len() * count);
                 for _ in 0..count {
                     buf.push(s);
                 }
@@ -526,27 +559,26 @@ impl<'a> Exec<'a> {
                 let s = want_str(name, &a, 1)?;
                 let n = usize::try_from(n).map_err(|_| "negative indent".to_owned())?;
                 let lines = s.iter().filter(|c| **c == b'\n').count() + 1;
-                if n.saturating_mul(lines).saturating_add(s.len()) > MAX_OUTPUT {
-                    return Err(format!(
-                        "the indented string would be larger than {MAX_OUTPUT} bytes"
-                    ));
-                }
-                let pad = vec![b' '; n];
-                let mut buf = SecretBuf::with_capacity(s.len() + n * lines + 1);
+                self.fits(
+                    n.saturating_mul(lines)
+                        .saturating_add(s.len())
+                        .saturating_add(1),
+                )?;
+                let mut buf = self.buffer_with(s.len() + n * lines + 1);
                 if name == "nindent" {
                     buf.push(b"\n");
                 }
-                buf.push(&pad);
-                for &c in s {
-                    buf.push(&[c]);
-                    if c == b'\n' {
-                        buf.push(&pad);
+                buf.push_fill(b' ', n);
+                for line in s.split_inclusive(|c| *c == b'\n') {
+                    buf.push(line);
+                    if line.ends_with(b"\n") {
+                        buf.push_fill(b' ', n);
                     }
                 }
                 return self.owned(buf);
             }
             "quote" | "squote" | "cat" => {
-                let mut buf = SecretBuf::default();
+                let mut buf = self.buffer();
                 let mut first = true;
                 for v in a.iter().filter(|v| !matches!(v, Value::Nil)) {
                     if !first {
@@ -555,9 +587,14 @@ impl<'a> Exec<'a> {
                     first = false;
                     match name {
                         "quote" => {
-                            let mut inner = SecretBuf::default();
+                            let mut inner = SecretBuf::capped(buf.room());
                             fmt_value(&mut inner, v, values);
-                            go_quote(&inner.0, &mut buf);
+                            if inner.is_over() {
+                                // Quoting never shortens, so it cannot fit either.
+                                buf.refuse();
+                            } else {
+                                go_quote(inner.as_slice(), &mut buf);
+                            }
                         }
                         "squote" => {
                             buf.push(b"'");
@@ -565,6 +602,9 @@ impl<'a> Exec<'a> {
                             buf.push(b"'");
                         }
                         _ => fmt_value(&mut buf, v, values),
+                    }
+                    if buf.is_over() {
+                        break;
                     }
                 }
                 return self.owned(buf);
@@ -595,20 +635,22 @@ impl<'a> Exec<'a> {
             }
             "toString" => {
                 arity(name, &a, 1)?;
-                let mut buf = SecretBuf::default();
+                let mut buf = self.buffer();
                 fmt_value(&mut buf, &a[0], values);
                 return self.owned(buf);
             }
             "toJson" => {
                 arity(name, &a, 1)?;
-                let mut buf = SecretBuf::default();
+                let mut buf = self.buffer();
                 to_json(&mut buf, &a[0], values);
                 return self.owned(buf);
             }
             "b64enc" => {
                 arity(name, &a, 1)?;
                 let s = want_str(name, &a, 0)?;
-                let mut buf = SecretBuf::with_capacity(s.len().div_ceil(3) * 4);
+                let len = s.len().div_ceil(3).saturating_mul(4);
+                self.fits(len)?;
+                let mut buf = self.buffer_with(len);
                 let mut chunk = [0u8; 4];
                 for three in s.chunks(3) {
                     let n = base64::engine::general_purpose::STANDARD
@@ -632,26 +674,28 @@ impl<'a> Exec<'a> {
                 let n = B64_GO
                     .decode_slice(&clean[..], &mut out[..])
                     .map_err(|_| "the argument is not valid base64 (sealant refuses it; sprig would render the decoder's error text)".to_owned())?;
-                let mut buf = SecretBuf::with_capacity(n);
+                let mut buf = self.buffer_with(n);
                 buf.push(&out[..n]);
                 return self.owned(buf);
             }
-            "list" => Value::List(Rc::new(a)),
+            "list" => return self.list(a),
             "join" => {
                 arity(name, &a, 2)?;
                 let sep = want_str(name, &a, 0)?;
-                let parts: Vec<&Value<'_>> = match &a[1] {
-                    Value::List(l) => l.iter().filter(|v| !matches!(v, Value::Nil)).collect(),
-                    Value::Nil => Vec::new(),
-                    v => vec![v],
+                let parts: &[Value<'_>] = match &a[1] {
+                    Value::List(l) => l,
+                    Value::Nil => &[],
+                    v => std::slice::from_ref(v),
                 };
-                let mut buf = SecretBuf::default();
-                for (i, v) in parts.iter().enumerate() {
-                    if i > 0 {
+                let mut buf = self.buffer();
+                let mut first = true;
+                for v in parts.iter().filter(|v| !matches!(v, Value::Nil)) {
+                    if !first {
                         buf.push(sep);
                     }
+                    first = false;
                     fmt_value(&mut buf, v, values);
-                    if buf.len() > MAX_OUTPUT {
+                    if buf.is_over() {
                         break;
                     }
                 }
@@ -661,36 +705,44 @@ impl<'a> Exec<'a> {
                 arity(name, &a, 2)?;
                 let sep = want_str(name, &a, 0)?;
                 let s = want_str(name, &a, 1)?;
-                let mut pieces = Vec::new();
+                let mut list = Vec::new();
+                let mut rest = s;
                 if sep.is_empty() {
-                    let mut rest = s;
                     while !rest.is_empty() {
                         let n = decode(rest).map_or(1, |(_, n)| n);
-                        pieces.push(&rest[..n]);
+                        list.push(self.piece(&rest[..n])?);
                         rest = &rest[n..];
                     }
                 } else {
-                    let mut rest = s;
-                    while let Some(p) = rest.windows(sep.len()).position(|w| w == sep) {
-                        pieces.push(&rest[..p]);
+                    let finder = Finder::new(sep);
+                    while let Some(p) = finder.find(rest) {
+                        list.push(self.piece(&rest[..p])?);
                         rest = &rest[p + sep.len()..];
                     }
-                    pieces.push(rest);
+                    list.push(self.piece(rest)?);
                 }
-                let mut list = Vec::with_capacity(pieces.len());
-                for p in pieces {
-                    self.step()?;
-                    let mut buf = SecretBuf::with_capacity(p.len());
-                    buf.push(p);
-                    list.push(self.owned(buf)?);
-                }
-                Value::List(Rc::new(list))
+                return self.list(list);
             }
             other => return Err(format!("function {other:?} is not implemented")),
         };
         Ok(v)
     }
+
+    /// One piece of `splitList`, charged as it is made (so a string of a million
+    /// separators fails at the budget, not after a million pieces).
+    fn piece(&mut self, bytes: &[u8]) -> Res<Value<'a>> {
+        self.step()?;
+        let mut buf = self.buffer_with(bytes.len());
+        buf.push(bytes);
+        self.owned(buf)
+    }
 }
+
+/// Functions whose work does not grow with their arguments' bytes: they are charged
+/// one step, not the bytes of their strings.
+const CONSTANT_COST: &[&str] = &[
+    "not", "len", "index", "default", "empty", "coalesce", "ternary", "list",
+];
 
 /// Go's `StdEncoding`: padded, tolerant of non-zero trailing bits.
 pub(super) const B64_GO: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -723,13 +775,13 @@ pub(super) fn index<'a>(
                 .ok()
                 .and_then(|i| s.get(i))
                 .map(|b| Value::Int(i64::from(*b)))
-                .ok_or_else(|| format!("index out of range: {i}"))
+                .ok_or_else(|| "index out of range".to_owned())
         }
         (Value::List(l), Value::Int(i)) => usize::try_from(*i)
             .ok()
             .and_then(|i| l.get(i))
             .cloned()
-            .ok_or_else(|| format!("index out of range: {i}")),
+            .ok_or_else(|| "index out of range".to_owned()),
         (Value::Str(_) | Value::List(_), v) => Err(format!(
             "cannot index slice/array with type {}",
             v.type_name()
@@ -877,40 +929,33 @@ pub(super) fn title(s: &[u8], buf: &mut SecretBuf) {
     }
 }
 
-/// Go's `strings.Replace(src, old, new, -1)`.
-pub(super) fn replace_all(src: &[u8], old: &[u8], new: &[u8]) -> Res<SecretBuf> {
-    let too_big = || format!("the replaced string would be larger than {MAX_OUTPUT} bytes");
-    let mut buf = SecretBuf::default();
+/// Go's `strings.Replace(src, old, new, -1)`, into `buf` (which may end up over its
+/// cap; the caller checks).
+pub(super) fn replace_all(buf: &mut SecretBuf, src: &[u8], old: &[u8], new: &[u8]) {
     if old.is_empty() {
-        let chars = count_chars(src);
-        if new
-            .len()
-            .saturating_mul(chars + 1)
-            .saturating_add(src.len())
-            > MAX_OUTPUT
-        {
-            return Err(too_big());
-        }
         let mut rest = src;
         buf.push(new);
         while let Some((_, n)) = decode_lossy(rest) {
             buf.push(&rest[..n]);
             buf.push(new);
+            if buf.is_over() {
+                return;
+            }
             rest = &rest[n..];
         }
-        return Ok(buf);
+        return;
     }
+    let finder = Finder::new(old);
     let mut rest = src;
-    while let Some(p) = rest.windows(old.len()).position(|w| w == old) {
+    while let Some(p) = finder.find(rest) {
         buf.push(&rest[..p]);
         buf.push(new);
-        if buf.len() > MAX_OUTPUT {
-            return Err(too_big());
+        if buf.is_over() {
+            return;
         }
         rest = &rest[p + old.len()..];
     }
     buf.push(rest);
-    Ok(buf)
 }
 
 #[cfg(test)]

@@ -57,10 +57,26 @@
 //!
 //! # Limits
 //!
-//! Hostile input cannot exhaust memory, stack or time: the source is at most
-//! [`MAX_SOURCE`] bytes, the output and every intermediate string at most
-//! [`MAX_OUTPUT`], the strings made during one render at most 16 MiB in total, nesting
-//! at most 100 deep, and execution at most one million steps. Nothing panics.
+//! A SealedSecret's author controls its templates without holding any key, so hostile
+//! input must not exhaust the controller's memory, stack or time. All templates of one
+//! object share one [`Budget`] (see [`budget`] for the numbers and why):
+//!
+//! | limit | default |
+//! |---|---|
+//! | rendered bytes, all keys together | 1 MiB |
+//! | bytes of strings and lists made, all keys together | 4 MiB |
+//! | weighted steps, all keys together (a node, command or iteration is one; a function pays one more per 64 bytes it reads or writes) | 1,000,000 |
+//! | wall time, all keys together | 1 s |
+//! | lists nested in lists | 32 |
+//! | one rendered value or one string made | [`MAX_OUTPUT`] (1 MiB) |
+//! | one template's source | [`MAX_SOURCE`] (1 MiB) |
+//! | parentheses and control structures nested | 100 |
+//!
+//! Sizes are checked before the memory is taken, and every recursion (parsing,
+//! executing, printing and dropping a value) is bounded by a nesting cap, so a
+//! template fails with an error, never an abort, on a 2 MiB stack (tokio's blocking
+//! threads). Exceeding the budget is a [`TemplateError`] whose reason contains
+//! `budget exceeded`. Nothing panics.
 //!
 //! # Secrets
 //!
@@ -73,12 +89,14 @@
 //! ```text
 //!   lex.rs     source ──▶ pieces (text, tokens of each action)
 //!   parse.rs   pieces ──▶ tree (functions resolved, variables checked)
-//!   exec.rs    tree + values ──▶ output (steps, output and strings counted)
+//!   exec.rs    tree + values ──▶ output (steps, output and strings charged)
+//!   budget.rs  what one SealedSecret's templates may spend
 //!   funcs.rs   the builtins and sprig functions the executor calls
 //!   printf.rs  Go's fmt, strconv.Quote and encoding/json formatting
 //!   value.rs   values, the zeroizing buffer, UTF-8 helpers
 //! ```
 
+mod budget;
 mod exec;
 mod funcs;
 mod lex;
@@ -91,6 +109,8 @@ use std::fmt;
 
 use sealant_keys::Plaintext;
 
+pub use budget::{Budget, Limits};
+
 use exec::Exec;
 use parse::Parser;
 use value::{SecretBuf, Value};
@@ -100,12 +120,8 @@ use value::{SecretBuf, Value};
 pub const MAX_OUTPUT: usize = 1 << 20;
 /// The largest template source.
 pub const MAX_SOURCE: usize = 1 << 20;
-/// The most bytes all strings made during one render may add up to.
-const MAX_ALLOCATED: usize = 16 << 20;
 /// How deep parentheses and control structures may nest.
 const MAX_DEPTH: usize = 100;
-/// How many nodes, commands and loop iterations one render may execute.
-const MAX_STEPS: u64 = 1_000_000;
 
 /// Why a template could not be parsed or executed: a position in the template source
 /// and a reason. It never holds a decrypted value.
@@ -146,10 +162,20 @@ impl fmt::Display for TemplateError {
 impl std::error::Error for TemplateError {}
 
 /// Renders one `spec.template.data` value, with `values` (the decrypted values, by key)
-/// as dot, as Bitnami's controller does.
+/// as dot, as Bitnami's controller does, under a fresh default [`Budget`].
 pub fn render(
     source: &str,
     values: &BTreeMap<String, Plaintext>,
+) -> Result<Plaintext, TemplateError> {
+    render_with_budget(source, values, &mut Budget::default())
+}
+
+/// [`render`], drawing on `budget`: pass the same budget to every template of one
+/// SealedSecret, so that together they spend at most its [`Limits`].
+pub fn render_with_budget(
+    source: &str,
+    values: &BTreeMap<String, Plaintext>,
+    budget: &mut Budget,
 ) -> Result<Plaintext, TemplateError> {
     if source.len() > MAX_SOURCE {
         return Err(TemplateError {
@@ -158,16 +184,19 @@ pub fn render(
             reason: format!("template is longer than {MAX_SOURCE} bytes"),
         });
     }
+    // Lexing and parsing are linear in the source (and nest at most MAX_DEPTH deep).
+    budget
+        .step_bytes(source.len())
+        .map_err(|reason| error_at(source, 0, reason))?;
     let nodes = Parser::new(source).parse()?;
+    let out = SecretBuf::capped(MAX_OUTPUT.min(budget.output_room()));
     let mut exec = Exec {
         source,
         values,
-        vars: Vec::new(),
-        out: SecretBuf::default(),
-        steps: 0,
-        allocated: 0,
+        vars: vec![("$".to_owned(), Value::Root)],
+        out,
+        budget,
     };
-    exec.vars.push(("$".to_owned(), Value::Root));
     // The parser accepts break and continue only inside range, so the flow is normal.
     exec.walk(&nodes, &Value::Root)?;
     Ok(Plaintext::new(exec.out.into_vec()))
@@ -239,7 +268,7 @@ pub(crate) mod testkit {
 
 #[cfg(test)]
 mod tests {
-    use super::testkit::{err, values};
+    use super::testkit::{err, ok as ok_src, values};
     use super::*;
     use proptest::prelude::*;
 
@@ -275,6 +304,109 @@ mod tests {
             "{{ eq .password 1 }}",
         ] {
             err(src);
+        }
+    }
+
+    fn render_under(src: &str, limits: Limits) -> Result<Plaintext, TemplateError> {
+        render_with_budget(src, &values(), &mut Budget::new(limits))
+    }
+
+    #[test]
+    fn one_budget_is_shared_by_every_template_of_an_object() {
+        let mut budget = Budget::default();
+        let half = r#"{{ repeat 600000 "x" }}"#;
+        assert!(render_with_budget(half, &values(), &mut budget).is_ok());
+        let e = render_with_budget(half, &values(), &mut budget).unwrap_err();
+        assert!(e.reason().contains("budget exceeded"), "{e}");
+        assert!(e.reason().contains("rendered values"), "{e}");
+        // Each alone fits a fresh budget.
+        assert!(render(half, &values()).is_ok());
+    }
+
+    #[test]
+    fn a_zero_wall_time_budget_fails_the_first_template() {
+        let limits = Limits {
+            time: std::time::Duration::ZERO,
+            ..Limits::DEFAULT
+        };
+        let e = render_under("{{ .username }}", limits).unwrap_err();
+        assert!(e.reason().contains("longer than 0 ms"), "{e}");
+    }
+
+    #[test]
+    fn functions_are_charged_by_the_bytes_they_read() {
+        // 64 KiB read 100 times is 102,400 steps of byte work: over a 100,000-step
+        // budget, though the template runs only a few hundred nodes.
+        let src = r#"{{ $s := repeat 65536 "a" }}{{ range 100 }}{{ if contains "b" $s }}{{ end }}{{ end }}"#;
+        let limits = Limits {
+            steps: 100_000,
+            ..Limits::DEFAULT
+        };
+        let e = render_under(src, limits).unwrap_err();
+        assert!(e.reason().contains("100000 steps"), "{e}");
+        assert_eq!(
+            render_under(&src.replace("range 100", "range 10"), limits)
+                .expect("a tenth fits")
+                .expose_secret(),
+            b""
+        );
+    }
+
+    #[test]
+    fn a_worst_case_search_is_linear_and_fits_the_default_budget() {
+        // A naive search compares about half a million bytes at each of half a
+        // million places; this one reads each byte about twice.
+        let src = r#"{{ $h := repeat 500000 "a" }}{{ $n := print (repeat 250000 "a") "b" }}{{ contains $n $h }} {{ splitList $n $h | len }} {{ replace $n "" $h | len }}"#;
+        assert_eq!(ok_src(src), "false 1 500000");
+    }
+
+    #[test]
+    fn lists_nested_past_the_cap_are_refused_when_made() {
+        let src = "{{ $a := list }}{{ range 40 }}{{ $a = list $a }}{{ end }}ok";
+        let e = err(src);
+        assert!(e.reason().contains("nested more than 32 deep"), "{e}");
+        let fits = "{{ $a := list }}{{ range 31 }}{{ $a = list $a }}{{ end }}{{ len $a }}";
+        assert_eq!(ok_src(fits), "1");
+    }
+
+    #[test]
+    fn templates_at_every_nesting_cap_run_on_a_two_mib_stack() {
+        // The deepest template the parser accepts, holding the deepest list, printed
+        // and dropped on a thread with the stack of tokio's blocking pool.
+        let list = "{{ $a := list }}{{ range 31 }}{{ $a = list $a $a }}{{ end }}";
+        let ifs = 49;
+        let parens = 99 - ifs;
+        let src = format!(
+            "{list}{}{{{{ len {}$a{} }}}}{{{{ toJson $a | len }}}}{}",
+            "{{ if 1 }}".repeat(ifs),
+            "(print ".repeat(parens),
+            ")".repeat(parens),
+            "{{ end }}".repeat(ifs),
+        );
+        let out = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || render(&src, &values()).map(|p| p.expose_secret().to_vec()))
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow");
+        let e = out.expect_err("2^31 leaves do not fit the budget");
+        assert!(e.reason().contains("budget exceeded"), "{e}");
+    }
+
+    #[test]
+    fn index_errors_do_not_quote_the_index() {
+        // 104 is the first byte of "hunter2"; a length would leak the same way.
+        for src in [
+            "{{ index (list) (index .password 0) }}",
+            "{{ index (list) (len .password) }}",
+            "{{ index .username (len .password) }}",
+        ] {
+            let e = err(src);
+            assert!(e.reason().contains("index out of range"), "{e}");
+            assert!(
+                !e.to_string().contains("104") && !e.reason().contains('7'),
+                "{e}"
+            );
         }
     }
 

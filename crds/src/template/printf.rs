@@ -2,8 +2,12 @@
 //! (Go's `fmt.Sprintf` for the verbs sealant supports, with Go's `%!` error markers),
 //! `strconv.Quote` and `encoding/json`.
 //!
-//! Width and precision are capped at [`MAX_OUTPUT`], and the output of one `printf` is
-//! checked against it after every verb.
+//! Everything writes into a [`SecretBuf`] capped at what the budget has left, and
+//! stops walking a list as soon as the buffer is over its cap, so printing a huge list
+//! (or a small list of references to a huge string) costs no more than the cap. Width
+//! and precision are at most [`MAX_OUTPUT`], and padding is written in place, never
+//! built first. Recursion over lists is as deep as lists nest, which is capped when a
+//! list is made (see [`super::budget`]).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +31,9 @@ pub(super) fn fmt_value(buf: &mut SecretBuf, v: &Value<'_>, values: &BTreeMap<St
                     buf.push(b" ");
                 }
                 fmt_value(buf, e, values);
+                if buf.is_over() {
+                    return;
+                }
             }
             buf.push(b"]");
         }
@@ -56,13 +63,14 @@ pub(super) struct Flags {
     precision: Option<usize>,
 }
 
-/// Go's `fmt.Sprintf` for the verbs sealant supports.
+/// Go's `fmt.Sprintf` for the verbs sealant supports, into `buf`. Stops early when
+/// `buf` is over its cap; the caller checks.
 pub(super) fn sprintf(
+    buf: &mut SecretBuf,
     format: &[u8],
     args: &[Value<'_>],
     values: &BTreeMap<String, Plaintext>,
-) -> Res<SecretBuf> {
-    let mut buf = SecretBuf::default();
+) -> Res<()> {
     let mut argi = 0;
     let mut i = 0;
     while i < format.len() {
@@ -112,10 +120,10 @@ pub(super) fn sprintf(
             let n: i64 = digits.parse().unwrap_or(i64::MAX);
             Ok(Some(clamp_width(n)?))
         };
-        f.width = num(&mut i, &mut argi, &mut buf)?;
+        f.width = num(&mut i, &mut argi, buf)?;
         if format.get(i) == Some(&b'.') {
             i += 1;
-            f.precision = Some(num(&mut i, &mut argi, &mut buf)?.unwrap_or(0));
+            f.precision = Some(num(&mut i, &mut argi, buf)?.unwrap_or(0));
         }
         if format.get(i) == Some(&b'[') {
             return Err(
@@ -136,9 +144,9 @@ pub(super) fn sprintf(
             continue;
         };
         argi += 1;
-        fmt_arg(&mut buf, verb, f, arg, values)?;
-        if buf.len() > MAX_OUTPUT {
-            return Err(format!("printf output is larger than {MAX_OUTPUT} bytes"));
+        fmt_arg(buf, verb, f, arg, values)?;
+        if buf.is_over() {
+            return Ok(());
         }
     }
     if argi < args.len() {
@@ -152,12 +160,15 @@ pub(super) fn sprintf(
             } else {
                 buf.push_str(v.type_name());
                 buf.push(b"=");
-                fmt_value(&mut buf, v, values);
+                fmt_value(buf, v, values);
+            }
+            if buf.is_over() {
+                return Ok(());
             }
         }
         buf.push(b")");
     }
-    Ok(buf)
+    Ok(())
 }
 
 pub(super) fn clamp_width(n: i64) -> Res<usize> {
@@ -204,6 +215,9 @@ pub(super) fn fmt_arg(
                     buf.push(b" ");
                 }
                 fmt_arg(buf, verb, f, e, values)?;
+                if buf.is_over() {
+                    return Ok(());
+                }
             }
             buf.push(b"]");
         }
@@ -242,12 +256,12 @@ pub(super) fn fmt_arg(
                     pad(buf, s, f, true);
                 }
                 'q' => {
-                    let mut q = SecretBuf::default();
+                    let mut q = SecretBuf::capped(buf.room());
                     go_quote(s, &mut q);
-                    pad(buf, &q.0, f, true);
+                    pad_or_refuse(buf, &q, f, true);
                 }
                 'x' | 'X' => {
-                    let mut h = SecretBuf::default();
+                    let mut h = SecretBuf::capped(buf.room());
                     if f.sharp {
                         h.push_str(if verb == 'x' { "0x" } else { "0X" });
                     }
@@ -258,7 +272,7 @@ pub(super) fn fmt_arg(
                             format!("{b:02X}")
                         });
                     }
-                    pad(buf, &h.0, f, true);
+                    pad_or_refuse(buf, &h, f, true);
                 }
                 _ => bad_verb(buf, verb, v, values),
             }
@@ -272,15 +286,13 @@ pub(super) fn fmt_arg(
                     'b' => format!("{:b}", n.unsigned_abs()),
                     _ => n.unsigned_abs().to_string(),
                 };
-                let mut digits = digits;
-                if let Some(p) = f.precision {
-                    while digits.len() < p {
-                        digits.insert(0, '0');
-                    }
-                    if p == 0 && *n == 0 {
-                        digits.clear();
-                    }
-                }
+                let digits: &str = if f.precision == Some(0) && *n == 0 {
+                    ""
+                } else {
+                    &digits
+                };
+                // Precision pads the digits with zeros, written in place below.
+                let zeros = f.precision.map_or(0, |p| p.saturating_sub(digits.len()));
                 let prefix = match (f.sharp, verb) {
                     (true, 'x') => "0x",
                     (true, 'X') => "0X",
@@ -297,16 +309,20 @@ pub(super) fn fmt_arg(
                 } else {
                     ""
                 };
-                let body = format!("{prefix}{digits}");
-                let len = sign.len() + body.len();
+                let len = sign.len() + prefix.len() + zeros + digits.len();
                 let width = f.width.unwrap_or(0);
                 if f.zero && !f.minus && f.precision.is_none() && width > len {
                     buf.push_str(sign);
-                    buf.push(&vec![b'0'; width - len]);
-                    buf.push_str(&body);
+                    buf.push_fill(b'0', width - len);
+                    buf.push_str(prefix);
+                    buf.push_str(digits);
                 } else {
-                    let text = format!("{sign}{body}");
-                    pad(buf, text.as_bytes(), Flags { zero: false, ..f }, false);
+                    let mut text = SecretBuf::capped(buf.room());
+                    text.push_str(sign);
+                    text.push_str(prefix);
+                    text.push_fill(b'0', zeros);
+                    text.push_str(digits);
+                    pad_or_refuse(buf, &text, Flags { zero: false, ..f }, false);
                 }
             }
             'c' | 'q' => {
@@ -352,11 +368,21 @@ pub(super) fn pad(buf: &mut SecretBuf, s: &[u8], f: Flags, zero_ok: bool) {
         b' '
     };
     if !f.minus {
-        buf.push(&vec![fill_byte; fill]);
+        buf.push_fill(fill_byte, fill);
     }
     buf.push(s);
     if f.minus {
-        buf.push(&vec![b' '; fill]);
+        buf.push_fill(b' ', fill);
+    }
+}
+
+/// [`pad`] of a formatted temporary, or marks `buf` over when the temporary itself
+/// did not fit (it was capped at `buf`'s room, so its content is incomplete).
+fn pad_or_refuse(buf: &mut SecretBuf, text: &SecretBuf, f: Flags, zero_ok: bool) {
+    if text.is_over() {
+        buf.refuse();
+    } else {
+        pad(buf, text.as_slice(), f, zero_ok);
     }
 }
 
@@ -406,11 +432,12 @@ pub(super) fn go_quote(s: &[u8], buf: &mut SecretBuf) {
 
 /// Go's `strconv.QuoteRune`.
 pub(super) fn quote_rune(c: char) -> String {
-    let mut buf = SecretBuf::default();
+    // One quoted character is at most 12 bytes ('\U0010ffff').
+    let mut buf = SecretBuf::capped(16);
     buf.push(b"'");
     escape_char(c, '\'', &mut buf);
     buf.push(b"'");
-    String::from_utf8_lossy(&buf.0).into_owned()
+    String::from_utf8_lossy(buf.as_slice()).into_owned()
 }
 
 pub(super) fn escape_char(c: char, quote: char, buf: &mut SecretBuf) {
@@ -471,6 +498,9 @@ pub(super) fn to_json(buf: &mut SecretBuf, v: &Value<'_>, values: &BTreeMap<Stri
                     buf.push(b",");
                 }
                 to_json(buf, e, values);
+                if buf.is_over() {
+                    return;
+                }
             }
             buf.push(b"]");
         }

@@ -12,6 +12,8 @@ use std::rc::Rc;
 use sealant_keys::Plaintext;
 use zeroize::Zeroizing;
 
+use super::budget::MAX_VALUE_DEPTH;
+
 /// A byte string: borrowed from the decrypted values or from the template source, or
 /// made while rendering (and then wiped when dropped).
 #[derive(Clone)]
@@ -37,7 +39,7 @@ pub(super) enum Value<'a> {
     Bool(bool),
     Int(i64),
     Str(Bytes<'a>),
-    List(Rc<Vec<Value<'a>>>),
+    List(Rc<List<'a>>),
     /// The map of decrypted values (dot at the top, and `$`).
     Root,
 }
@@ -53,6 +55,38 @@ impl Value<'_> {
             Value::Root => "map[string]string",
         }
     }
+
+    /// How many lists deep this value is: 0 for anything but a list.
+    pub(super) fn depth(&self) -> usize {
+        match self {
+            Value::List(l) => l.depth,
+            _ => 0,
+        }
+    }
+}
+
+/// A list and how deeply lists nest in it, known when it is made, so that nothing
+/// has to walk a list to learn it. Every recursion over a value (printing, dropping)
+/// is at most [`MAX_VALUE_DEPTH`] deep, because no deeper list can be made.
+pub(super) struct List<'a> {
+    items: Vec<Value<'a>>,
+    depth: usize,
+}
+
+impl<'a> List<'a> {
+    /// A list of `items`; `None` when it would nest more than [`MAX_VALUE_DEPTH`] deep.
+    pub(super) fn new(items: Vec<Value<'a>>) -> Option<Self> {
+        let depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
+        (depth <= MAX_VALUE_DEPTH).then_some(List { items, depth })
+    }
+}
+
+impl<'a> std::ops::Deref for List<'a> {
+    type Target = [Value<'a>];
+
+    fn deref(&self) -> &[Value<'a>] {
+        &self.items
+    }
 }
 
 /// What a walk over a list of nodes ended with.
@@ -62,28 +96,82 @@ pub(super) enum Flow {
     Continue,
 }
 
-/// A growable output buffer that wipes every buffer it leaves behind.
-#[derive(Default)]
-pub(super) struct SecretBuf(pub(super) Zeroizing<Vec<u8>>);
+/// A growable buffer that wipes every buffer it leaves behind and never grows past its
+/// cap: a push that would pass the cap is dropped and marks the buffer as over, so the
+/// memory a template can make is bounded before it is allocated. Whoever keeps the
+/// bytes checks [`SecretBuf::is_over`] and fails.
+pub(super) struct SecretBuf {
+    bytes: Zeroizing<Vec<u8>>,
+    cap: usize,
+    over: bool,
+}
 
 impl SecretBuf {
-    pub(super) fn with_capacity(n: usize) -> Self {
-        SecretBuf(Zeroizing::new(Vec::with_capacity(n)))
+    /// An empty buffer that holds at most `cap` bytes.
+    pub(super) fn capped(cap: usize) -> Self {
+        SecretBuf {
+            bytes: Zeroizing::new(Vec::new()),
+            cap,
+            over: false,
+        }
+    }
+
+    /// Like [`SecretBuf::capped`], with room for `hint` bytes (at most the cap).
+    pub(super) fn capped_with(cap: usize, hint: usize) -> Self {
+        SecretBuf {
+            bytes: Zeroizing::new(Vec::with_capacity(hint.min(cap))),
+            cap,
+            over: false,
+        }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
+    }
+
+    /// The most bytes this buffer holds.
+    pub(super) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// How many more bytes fit.
+    pub(super) fn room(&self) -> usize {
+        self.cap - self.bytes.len()
+    }
+
+    /// A push was refused: the content is incomplete and must not be used.
+    pub(super) fn is_over(&self) -> bool {
+        self.over
+    }
+
+    pub(super) fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Marks the buffer as over without pushing, for a caller that knows in advance
+    /// that what it would push cannot fit.
+    pub(super) fn refuse(&mut self) {
+        self.over = true;
     }
 
     pub(super) fn push(&mut self, bytes: &[u8]) {
-        let need = self.0.len() + bytes.len();
-        if need > self.0.capacity() {
-            // Grow by hand so the old allocation is wiped (Vec would free it as is).
-            let mut bigger = Vec::with_capacity(need.max(self.0.capacity() * 2).max(64));
-            bigger.extend_from_slice(&self.0);
-            self.0 = Zeroizing::new(bigger);
+        if self.over || bytes.len() > self.room() {
+            self.over = true;
+            return;
         }
-        self.0.extend_from_slice(bytes);
+        self.reserve(bytes.len());
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// Pushes `n` copies of `byte` (padding), without a temporary buffer.
+    pub(super) fn push_fill(&mut self, byte: u8, n: usize) {
+        if self.over || n > self.room() {
+            self.over = true;
+            return;
+        }
+        self.reserve(n);
+        let len = self.bytes.len();
+        self.bytes.resize(len + n, byte);
     }
 
     pub(super) fn push_char(&mut self, c: char) {
@@ -96,7 +184,20 @@ impl SecretBuf {
     }
 
     pub(super) fn into_vec(mut self) -> Vec<u8> {
-        std::mem::take(&mut *self.0)
+        std::mem::take(&mut *self.bytes)
+    }
+
+    /// Makes room for `more` bytes (which fit under the cap), growing by hand so the
+    /// old allocation is wiped (Vec would free it as is), never past the cap.
+    fn reserve(&mut self, more: usize) {
+        let need = self.bytes.len() + more;
+        if need <= self.bytes.capacity() {
+            return;
+        }
+        let grown = need.max(self.bytes.capacity() * 2).max(64).min(self.cap);
+        let mut bigger = Vec::with_capacity(grown);
+        bigger.extend_from_slice(&self.bytes);
+        self.bytes = Zeroizing::new(bigger);
     }
 }
 
@@ -149,4 +250,97 @@ pub(super) fn decode_last(s: &[u8]) -> Option<(char, usize)> {
         }
     }
     None
+}
+
+/// Finds a byte string in others in time linear in both (Knuth-Morris-Pratt), so that
+/// `contains`, `replace` and `splitList` cost what the steps charged for them say,
+/// whatever the input (a naive search is quadratic on `aaa...ab`).
+pub(super) struct Finder<'n> {
+    needle: &'n [u8],
+    /// For each prefix of the needle, the length of its longest proper border.
+    border: Vec<u32>,
+}
+
+impl<'n> Finder<'n> {
+    pub(super) fn new(needle: &'n [u8]) -> Self {
+        let mut border = vec![0u32; needle.len()];
+        let mut k = 0usize;
+        for i in 1..needle.len() {
+            while k > 0 && needle[i] != needle[k] {
+                k = border[k - 1] as usize;
+            }
+            if needle[i] == needle[k] {
+                k += 1;
+            }
+            // k < needle.len(), which is at most the template budget (far below u32).
+            border[i] = u32::try_from(k).unwrap_or(u32::MAX);
+        }
+        Finder { needle, border }
+    }
+
+    /// Where the needle first occurs in `hay`; an empty needle is at 0.
+    pub(super) fn find(&self, hay: &[u8]) -> Option<usize> {
+        if self.needle.is_empty() {
+            return Some(0);
+        }
+        let mut k = 0usize;
+        for (i, &b) in hay.iter().enumerate() {
+            while k > 0 && b != self.needle[k] {
+                k = self.border[k - 1] as usize;
+            }
+            if b == self.needle[k] {
+                k += 1;
+            }
+            if k == self.needle.len() {
+                return Some(i + 1 - k);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn capped_buffer_refuses_a_push_past_its_cap_and_stays_over() {
+        let mut b = SecretBuf::capped(4);
+        b.push(b"abc");
+        assert!(!b.is_over());
+        b.push(b"de");
+        assert!(b.is_over(), "5 bytes do not fit in 4");
+        assert_eq!(b.as_slice(), b"abc", "the refused push wrote nothing");
+        b.push(b"d");
+        assert_eq!(b.as_slice(), b"abc", "an over buffer takes nothing more");
+        let mut f = SecretBuf::capped(3);
+        f.push_fill(b' ', 4);
+        assert!(f.is_over() && f.len() == 0);
+    }
+
+    #[test]
+    fn lists_know_their_depth_and_refuse_to_nest_past_the_cap() {
+        let mut v = Value::List(Rc::new(List::new(Vec::new()).expect("flat")));
+        for _ in 1..MAX_VALUE_DEPTH {
+            v = Value::List(Rc::new(List::new(vec![v]).expect("under the cap")));
+        }
+        assert_eq!(v.depth(), MAX_VALUE_DEPTH);
+        assert!(List::new(vec![Value::Int(1), v]).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn finder_finds_what_a_naive_search_finds(
+            hay in proptest::collection::vec(0u8..3, 0..60),
+            needle in proptest::collection::vec(0u8..3, 0..6),
+        ) {
+            let naive = if needle.is_empty() {
+                Some(0)
+            } else {
+                hay.windows(needle.len()).position(|w| w == needle.as_slice())
+            };
+            prop_assert_eq!(Finder::new(&needle).find(&hay), naive);
+        }
+    }
 }
