@@ -18,6 +18,13 @@
 //! - request bodies above [`MAX_BODY_BYTES`] are refused with 413: at once when the
 //!   declared `Content-Length` is larger (without reading the body or spending a
 //!   token), and otherwise as soon as the body read passes the cap;
+//! - `/v1/verify` and `/v1/rotate` decrypt the sealed values and run no template
+//!   ([`sealant_crds::decrypt`]): the answer depends only on whether every value opens
+//!   under the scope of the SealedSecret's own metadata, so a template appended to a
+//!   SealedSecret taken from Git cannot turn them into a plaintext oracle; they stop
+//!   at the first value that no key opens;
+//! - `/v1/rotate` re-seals exactly the sealed values, byte for byte: a template key
+//!   that shadows a sealed key changes nothing in `encryptedData`;
 //! - RSA work runs on the blocking pool, never on the async workers;
 //! - `/v1/escrow-bundle` answers the bundle built when the keys last changed (no
 //!   encryption per request), so like `/v1/cert.pem` it is cheap and not rate
@@ -38,13 +45,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{StatusCode, header};
 use sealant_crds::annotations::scope_of;
-use sealant_crds::{SealOptions, SealedSecret, parse_documents, seal_secret, seal_value, to_json};
+use sealant_crds::{
+    SealOptions, SealedSecret, Unsealed, decrypt, parse_documents, seal_secret, seal_value, to_json,
+};
 
 use crate::Error;
 use crate::escrow::Escrow;
 use crate::key_secrets::{KeyStore, Keys};
 use crate::metrics::{self, Metrics};
-use crate::reconcile::unseal_checked;
 
 /// The largest request body accepted. A SealedSecret is stored in etcd, whose
 /// objects are at most about 1.5 MiB, so nothing legitimate is larger.
@@ -280,24 +288,36 @@ pub fn parse_sealed(body: &[u8]) -> Result<SealedSecret, String> {
     sealant_crds::sealed_secret_from_value(doc).map_err(|e| e.to_string())
 }
 
-/// `/v1/verify` without HTTP: can `keys` decrypt the SealedSecret in `body`?
+/// Decrypts the sealed values of `sealed` and runs no template; `None` when a value
+/// does not open, or when the object uses the deprecated `spec.data` and that is not
+/// accepted (`--accept-deprecated-v1-data`), which Bitnami also answers with 409.
+fn decrypt_checked(sealed: &SealedSecret, keys: &Keys, accept_v1_data: bool) -> Option<Unsealed> {
+    if sealed.spec.data.is_some() && !accept_v1_data {
+        return None;
+    }
+    decrypt(sealed, &keys.ring, None).ok()
+}
+
+/// `/v1/verify` without HTTP: can `keys` decrypt every sealed value of the
+/// SealedSecret in `body`? Templates are not run.
 pub fn verify_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<()> {
     let sealed = match parse_sealed(body) {
         Ok(s) => s,
         Err(m) => return Outcome::Unparsable(m),
     };
-    match unseal_checked(&sealed, &keys.ring, None, accept_v1_data) {
-        Ok(_) => Outcome::Ok(()),
-        Err(_) => Outcome::Undecryptable,
+    match decrypt_checked(&sealed, keys, accept_v1_data) {
+        Some(_) => Outcome::Ok(()),
+        None => Outcome::Undecryptable,
     }
 }
 
 /// `/v1/rotate` without HTTP: the SealedSecret in `body` re-encrypted to the newest
 /// key, as JSON.
 ///
-/// Everything but the ciphertext is kept: metadata, scope, template. A deprecated
-/// `spec.data` object comes back in the current `spec.encryptedData` form, its
-/// template rebuilt from the Secret inside the blob.
+/// Everything but the ciphertext is kept: metadata, scope, template. Exactly the
+/// sealed values are re-sealed, never a template's output. A deprecated `spec.data`
+/// object comes back in the current `spec.encryptedData` form, its template rebuilt
+/// from the Secret inside the blob.
 pub fn rotate_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<String> {
     let sealed = match parse_sealed(body) {
         Ok(s) => s,
@@ -306,9 +326,8 @@ pub fn rotate_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<St
     let Some(cert) = keys.newest_certificate() else {
         return Outcome::Failed(Error::NoKeys.to_string());
     };
-    let unsealed = match unseal_checked(&sealed, &keys.ring, None, accept_v1_data) {
-        Ok(u) => u,
-        Err(_) => return Outcome::Undecryptable,
+    let Some(unsealed) = decrypt_checked(&sealed, keys, accept_v1_data) else {
+        return Outcome::Undecryptable;
     };
     let scope = scope_of(&sealed.metadata);
     let object = sealed.object_ref();
@@ -754,6 +773,77 @@ mod tests {
             newest_only.insert(test_keys()[2].0.clone(), OffsetDateTime::now_utc());
             let u = unseal(&rotated, &newest_only, None).expect("newest key opens it");
             assert_eq!(u.data()["password"].expose_secret(), b"hunter2");
+        }
+    }
+
+    /// `sealed_json(1, None, "hunter2")` with `template.data` set to `templates`.
+    fn with_templates(templates: &[(&str, &str)]) -> String {
+        let mut sealed: SealedSecret =
+            serde_json::from_str(&sealed_json(1, None, "hunter2")).expect("json");
+        let template = sealed.spec.template.get_or_insert_default();
+        template.data = Some(
+            templates
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        to_json(&sealed)
+    }
+
+    #[tokio::test]
+    async fn verify_answers_by_the_ciphertexts_alone_never_by_a_template() {
+        // The oracle of issue 11: a template that fails only when the plaintext
+        // starts with "h". Both guesses, and a template that fails whatever the
+        // value, must get the same answer as the ciphertexts alone.
+        let router = api_router(state(keys(&[1]), 100, 100));
+        for template in [
+            r#"{{ if hasPrefix "h" .password }}{{ b64dec "!" }}{{ end }}"#,
+            r#"{{ if hasPrefix "x" .password }}{{ b64dec "!" }}{{ end }}"#,
+            "{{ nosuch }}",
+            r#"{{ index (list) (index .password 0) }}"#,
+        ] {
+            let body = with_templates(&[("probe", template)]);
+            let (status, answer, _) = call(router.clone(), "POST", "/v1/verify", body).await;
+            assert_eq!(status, StatusCode::OK, "{template}: {answer}");
+        }
+        let undecryptable = api_router(state(keys(&[0]), 100, 100));
+        let body = with_templates(&[("probe", "{{ .password }}")]);
+        let (status, _, _) = call(undecryptable, "POST", "/v1/verify", body).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+    }
+
+    #[tokio::test]
+    async fn rotate_reseals_exactly_the_sealed_values_under_a_shadowing_template() {
+        let router = api_router(state(keys(&[1, 2]), 100, 100));
+        let shadowing = with_templates(&[
+            ("password", "{{ .password }}-rendered"),
+            ("extra", "{{ .password | upper }}"),
+        ]);
+        // A template that fails whatever the value changes nothing either.
+        let failing = with_templates(&[("password", r#"{{ b64dec "!" }}"#)]);
+        for body in [shadowing, failing] {
+            let (status, answer, _) =
+                call(router.clone(), "POST", "/v1/rotate", body.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            let rotated = parse_sealed(answer.as_bytes()).expect("SealedSecret");
+            let before = parse_sealed(body.as_bytes()).expect("SealedSecret");
+            assert_eq!(
+                rotated.spec.template, before.spec.template,
+                "templates kept as they were"
+            );
+            assert_eq!(
+                rotated.spec.encrypted_data.keys().collect::<Vec<_>>(),
+                ["password"],
+                "no template key becomes a sealed value"
+            );
+            let mut newest = sealant_keys::KeyRing::new();
+            newest.insert(test_keys()[2].0.clone(), OffsetDateTime::now_utc());
+            let opened = decrypt(&rotated, &newest, None).expect("the newest key opens it");
+            assert_eq!(
+                opened.data()["password"].expose_secret(),
+                b"hunter2",
+                "the sealed value, byte for byte, not the template's output"
+            );
         }
     }
 
