@@ -335,11 +335,14 @@ fn git_inputs(
 
 /// What detection over all inputs gives: findings, skipped inputs with the reason,
 /// and I/O errors.
-type Results = (Vec<Finding>, Vec<(String, String)>, Vec<anyhow::Error>);
+type Results = (Vec<Finding>, Skipped, Vec<anyhow::Error>);
+
+/// Inputs that were not scanned, with the reason.
+type Skipped = Vec<(String, String)>;
 
 /// Runs detection over every input on all cores; returns the findings and the
 /// skipped inputs with the reason, or the first I/O error.
-fn detect_all(inputs: &[Input], ctx: &Context) -> Result<(Vec<Finding>, Vec<(String, String)>)> {
+fn detect_all(inputs: &[Input], ctx: &Context) -> Result<(Vec<Finding>, Skipped)> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Results> = Mutex::new((Vec::new(), Vec::new(), Vec::new()));
     let workers = std::thread::available_parallelism()
