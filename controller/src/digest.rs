@@ -6,8 +6,9 @@
 //!
 //! The values of a produced Secret are a pure function of the SealedSecret's scope
 //! label and its `spec.encryptedData` ciphertext (decryption is deterministic). So when
-//! the controller writes a Secret it also writes, as the annotation [`ANNOTATION`] on
-//! that Secret,
+//! the controller writes a Secret it also records, in the SealedSecret's status (a
+//! condition of type `sealant.dev/InSyncProof`; [`sealant_crds::proof`] says why
+//! there and not on the Secret, which carries exactly what the template asks for),
 //!
 //! ```text
 //!   v1:<fingerprint of key K>:<base64 HMAC-SHA256(mac_key(K), message)>
@@ -25,24 +26,26 @@
 //!
 //! where K is a private key the controller holds (the one that opened the values).
 //! On the next reconcile, before any decryption, [`verify`] recomputes the HMAC over
-//! the SealedSecret as it is now and the Secret's data as it is now:
+//! the SealedSecret as it is now and the Secret's data as it is now (one SHA-256 pass
+//! over the values, no RSA):
 //!
 //! - it matches: the Secret's values are exactly what unsealing this ciphertext under
 //!   this label produced, so they are reused as the desired data. No RSA.
 //! - someone edited a value, added or removed one of the sealed keys: the HMAC over
 //!   the current data differs, so the controller decrypts and repairs.
 //! - the SealedSecret's ciphertext or scope changed: the message differs, decrypt.
-//! - the annotation was edited, copied from another Secret, or K is no longer in the
-//!   ring: no match, decrypt. Copying a Secret's data *and* annotation from another
-//!   SealedSecret's Secret fails too, because the label and ciphertext are in the
-//!   message.
+//! - the proof was edited, copied from another SealedSecret, or K is no longer in the
+//!   ring: no match, decrypt. Copying a Secret's data *and* the proof from another
+//!   SealedSecret fails too, because the label and ciphertext are in the message.
+//! - the status was lost (restored from a backup without status, or written by
+//!   another controller): no proof, decrypt once, and the proof is written again.
 //!
 //! ## Values opened by several keys, and age values
 //!
 //! The proof also says which keys opened the values, so that the status and the key
 //! inventory stay right on the zero-decryption path. `v1` names exactly one key. When
 //! the values were opened by more than one key generation (for example after
-//! `--merge-into` with a renewed certificate), the annotation is `v2`:
+//! `--merge-into` with a renewed certificate), the proof is `v2`:
 //!
 //! ```text
 //!   v2:<K1>,<K2>,...:<base64 HMAC-SHA256(mac_key(K1), message2)>
@@ -74,7 +77,7 @@
 //! weak values offline. An HMAC under a key derived from a private sealing key is a
 //! PRF output to anyone without that key: it says nothing about the plaintext, and
 //! only the controller (which can decrypt anyway) can compute or check it. The key
-//! fingerprint in the annotation is public information (it names a public key).
+//! fingerprint in the proof is public information (it names a public key).
 //!
 //! ## Scope of the fast path
 //!
@@ -89,16 +92,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
 use sealant_crds::annotations::scope_of;
+use sealant_crds::proof;
 use sealant_keys::{AgeIdentity, Fingerprint, KeyRing, PrivateKey};
 use zeroize::Zeroizing;
 
-/// The annotation on a produced Secret that proves its data is in sync.
-pub const ANNOTATION: &str = "sealant.dev/unsealed-digest";
-
 const DOMAIN: &[u8] = b"sealant.dev/unsealed-digest/v1";
 const DOMAIN_V2: &[u8] = b"sealant.dev/unsealed-digest/v2";
-const VERSION: &str = "v1";
-const VERSION_V2: &str = "v2";
 
 /// The HMAC key derived from a private key.
 pub fn mac_key(key: &PrivateKey) -> hmac::Key {
@@ -161,7 +160,7 @@ fn message(
         out.extend_from_slice(bytes);
     };
     if multi {
-        lp(key_list(keys).as_bytes());
+        lp(proof::key_list(keys).as_bytes());
     }
     lp(&label(sealed));
     for (k, ciphertext) in &sealed.spec.encrypted_data {
@@ -204,19 +203,12 @@ pub fn produced_keys(sealed: &SealedSecret) -> std::collections::BTreeSet<&Strin
         .collect()
 }
 
-/// The keys of a proof, comma-separated.
-fn key_list(keys: &[Fingerprint]) -> String {
-    keys.iter()
-        .map(Fingerprint::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The annotation value proving that `data` is what unsealing `sealed` with the keys
-/// `keys` (as [`KeyRing::open`] names them) produces, signed with the first of them.
-/// `None` for objects the fast path does not cover (the deprecated `spec.data`), when
-/// `data` lacks a sealed key, or when `keys` is empty or names a key the ring lacks.
-pub fn annotation_value(
+/// The proof that `data` is what unsealing `sealed` with the keys `keys` (as
+/// [`KeyRing::open`] names them) produces, signed with the first of them, in the text
+/// format of [`sealant_crds::proof`]. `None` for objects the fast path does not cover
+/// (the deprecated `spec.data`), when `data` lacks a sealed key, or when `keys` is
+/// empty or names a key the ring lacks.
+pub fn proof(
     ring: &KeyRing,
     keys: &BTreeSet<Fingerprint>,
     sealed: &SealedSecret,
@@ -233,64 +225,62 @@ pub fn annotation_value(
     }
     let t = hmac::sign(&mac_key, &message(&keys, sealed, data)?);
     let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(t.as_ref());
-    let version = if keys.len() > 1 { VERSION_V2 } else { VERSION };
-    Some(format!("{version}:{}:{b64}", key_list(&keys)))
+    Some(proof::format(&keys, &b64))
 }
 
-/// The keys an annotation names (signer first) and its MAC, unverified.
-fn parse(secret: &Secret) -> Option<(Vec<Fingerprint>, &str)> {
-    let value = secret.metadata.annotations.as_ref()?.get(ANNOTATION)?;
-    let (version, rest) = value.split_once(':')?;
-    // A fingerprint is "SHA256:<base64>", so the MAC is after the last colon.
-    let (list, mac_b64) = rest.rsplit_once(':')?;
-    let keys: Vec<Fingerprint> = match version {
-        VERSION => vec![Fingerprint::from_string(list.to_owned())],
-        VERSION_V2 => list
-            .split(',')
-            .map(|k| Fingerprint::from_string(k.to_owned()))
-            .collect(),
-        _ => return None,
-    };
-    let canonical = match version {
-        VERSION => true,
-        _ => keys.len() > 1 && keys.windows(2).all(|w| w[0] < w[1]),
-    };
-    (canonical && keys.iter().all(|k| !k.as_str().is_empty())).then_some((keys, mac_b64))
-}
-
-/// Checks the annotation of `secret` against `sealed` as it is now and the Secret's
-/// data as it is now. Returns the keys that opened the values (as [`KeyRing::open`]
-/// names them) when the data is proven in sync, `None` otherwise (the caller then
-/// decrypts). Every named key must still be held.
+/// Checks `proof` against `sealed` as it is now and the Secret's data as it is now.
+/// Returns the keys that opened the values (as [`KeyRing::open`] names them) when the
+/// data is proven in sync, `None` otherwise (the caller then decrypts). Every named
+/// key must still be held.
 ///
 /// The comparison is constant-time; no RSA operation is done.
 pub fn verify(
     ring: &KeyRing,
     sealed: &SealedSecret,
-    secret: &Secret,
+    proof: &str,
+    data: &BTreeMap<String, ByteString>,
 ) -> Option<BTreeSet<Fingerprint>> {
     if sealed.spec.data.is_some() || sealed.spec.encrypted_data.is_empty() {
         return None;
     }
-    let (keys, mac_b64) = parse(secret)?;
-    let mac_key = mac_key_for(ring, &keys[0])?;
-    if keys[1..].iter().any(|k| mac_key_for(ring, k).is_none()) {
+    let parsed = proof::parse(proof)?;
+    let mac_key = mac_key_for(ring, &parsed.keys[0])?;
+    if parsed.keys[1..]
+        .iter()
+        .any(|k| mac_key_for(ring, k).is_none())
+    {
         return None;
     }
     let mac = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(mac_b64)
+        .decode(parsed.mac)
         .ok()?;
-    let data = secret.data.as_ref()?;
-    let message = message(&keys, sealed, data)?;
+    let message = message(&parsed.keys, sealed, data)?;
     hmac::verify(&mac_key, &message, &mac)
         .is_ok()
-        .then(|| keys.into_iter().collect())
+        .then(|| parsed.keys.into_iter().collect())
 }
 
-/// The signing key named in `secret`'s digest annotation, unverified: only a hint of
-/// which key to try first when decrypting.
-pub fn signer(secret: &Secret) -> Option<Fingerprint> {
-    parse(secret).map(|(mut keys, _)| keys.swap_remove(0))
+/// The signing key a proof names, unverified: only a hint of which key to try first
+/// when decrypting.
+pub fn signer(proof: &str) -> Option<Fingerprint> {
+    proof::parse(proof).map(|mut p| p.keys.swap_remove(0))
+}
+
+/// The proofs to try for `sealed`, most likely first: one this process wrote that the
+/// cache may not show yet, the one in its status, and the legacy annotation of an
+/// existing Secret written by sealant 0.1. Each is only a candidate: [`verify`]
+/// decides.
+pub fn candidates<'a>(
+    recent: Option<&'a str>,
+    sealed: &'a SealedSecret,
+    existing: Option<&'a Secret>,
+) -> impl Iterator<Item = &'a str> {
+    let status = sealed.status.as_ref().and_then(|s| s.in_sync_proof());
+    let legacy = existing
+        .and_then(|e| e.metadata.annotations.as_ref())
+        .and_then(|a| a.get(proof::LEGACY_ANNOTATION))
+        .map(String::as_str);
+    [recent, status, legacy].into_iter().flatten()
 }
 
 #[cfg(test)]
@@ -301,6 +291,27 @@ mod tests {
 
     use super::*;
     use crate::key_secrets::tests::test_keys;
+
+    /// The tests carry the proof on the Secret, under the legacy annotation, so that
+    /// one value holds both the data and its proof.
+    const ANNOTATION: &str = proof::LEGACY_ANNOTATION;
+
+    fn proof_in(secret: &Secret) -> &str {
+        secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION))
+            .map_or("", String::as_str)
+    }
+
+    fn verify_secret(
+        ring: &KeyRing,
+        sealed: &SealedSecret,
+        secret: &Secret,
+    ) -> Option<BTreeSet<Fingerprint>> {
+        verify(ring, sealed, proof_in(secret), secret.data.as_ref()?)
+    }
 
     fn ring() -> KeyRing {
         let mut ring = KeyRing::new();
@@ -332,7 +343,7 @@ mod tests {
         seal_secret(&secret, cert.public_key(), &SealOptions::default()).expect("seals")
     }
 
-    /// The Secret the controller would write, with its digest annotation.
+    /// The Secret the controller would write, with its proof.
     fn produced(sealed: &SealedSecret) -> Secret {
         produced_with(&ring(), sealed)
     }
@@ -341,8 +352,8 @@ mod tests {
         let unsealed = unseal(sealed, ring, None).expect("unseals");
         let keys = unsealed.fingerprints().clone();
         let mut secret = unsealed.into_secret();
-        let value = annotation_value(ring, &keys, sealed, secret.data.as_ref().expect("data"))
-            .expect("covered");
+        let value =
+            proof(ring, &keys, sealed, secret.data.as_ref().expect("data")).expect("covered");
         secret
             .metadata
             .annotations
@@ -356,7 +367,7 @@ mod tests {
         let s = sealed("db", &[("user", "admin"), ("password", "hunter2")]);
         let secret = produced(&s);
         assert_eq!(
-            verify(&ring(), &s, &secret),
+            verify_secret(&ring(), &s, &secret),
             Some(BTreeSet::from([test_keys()[2].0.fingerprint().clone()]))
         );
     }
@@ -366,10 +377,11 @@ mod tests {
         let s = sealed("db", &[("password", "hunter2")]);
         let secret = produced(&s);
         assert_eq!(
-            signer(&secret).as_ref(),
+            signer(proof_in(&secret)).as_ref(),
             Some(test_keys()[2].0.fingerprint())
         );
-        assert_eq!(signer(&Secret::default()), None);
+        assert_eq!(signer(""), None);
+        assert_eq!(signer("garbage"), None);
     }
 
     #[test]
@@ -381,7 +393,7 @@ mod tests {
             .as_mut()
             .expect("data")
             .insert("password".to_owned(), ByteString(b"hunter3".to_vec()));
-        assert_eq!(verify(&ring(), &s, &secret), None);
+        assert_eq!(verify_secret(&ring(), &s, &secret), None);
     }
 
     #[test]
@@ -389,7 +401,7 @@ mod tests {
         let s = sealed("db", &[("user", "admin"), ("password", "hunter2")]);
         let mut removed = produced(&s);
         removed.data.as_mut().expect("data").remove("user");
-        assert_eq!(verify(&ring(), &s, &removed), None);
+        assert_eq!(verify_secret(&ring(), &s, &removed), None);
         // Extra keys are outside the proof; the reconcile decision removes them (or,
         // in patch mode, keeps them) like any other difference.
         let mut extra = produced(&s);
@@ -398,7 +410,7 @@ mod tests {
             .as_mut()
             .expect("data")
             .insert("note".to_owned(), ByteString(b"x".to_vec()));
-        assert!(verify(&ring(), &s, &extra).is_some());
+        assert!(verify_secret(&ring(), &s, &extra).is_some());
     }
 
     fn with_templates(mut sealed: SealedSecret, templates: &[(&str, &str)]) -> SealedSecret {
@@ -422,7 +434,10 @@ mod tests {
             produced_keys(&s).into_iter().cloned().collect::<Vec<_>>(),
             ["dsn", "user"]
         );
-        assert!(verify(&ring(), &s, &secret).is_some(), "in sync as written");
+        assert!(
+            verify_secret(&ring(), &s, &secret).is_some(),
+            "in sync as written"
+        );
 
         let mut edited = secret.clone();
         edited
@@ -430,7 +445,11 @@ mod tests {
             .as_mut()
             .expect("data")
             .insert("dsn".to_owned(), ByteString(b"db://root".to_vec()));
-        assert_eq!(verify(&ring(), &s, &edited), None, "edited rendered value");
+        assert_eq!(
+            verify_secret(&ring(), &s, &edited),
+            None,
+            "edited rendered value"
+        );
 
         let changed = with_templates(
             sealed("db", &[("user", "admin")]),
@@ -442,7 +461,7 @@ mod tests {
         let mut same_ciphertext = changed.clone();
         same_ciphertext.spec.encrypted_data = s.spec.encrypted_data.clone();
         assert_eq!(
-            verify(&ring(), &same_ciphertext, &secret),
+            verify_secret(&ring(), &same_ciphertext, &secret),
             None,
             "changed template source"
         );
@@ -455,22 +474,22 @@ mod tests {
         // Re-sealing the same value gives new ciphertext (fresh session key).
         let new = sealed("db", &[("password", "hunter2")]);
         assert_ne!(old.spec.encrypted_data, new.spec.encrypted_data);
-        assert_eq!(verify(&ring(), &new, &secret), None);
+        assert_eq!(verify_secret(&ring(), &new, &secret), None);
     }
 
     #[test]
-    fn data_and_annotation_copied_from_another_sealed_secret_are_not_in_sync() {
+    fn data_and_proof_copied_from_another_sealed_secret_are_not_in_sync() {
         let a = sealed("a", &[("password", "one")]);
         let b = sealed("b", &[("password", "two")]);
         let secret_a = produced(&a);
         let mut forged_b = produced(&b);
         forged_b.data = secret_a.data.clone();
         forged_b.metadata.annotations = secret_a.metadata.annotations.clone();
-        assert_eq!(verify(&ring(), &b, &forged_b), None);
+        assert_eq!(verify_secret(&ring(), &b, &forged_b), None);
     }
 
     #[test]
-    fn tampered_or_foreign_annotation_is_not_in_sync() {
+    fn tampered_or_foreign_proof_is_not_in_sync() {
         let s = sealed("db", &[("password", "hunter2")]);
         let good = produced(&s);
         let value = good.metadata.annotations.as_ref().expect("a")[ANNOTATION].clone();
@@ -491,7 +510,7 @@ mod tests {
                 .as_mut()
                 .expect("a")
                 .insert(ANNOTATION.to_owned(), bad.clone());
-            assert_eq!(verify(&ring(), &s, &secret), None, "{bad:?}");
+            assert_eq!(verify_secret(&ring(), &s, &secret), None, "{bad:?}");
         }
     }
 
@@ -501,11 +520,11 @@ mod tests {
         let secret = produced(&s);
         let mut ring = ring();
         ring.remove(test_keys()[2].0.fingerprint());
-        assert_eq!(verify(&ring, &s, &secret), None);
+        assert_eq!(verify_secret(&ring, &s, &secret), None);
     }
 
     #[test]
-    fn annotation_reveals_no_plain_hash_of_the_value() {
+    fn proof_reveals_no_plain_hash_of_the_value() {
         let s = sealed("db", &[("password", "hunter2")]);
         let secret = produced(&s);
         let value = &secret.metadata.annotations.as_ref().expect("a")[ANNOTATION];
@@ -519,8 +538,7 @@ mod tests {
         assert!(!value.contains("hunter2"));
         // The MAC key differs per private key: another key gives another tag.
         let other_key = BTreeSet::from([test_keys()[0].0.fingerprint().clone()]);
-        let other =
-            annotation_value(&ring(), &other_key, &s, secret.data.as_ref().expect("d")).expect("v");
+        let other = proof(&ring(), &other_key, &s, secret.data.as_ref().expect("d")).expect("v");
         assert_ne!(value.rsplit(':').next(), other.rsplit(':').next());
     }
 
@@ -529,10 +547,10 @@ mod tests {
         let mut s = sealed("db", &[("password", "hunter2")]);
         let secret = produced(&s);
         s.spec.data = Some("AAAA".to_owned());
-        assert_eq!(verify(&ring(), &s, &secret), None);
+        assert_eq!(verify_secret(&ring(), &s, &secret), None);
         let keys = BTreeSet::from([test_keys()[2].0.fingerprint().clone()]);
         assert_eq!(
-            annotation_value(&ring(), &keys, &s, secret.data.as_ref().expect("d")),
+            proof(&ring(), &keys, &s, secret.data.as_ref().expect("d")),
             None
         );
     }
@@ -592,10 +610,10 @@ mod tests {
         let value = &secret.metadata.annotations.as_ref().expect("a")[ANNOTATION];
         assert!(value.starts_with(&format!("v1:{rsa}:")), "{value}");
         assert_eq!(
-            verify(&ring, &s, &secret),
+            verify_secret(&ring, &s, &secret),
             Some(BTreeSet::from([rsa.clone()]))
         );
-        assert_eq!(signer(&secret), Some(rsa.clone()));
+        assert_eq!(signer(proof_in(&secret)), Some(rsa.clone()));
         // The MAC key is the tied RSA key's: the same as for an RSA value of that key.
         let tag = value.rsplit(':').next().expect("tag");
         let mac = base64::engine::general_purpose::STANDARD_NO_PAD
@@ -611,7 +629,7 @@ mod tests {
         // Retiring the key generation (its RSA key) ends the proof.
         let mut retired = ring.clone();
         retired.remove(&rsa);
-        assert_eq!(verify(&retired, &s, &secret), None);
+        assert_eq!(verify_secret(&retired, &s, &secret), None);
     }
 
     #[test]
@@ -620,10 +638,13 @@ mod tests {
         let s = sealed_mixed(alone.recipient(), &[("password", "hunter2")], &[]);
         let secret = produced_with(&ring, &s);
         let name = Fingerprint::from_string(alone.recipient().to_string());
-        assert_eq!(verify(&ring, &s, &secret), Some(BTreeSet::from([name])));
+        assert_eq!(
+            verify_secret(&ring, &s, &secret),
+            Some(BTreeSet::from([name]))
+        );
         let mut without = ring.clone();
         without.remove_age(alone.recipient());
-        assert_eq!(verify(&without, &s, &secret), None);
+        assert_eq!(verify_secret(&without, &s, &secret), None);
     }
 
     #[test]
@@ -641,8 +662,8 @@ mod tests {
         ]);
         let value = secret.metadata.annotations.as_ref().expect("a")[ANNOTATION].clone();
         assert!(value.starts_with("v2:"), "{value}");
-        assert_eq!(verify(&ring, &s, &secret), Some(both.clone()));
-        assert_eq!(signer(&secret).as_ref(), both.iter().next());
+        assert_eq!(verify_secret(&ring, &s, &secret), Some(both.clone()));
+        assert_eq!(signer(proof_in(&secret)).as_ref(), both.iter().next());
         // The list cannot be edited: dropping a key, or reordering, breaks the proof.
         let keys: Vec<&Fingerprint> = both.iter().collect();
         let (list, tag) = value
@@ -661,11 +682,11 @@ mod tests {
                 .as_mut()
                 .expect("a")
                 .insert(ANNOTATION.to_owned(), forged.clone());
-            assert_eq!(verify(&ring, &s, &edited), None, "{forged}");
+            assert_eq!(verify_secret(&ring, &s, &edited), None, "{forged}");
         }
         // Every listed key must still be held, not only the signer.
         let mut retired = ring.clone();
         retired.remove(keys[1]);
-        assert_eq!(verify(&retired, &s, &secret), None);
+        assert_eq!(verify_secret(&retired, &s, &secret), None);
     }
 }

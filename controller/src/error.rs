@@ -48,12 +48,13 @@ pub enum Error {
         name: String,
     },
 
-    /// The existing Secret is immutable and its data or type would change.
+    /// The existing Secret is immutable and its data or type would change. The text
+    /// is Bitnami's, word for word (its integration suite matches it).
     #[error(
-        "Secret {object} is immutable and its data would change; delete it so the controller can re-create it"
+        "Error updating {object}: the target Secret is immutable. Once a Secret is marked as immutable, it is not possible to revert this change nor to mutate the contents of the data field. You can only delete and recreate the Secret."
     )]
     Immutable {
-        /// `namespace/name` of the Secret.
+        /// `namespace/name` of the SealedSecret (and so of its Secret).
         object: String,
     },
 

@@ -9,11 +9,12 @@
 //!     │ digest::verify() proves existing data in sync ─▶ reuse it    (no RSA work)
 //!     │ otherwise unseal (RSA, off the async runtime)
 //!     ▼
-//!   desired(): template metadata, type, immutable, ownerReference, digest annotation
+//!   desired(): template metadata, type, immutable, ownerReference
 //!     ▼
 //!   decide(): Create │ Update (only if different) │ Unchanged │ Refuse(Immutable)
 //!     ▼
-//!   synced_status(): new status, or None when only timestamps would change
+//!   synced_status(): new status (with the in-sync proof), or None when only
+//!   timestamps would change
 //! ```
 //!
 //! Guarantees:
@@ -24,9 +25,12 @@
 //! - `patch` merges data, labels and annotations into the existing Secret and keeps
 //!   everything else; ownerReferences are replaced only if `managed` is also set;
 //! - otherwise data, type, immutability, labels, annotations and ownerReferences are
-//!   replaced by the SealedSecret's, except that the `managed` and `patch`
-//!   annotations of an adopted Secret are kept (so a `managed` Secret with
-//!   `skip-set-owner-references` stays adoptable on the next pass);
+//!   replaced by the SealedSecret's, as Bitnami does: an adopted `managed` Secret
+//!   loses that annotation unless the template has it (so a Secret that should stay
+//!   adoptable under `skip-set-owner-references` needs `managed: "true"` in
+//!   `spec.template.metadata.annotations`, as with Bitnami);
+//! - the Secret carries nothing the template did not ask for: the in-sync proof
+//!   lives in the SealedSecret's status (see `sealant_crds::proof`);
 //! - an update is planned only when the result differs (an absent and an empty map
 //!   are the same);
 //! - an immutable Secret whose data, type or immutability would change is refused
@@ -46,6 +50,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use sealant_crds::annotations::{MANAGED, PATCH, is_true};
+use sealant_crds::proof::{self, CONDITION_IN_SYNC_PROOF, LEGACY_ANNOTATION};
 use sealant_crds::{
     CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, SealedSecret, SealedSecretCondition,
     SealedSecretStatus, Unsealed, owner_reference, unseal,
@@ -159,16 +164,10 @@ pub fn unseal_checked(
 }
 
 /// Finishes the Secret that unsealing (or the in-sync proof) produced: adds the
-/// ownerReference (unless the template asks for none) and the digest annotation.
-pub fn desired(sealed: &SealedSecret, mut produced: Secret, digest: Option<String>) -> Secret {
+/// ownerReference, unless the template asks for none. Nothing else is added: the
+/// Secret carries exactly what the template says, as Bitnami's does.
+pub fn desired(sealed: &SealedSecret, mut produced: Secret) -> Secret {
     produced.metadata.owner_references = owner_reference(sealed).map(|r| vec![r]);
-    if let Some(value) = digest {
-        produced
-            .metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(crate::digest::ANNOTATION.to_owned(), value);
-    }
     produced
 }
 
@@ -197,26 +196,21 @@ pub fn decide(
             if managed {
                 next.metadata.owner_references = desired.metadata.owner_references;
             }
+            // sealant 0.1 kept its in-sync proof here; it lives in the status now.
+            if let Some(annotations) = next.metadata.annotations.as_mut() {
+                annotations.remove(LEGACY_ANNOTATION);
+            }
             next
         }
         Ownership::Owned | Ownership::Managed => {
+            // As Bitnami: the Secret becomes exactly the template's, so an adopted
+            // Secret loses its `managed` annotation (unless the template has it).
             let mut next = existing.clone();
-            let mut annotations = desired.metadata.annotations.unwrap_or_default();
-            for keep in [MANAGED, PATCH] {
-                if let Some(v) = existing
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(keep))
-                {
-                    annotations.insert(keep.to_owned(), v.clone());
-                }
-            }
             next.data = desired.data;
             next.type_ = desired.type_;
             next.immutable = desired.immutable;
             next.metadata.labels = desired.metadata.labels;
-            next.metadata.annotations = Some(annotations);
+            next.metadata.annotations = desired.metadata.annotations;
             next.metadata.owner_references = desired.metadata.owner_references;
             next
         }
@@ -229,7 +223,7 @@ pub fn decide(
         || existing.immutable.unwrap_or(false) != next.immutable.unwrap_or(false);
     if existing.immutable == Some(true) && payload_changes {
         return Err(Error::Immutable {
-            object: crate::key_secrets::object_ref(&existing.metadata),
+            object: sealed.object_ref(),
         });
     }
     Ok(Plan::Update(next))
@@ -265,19 +259,30 @@ fn same(a: &Secret, b: &Secret) -> bool {
             == b.metadata.owner_references.clone().unwrap_or_default()
 }
 
-/// The `Synced` condition after a pass: `Ok(())` or the error's message; and, after a
-/// successful pass, `keys`: the fingerprints of the keys that opened the values
-/// ([`key_fingerprints`]). `None` keeps the current `keyFingerprints` (a failed pass
-/// says nothing new about which keys the values need).
+/// What a successful pass learnt about the values: which keys opened them and the
+/// proof that the Secret's data is what they produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The fingerprints of the keys that opened the values ([`key_fingerprints`]).
+    pub keys: Vec<String>,
+    /// The in-sync proof (`None` for objects the fast path does not cover).
+    pub proof: Option<String>,
+}
+
+/// The status after a pass: the `Synced` condition (`Ok(())` or the error's message)
+/// and, after a successful pass, `record`: the keys that opened the values
+/// (`keyFingerprints`) and the in-sync proof (a `sealant.dev/InSyncProof` condition).
+/// `None` keeps both as they are (a failed pass says nothing new about either).
 ///
 /// Returns `None` when the current status already says the same (status, reason,
-/// message, `observedGeneration` and `keyFingerprints`), so no write happens for
-/// timestamps alone. `lastTransitionTime` moves only when the status flips.
+/// message, `observedGeneration`, `keyFingerprints` and the proof), so no write
+/// happens for timestamps alone. `lastTransitionTime` moves only when the status
+/// flips.
 pub fn synced_status(
     current: Option<&SealedSecretStatus>,
     generation: Option<i64>,
     outcome: Result<(), &str>,
-    keys: Option<Vec<String>>,
+    record: Option<Record>,
     now: Time,
 ) -> Option<SealedSecretStatus> {
     let (status, message) = match outcome {
@@ -285,19 +290,23 @@ pub fn synced_status(
         Err(m) => (CONDITION_FALSE, Some(m.to_owned())),
     };
     let current_keys = current.and_then(|s| s.key_fingerprints.clone());
-    let key_fingerprints = match keys {
-        Some(k) if k.is_empty() => None,
-        Some(k) => Some(k),
-        None => current_keys.clone(),
+    let current_proof = current.and_then(|s| s.in_sync_proof()).map(str::to_owned);
+    let (key_fingerprints, proof) = match record {
+        Some(r) => ((!r.keys.is_empty()).then_some(r.keys), r.proof),
+        None => (current_keys.clone(), current_proof.clone()),
     };
-    let previous = current
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == CONDITION_SYNCED));
+    let find = |type_: &str| {
+        current
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == type_))
+    };
+    let previous = find(CONDITION_SYNCED);
     let same_condition =
         previous.is_some_and(|p| p.status == status && p.message == message && p.reason.is_none());
     if same_condition
         && current.and_then(|s| s.observed_generation) == generation
         && current_keys == key_fingerprints
+        && current_proof == proof
     {
         return None;
     }
@@ -308,20 +317,26 @@ pub fn synced_status(
     let condition = SealedSecretCondition {
         type_: CONDITION_SYNCED.to_owned(),
         status: status.to_owned(),
-        last_update_time: Some(now),
+        last_update_time: Some(now.clone()),
         last_transition_time,
         reason: None,
         message,
     };
+    // An unchanged proof keeps its condition (and timestamps) as it is.
+    let proof_condition = proof.map(|p| match find(CONDITION_IN_SYNC_PROOF) {
+        Some(c) if c.message.as_deref() == Some(p.as_str()) => c.clone(),
+        _ => proof::condition(p, now),
+    });
     // Keep any other condition types someone else wrote; Synced goes first, where the
     // printer columns (`.status.conditions[0]`) look.
     let mut conditions = vec![condition];
+    conditions.extend(proof_condition);
     conditions.extend(
         current
             .and_then(|s| s.conditions.clone())
             .into_iter()
             .flatten()
-            .filter(|c| c.type_ != CONDITION_SYNCED),
+            .filter(|c| c.type_ != CONDITION_SYNCED && c.type_ != CONDITION_IN_SYNC_PROOF),
     );
     Some(SealedSecretStatus {
         observed_generation: generation,
@@ -400,7 +415,6 @@ mod tests {
     use sealant_keys::OffsetDateTime;
 
     use super::*;
-    use crate::digest;
     use crate::key_secrets::tests::{sealed_app_db, test_keys};
 
     const UID: &str = "1111-2222";
@@ -438,7 +452,7 @@ mod tests {
     fn want(s: &SealedSecret) -> Secret {
         let mut shell = secret_shell(s);
         shell.data = data(&[("password", "hunter2")]);
-        desired(s, shell, None)
+        desired(s, shell)
     }
 
     fn owner(uid: &str) -> OwnerReference {
@@ -543,7 +557,7 @@ mod tests {
             next.metadata.labels, None,
             "labels replaced by the template's (none)"
         );
-        assert_eq!(next.metadata.annotations, Some(BTreeMap::new()));
+        assert_eq!(next.metadata.annotations, None, "annotations too");
         assert_eq!(next.type_, None);
         assert_eq!(
             next.metadata.resource_version.as_deref(),
@@ -553,7 +567,7 @@ mod tests {
     }
 
     #[test]
-    fn managed_secret_is_adopted_and_keeps_its_managed_annotation() {
+    fn managed_secret_is_adopted_with_exactly_the_template_annotations() {
         let s = sealed();
         let e = existing(&[(MANAGED, "true"), ("note", "x")], vec![]);
         assert_eq!(ownership(&s, Some(&e)), Ownership::Managed);
@@ -561,7 +575,10 @@ mod tests {
             panic!("expected Update")
         };
         assert_eq!(next.metadata.owner_references, Some(vec![owner(UID)]));
-        assert_eq!(next.metadata.annotations, labels(&[(MANAGED, "true")]));
+        assert_eq!(
+            next.metadata.annotations, None,
+            "as Bitnami: managed goes too"
+        );
         assert_eq!(next.data, data(&[("password", "hunter2")]));
     }
 
@@ -670,7 +687,11 @@ mod tests {
         e.data = data(&[("password", "old")]);
         let err = decide(&s, Some(&e), want(&s)).expect_err("refused");
         assert!(matches!(err, Error::Immutable { .. }), "{err:?}");
-        assert!(err.to_string().contains("app/db is immutable"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("Error updating app/db: the target Secret is immutable"),
+            "{err}"
+        );
         assert_eq!(retry_after(&err), None, "stop retrying");
     }
 
@@ -737,32 +758,47 @@ mod tests {
     }
 
     #[test]
-    fn digest_annotation_is_written_and_counts_as_a_difference_once() {
+    fn secret_carries_exactly_the_template_and_loses_the_legacy_proof_annotation_once() {
         let s = sealed();
-        let mut shell_ = secret_shell(&s);
-        shell_.data = data(&[("password", "hunter2")]);
-        let mut ring = KeyRing::new();
-        ring.insert(test_keys()[2].0.clone(), OffsetDateTime::now_utc());
-        let keys = BTreeSet::from([test_keys()[2].0.fingerprint().clone()]);
-        let d = digest::annotation_value(&ring, &keys, &s, shell_.data.as_ref().expect("d"));
-        let with_digest = desired(&s, shell_, d);
-        assert!(
-            with_digest
-                .metadata
-                .annotations
-                .as_ref()
-                .expect("a")
-                .contains_key(digest::ANNOTATION)
-        );
-        // A Secret written by Bitnami (no digest) is updated once to gain it ...
-        let plan = decide(&s, Some(&want(&s)), with_digest.clone()).expect("plan");
-        let Plan::Update(updated) = plan else {
+        let w = want(&s);
+        assert_eq!(w.metadata.annotations, None, "nothing the template lacks");
+        // A Secret written by sealant 0.1 (proof annotation) is updated once to drop it
+        // ...
+        let mut old = w.clone();
+        old.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(LEGACY_ANNOTATION.to_owned(), "v1:SHA256:k:M".to_owned());
+        let Ok(Plan::Update(updated)) = decide(&s, Some(&old), w.clone()) else {
             panic!("expected Update")
         };
+        assert_eq!(updated.metadata.annotations, None);
         // ... and is then in sync.
         assert_eq!(
-            decide(&s, Some(&updated), with_digest).expect("plan"),
+            decide(&s, Some(&updated), w.clone()).expect("plan"),
             Plan::Unchanged
+        );
+        // In patch mode too, where other annotations are kept.
+        let mut patched = existing(&[(PATCH, "true"), (LEGACY_ANNOTATION, "v1:x:y")], vec![]);
+        patched.data = data(&[("password", "hunter2")]);
+        let Ok(Plan::Update(next)) = decide(&s, Some(&patched), w) else {
+            panic!("expected Update")
+        };
+        assert_eq!(next.metadata.annotations, labels(&[(PATCH, "true")]));
+    }
+
+    #[test]
+    fn immutable_refusal_uses_bitnamis_words() {
+        let err = Error::Immutable {
+            object: "app/db".to_owned(),
+        };
+        let ev = failure_event(&err);
+        assert_eq!(ev.reason, EVENT_ERR_UPDATE_FAILED);
+        assert!(
+            ev.note
+                .starts_with("Error updating app/db: the target Secret is immutable."),
+            "{}",
+            ev.note
         );
     }
 
@@ -908,19 +944,39 @@ mod tests {
         );
     }
 
+    fn record(keys: &[&str], proof: Option<&str>) -> Option<Record> {
+        Some(Record {
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            proof: proof.map(str::to_owned),
+        })
+    }
+
     #[test]
     fn key_fingerprints_are_recorded_on_success_kept_on_failure_and_rewritten_on_change() {
         let a = vec!["SHA256:a".to_owned()];
         let ab = vec!["SHA256:a".to_owned(), "SHA256:b".to_owned()];
-        let st = synced_status(None, Some(1), Ok(()), Some(a.clone()), now(100)).expect("first");
+        let st = synced_status(None, Some(1), Ok(()), record(&["SHA256:a"], None), now(100))
+            .expect("first");
         assert_eq!(st.key_fingerprints, Some(a.clone()));
         assert_eq!(
-            synced_status(Some(&st), Some(1), Ok(()), Some(a.clone()), now(200)),
+            synced_status(
+                Some(&st),
+                Some(1),
+                Ok(()),
+                record(&["SHA256:a"], None),
+                now(200)
+            ),
             None,
             "same keys: no write"
         );
-        let changed =
-            synced_status(Some(&st), Some(1), Ok(()), Some(ab.clone()), now(200)).expect("moved");
+        let changed = synced_status(
+            Some(&st),
+            Some(1),
+            Ok(()),
+            record(&["SHA256:a", "SHA256:b"], None),
+            now(200),
+        )
+        .expect("moved");
         assert_eq!(changed.key_fingerprints, Some(ab.clone()));
         let failed =
             synced_status(Some(&changed), Some(1), Err("bad"), None, now(300)).expect("failed");
@@ -929,7 +985,7 @@ mod tests {
             Some(ab),
             "a failure keeps the last keys"
         );
-        let none = synced_status(Some(&st), Some(1), Ok(()), Some(Vec::new()), now(400))
+        let none = synced_status(Some(&st), Some(1), Ok(()), record(&[], None), now(400))
             .expect("no sealed values");
         assert_eq!(none.key_fingerprints, None);
         let json = serde_json::to_value(&st).expect("json");
@@ -939,5 +995,65 @@ mod tests {
             Fingerprint::from_string("SHA256:a".to_owned()),
         ]);
         assert_eq!(key_fingerprints(&keys), vec!["SHA256:a", "SHA256:b"]);
+    }
+
+    #[test]
+    fn proof_is_a_second_condition_kept_on_failure_and_rewritten_only_when_it_changes() {
+        let p1 = "v1:SHA256:a:MAC1";
+        let st = synced_status(
+            None,
+            Some(1),
+            Ok(()),
+            record(&["SHA256:a"], Some(p1)),
+            now(100),
+        )
+        .expect("first");
+        let conditions = st.conditions.clone().expect("c");
+        assert_eq!(conditions[0].type_, CONDITION_SYNCED, "Synced stays first");
+        assert_eq!(conditions[1].type_, CONDITION_IN_SYNC_PROOF);
+        assert_eq!(conditions[1].message.as_deref(), Some(p1));
+        assert_eq!(st.in_sync_proof(), Some(p1));
+        assert_eq!(
+            synced_status(
+                Some(&st),
+                Some(1),
+                Ok(()),
+                record(&["SHA256:a"], Some(p1)),
+                now(200)
+            ),
+            None,
+            "same proof: no write"
+        );
+        let failed = synced_status(Some(&st), Some(1), Err("bad"), None, now(300)).expect("failed");
+        assert_eq!(
+            failed.in_sync_proof(),
+            Some(p1),
+            "a failure keeps the proof"
+        );
+        assert_eq!(
+            failed.conditions.as_ref().expect("c")[1],
+            conditions[1],
+            "untouched, timestamps included"
+        );
+        let p2 = "v1:SHA256:a:MAC2";
+        let moved = synced_status(
+            Some(&failed),
+            Some(1),
+            Ok(()),
+            record(&["SHA256:a"], Some(p2)),
+            now(400),
+        )
+        .expect("new proof");
+        assert_eq!(moved.in_sync_proof(), Some(p2));
+        assert_eq!(moved.conditions.as_ref().expect("c").len(), 2, "one proof");
+        let dropped = synced_status(
+            Some(&moved),
+            Some(1),
+            Ok(()),
+            record(&["SHA256:a"], None),
+            now(500),
+        )
+        .expect("proof dropped");
+        assert_eq!(dropped.in_sync_proof(), None);
     }
 }

@@ -80,6 +80,48 @@ pub struct Context {
     /// SealedSecrets (by uid) whose Secret this process created and whose status it
     /// has not seen back yet: their next pass must not assume the Secret is absent.
     created: std::sync::Mutex<BTreeSet<String>>,
+    /// In-sync proofs (by SealedSecret uid) that this process wrote to a status the
+    /// cache has not shown yet: the pass that the Secret's own write triggers proves
+    /// with it instead of decrypting again. Dropped once the cache shows the status.
+    proofs: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl Context {
+    /// The proof this process wrote for `sealed` and the cache does not show yet.
+    fn recent_proof(&self, sealed: &SealedSecret) -> Option<String> {
+        let uid = sealed.metadata.uid.as_deref()?;
+        let mut proofs = self
+            .proofs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent = proofs.get(uid)?;
+        if sealed.status.as_ref().and_then(|s| s.in_sync_proof()) == Some(recent.as_str()) {
+            proofs.remove(uid);
+            return None;
+        }
+        Some(recent.clone())
+    }
+
+    fn remember_proof(&self, sealed: &SealedSecret, proof: Option<&str>) {
+        let Some(uid) = sealed.metadata.uid.clone() else {
+            return;
+        };
+        let mut proofs = self
+            .proofs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match proof {
+            Some(p) => proofs.insert(uid, p.to_owned()),
+            None => proofs.remove(&uid),
+        };
+    }
+
+    fn forget(&self, uid: &str) {
+        self.proofs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
+    }
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C (or, with `--leader-elect`, until it
@@ -195,6 +237,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         update_status: flags.update_status,
         accept_v1_data: flags.accept_deprecated_v1_data,
         created: Default::default(),
+        proofs: Default::default(),
     });
 
     let mut scopes: Vec<Option<String>> = Vec::new();
@@ -300,6 +343,7 @@ fn run_controller(
     // was just written.
     let (reader, writer) = reflector::store();
     let metrics = context.metrics.clone();
+    let forget = context.clone();
     // The cache keeps what reconcile reads. managedFields and kubectl's
     // last-applied-configuration (a second copy of every ciphertext) are dropped before
     // an object is stored: with 10,000 SealedSecrets they were most of the memory.
@@ -319,6 +363,9 @@ fn run_controller(
                     &gone.name_any(),
                     CONDITION_SYNCED,
                 );
+                if let Some(uid) = gone.metadata.uid.as_deref() {
+                    forget.forget(uid);
+                }
             }
         })
         .applied_objects()
@@ -374,7 +421,7 @@ async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
 
     let reference = Resource::object_ref(&*sealed, &());
     match &outcome {
-        Ok((plan, _)) => {
+        Ok((plan, _, _)) => {
             if let Some(ev) = reconcile::success_event(plan) {
                 publish(&ctx, &reference, ev).await;
             }
@@ -388,22 +435,26 @@ async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
         }
     }
 
-    if let Ok((_, keys)) = &outcome {
+    if let Ok((_, keys, _)) = &outcome {
         ctx.metrics.depends_on(&sealed.object_ref(), keys);
     }
 
     if ctx.update_status {
         let message = outcome.as_ref().err().map(|(_, e)| chain(e));
-        let keys = outcome
+        let record = outcome
             .as_ref()
             .ok()
-            .map(|(_, keys)| reconcile::key_fingerprints(keys));
+            .map(|(_, keys, proof)| reconcile::Record {
+                keys: reconcile::key_fingerprints(keys),
+                proof: proof.clone(),
+            });
+        let proof = record.as_ref().and_then(|r| r.proof.clone());
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         if let Some(status) = reconcile::synced_status(
             sealed.status.as_ref(),
             sealed.metadata.generation,
             message.as_deref().map_or(Ok(()), Err),
-            keys,
+            record,
             now,
         ) {
             let synced = status
@@ -435,11 +486,18 @@ async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             } else {
                 ctx.metrics
                     .condition(&namespace, &sealed.name_any(), CONDITION_SYNCED, &synced);
+                if outcome.is_ok() {
+                    ctx.remember_proof(&sealed, proof.as_deref());
+                }
             }
         }
     }
     outcome.map(|_| Action::await_change()).map_err(|(_, e)| e)
 }
+
+/// What a successful pass did: the plan it carried out, the keys the values needed,
+/// and the in-sync proof for the status.
+type Synced = (Plan, BTreeSet<Fingerprint>, Option<String>);
 
 fn error_policy(_sealed: Arc<SealedSecret>, error: &Error, _ctx: Arc<Context>) -> Action {
     match reconcile::retry_after(error) {
@@ -450,10 +508,7 @@ fn error_policy(_sealed: Arc<SealedSecret>, error: &Error, _ctx: Arc<Context>) -
 
 /// Fetches the Secret, decides, and writes. Returns the plan and the keys the values
 /// need; the error carries the metric reason.
-async fn sync_secret(
-    sealed: &SealedSecret,
-    ctx: &Context,
-) -> Result<(Plan, BTreeSet<Fingerprint>), (ErrorReason, Error)> {
+async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Synced, (ErrorReason, Error)> {
     // A SealedSecret no controller has reported on yet (no status) almost never has
     // its Secret: create it straight away, one request fewer per object on a cold
     // sync. If the Secret does exist after all (409), take the full path, which reads
@@ -479,7 +534,7 @@ async fn sync_secret(
                 },
             )) if status.code == 409 => {}
             done => {
-                if matches!(done, Ok((Plan::Create(_), _))) {
+                if matches!(done, Ok((Plan::Create(_), _, _))) {
                     created(ctx).insert(uid);
                 }
                 return done;
@@ -502,7 +557,7 @@ async fn sync_secret_from(
     sealed: &SealedSecret,
     ctx: &Context,
     assume: Assume,
-) -> Result<(Plan, BTreeSet<Fingerprint>), (ErrorReason, Error)> {
+) -> Result<Synced, (ErrorReason, Error)> {
     let namespace = sealed.namespace().unwrap_or_default();
     let name = sealed.name_any();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -524,9 +579,14 @@ async fn sync_secret_from(
     }
 
     let keys = ctx.keys.snapshot();
-    let proven = existing
-        .as_ref()
-        .and_then(|e| digest::verify(&keys.ring, sealed, e).map(|fp| (e, fp)));
+    let recent = ctx.recent_proof(sealed);
+    let candidates = || digest::candidates(recent.as_deref(), sealed, existing.as_ref());
+    let proven = existing.as_ref().and_then(|e| {
+        let data = e.data.as_ref()?;
+        candidates()
+            .find_map(|proof| digest::verify(&keys.ring, sealed, proof, data))
+            .map(|used| (e, used))
+    });
     let (produced, used) = match proven {
         Some((existing, used)) => {
             ctx.metrics.in_sync_skip();
@@ -534,15 +594,18 @@ async fn sync_secret_from(
             produced.data = Some(in_sync_data(sealed, existing));
             (produced, used)
         }
-        None => decrypt(sealed, existing.as_ref(), &keys, ctx).await?,
+        None => {
+            let hint = candidates().find_map(digest::signer);
+            decrypt(sealed, hint, &keys, ctx).await?
+        }
     };
-    let digest = digest::annotation_value(
+    let proof = digest::proof(
         &keys.ring,
         &used,
         sealed,
         produced.data.as_ref().unwrap_or(&BTreeMap::new()),
     );
-    let want = desired(sealed, produced, digest);
+    let want = desired(sealed, produced);
     let plan = decide(sealed, existing.as_ref(), want).map_err(|e| {
         let reason = match e {
             Error::Unmanaged { .. } => ErrorReason::Unmanaged,
@@ -572,7 +635,7 @@ async fn sync_secret_from(
     if !matches!(plan, Plan::Unchanged) {
         info!(secret = %format!("{namespace}/{name}"), "Secret written");
     }
-    Ok((plan, used))
+    Ok((plan, used, proof))
 }
 
 /// The existing Secret's values of the sealed and template keys (the in-sync proof
@@ -585,18 +648,17 @@ fn in_sync_data(sealed: &SealedSecret, existing: &Secret) -> BTreeMap<String, By
         .collect()
 }
 
-/// Decrypts on the blocking pool, trying first the key that signed the existing
-/// Secret's digest. Returns the Secret and the keys that opened its values.
+/// Decrypts on the blocking pool, trying first `hint` (the key that signed the last
+/// proof). Returns the Secret and the keys that opened its values.
 async fn decrypt(
     sealed: &SealedSecret,
-    existing: Option<&Secret>,
+    hint: Option<Fingerprint>,
     keys: &Arc<Keys>,
     ctx: &Context,
 ) -> Result<(Secret, BTreeSet<Fingerprint>), (ErrorReason, Error)> {
     if keys.ring.is_empty() {
         return Err((ErrorReason::Unseal, Error::NoKeys));
     }
-    let hint = existing.and_then(digest::signer);
     let owned = sealed.clone();
     let ring_keys = keys.clone();
     let accept = ctx.accept_v1_data;
@@ -934,6 +996,8 @@ mod tests {
     use http_body_util::{BodyExt as _, Full};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+    use sealant_crds::SealedSecretStatus;
+
     use super::*;
     use crate::key_secrets::tests::{sealed_app_db, test_keys};
 
@@ -1061,6 +1125,7 @@ mod tests {
             update_status: true,
             accept_v1_data: true,
             created: Default::default(),
+            proofs: Default::default(),
         };
         (Arc::new(ctx), sent)
     }
@@ -1140,13 +1205,26 @@ mod tests {
         let created = body_of(&sent, "POST", "/api/v1/namespaces/app/secrets");
         assert_eq!(created["metadata"]["ownerReferences"][0]["uid"], "uid-1");
         assert_eq!(created["data"]["password"], "aHVudGVyMg==");
-        assert!(created["metadata"]["annotations"][digest::ANNOTATION].is_string());
+        assert_eq!(
+            created["metadata"]["annotations"],
+            serde_json::Value::Null,
+            "exactly the template's metadata"
+        );
         let status = body_of(
             &sent,
             "PATCH",
             "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
         );
         assert_eq!(status["status"]["conditions"][0]["status"], "True");
+        assert_eq!(
+            status["status"]["conditions"][1]["type"],
+            sealant_crds::proof::CONDITION_IN_SYNC_PROOF
+        );
+        assert!(
+            status["status"]["conditions"][1]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("v1:SHA256:"))
+        );
         assert_eq!(status["status"]["observedGeneration"], 1);
         let fingerprint = test_keys()[2].0.fingerprint().as_str();
         assert_eq!(
@@ -1172,50 +1250,138 @@ mod tests {
         );
     }
 
-    /// The Secret the first pass wrote, as the API server would return it.
-    async fn written_secret() -> Secret {
+    /// What the first pass wrote, as the API server would return it: the Secret, the
+    /// status, and the context (which remembers the proof it wrote).
+    async fn first_pass() -> (Secret, SealedSecretStatus, Arc<Context>) {
         let s = sealed();
         let (ctx, sent) = context(Fake {
             existing: None,
             sealed: s.clone(),
         });
-        reconcile(Arc::new(s), ctx).await.expect("reconciles");
+        reconcile(Arc::new(s), ctx.clone())
+            .await
+            .expect("reconciles");
         let mut secret: Secret =
             serde_json::from_value(body_of(&sent, "POST", "/api/v1/namespaces/app/secrets"))
                 .expect("Secret");
         secret.metadata.resource_version = Some("5".to_owned());
-        secret
+        let status = body_of(
+            &sent,
+            "PATCH",
+            "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+        );
+        let status = serde_json::from_value(status["status"].clone()).expect("status");
+        (secret, status, ctx)
     }
 
-    #[tokio::test]
-    async fn restart_over_in_sync_secret_decrypts_nothing_and_writes_nothing() {
-        let existing = written_secret().await;
-        let mut s = sealed();
-        s.status = reconcile::synced_status(
-            None,
-            Some(1),
-            Ok(()),
-            Some(vec![test_keys()[2].0.fingerprint().as_str().to_owned()]),
-            Time(k8s_openapi::jiff::Timestamp::now()),
-        );
+    async fn written_secret() -> Secret {
+        first_pass().await.0
+    }
+
+    /// Runs one pass over `s` with `existing`, and returns the calls it made and the
+    /// (decryptions, in-sync skips) it counted.
+    async fn pass(
+        s: SealedSecret,
+        existing: Secret,
+        carry: Option<&Context>,
+    ) -> (Vec<(String, String)>, Arc<Mutex<Vec<Sent>>>, (u64, u64)) {
         let (ctx, sent) = context(Fake {
             existing: Some(existing),
             sealed: s.clone(),
         });
+        if let Some(from) = carry {
+            let proofs = from.proofs.lock().expect("lock").clone();
+            ctx.proofs.lock().expect("lock").extend(proofs);
+            let created = from.created.lock().expect("lock").clone();
+            ctx.created.lock().expect("lock").extend(created);
+        }
         reconcile(Arc::new(s), ctx.clone())
             .await
             .expect("reconciles");
+        let counts = (ctx.metrics.decryptions(), ctx.metrics.in_sync_skips());
+        (calls(&sent), sent, counts)
+    }
+
+    #[tokio::test]
+    async fn restart_over_in_sync_secret_decrypts_nothing_and_writes_nothing() {
+        let (existing, status, _) = first_pass().await;
+        let mut s = sealed();
+        s.status = Some(status);
+        let (calls, _, counts) = pass(s, existing, None).await;
         assert_eq!(
-            calls(&sent),
+            calls,
             vec![(
                 "GET".to_owned(),
                 "/api/v1/namespaces/app/secrets/db".to_owned()
             )]
         );
-        assert_eq!(
-            (ctx.metrics.decryptions(), ctx.metrics.in_sync_skips()),
-            (0, 1)
+        assert_eq!(counts, (0, 1));
+    }
+
+    #[tokio::test]
+    async fn restart_without_a_proof_in_the_status_decrypts_once_and_writes_it() {
+        let (existing, status, _) = first_pass().await;
+        let mut s = sealed();
+        // Bitnami's controller wrote this status: Synced only, no proof.
+        s.status = Some(SealedSecretStatus {
+            conditions: status.conditions.map(|c| c[..1].to_vec()),
+            ..SealedSecretStatus::default()
+        });
+        let (calls, sent, counts) = pass(s, existing, None).await;
+        assert_eq!(counts, (1, 0));
+        assert!(
+            !calls
+                .iter()
+                .any(|(m, p)| m == "PUT" && p.contains("/secrets")),
+            "{calls:?}"
         );
+        let patched = body_of(
+            &sent,
+            "PATCH",
+            "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+        );
+        assert_eq!(
+            patched["status"]["conditions"][1]["type"],
+            sealant_crds::proof::CONDITION_IN_SYNC_PROOF
+        );
+    }
+
+    #[tokio::test]
+    async fn pass_triggered_by_its_own_write_proves_with_the_proof_it_just_wrote() {
+        // The Secret's creation triggers a second pass, usually before the cache shows
+        // the status the first pass wrote: that pass must not decrypt again.
+        let (existing, _, ctx) = first_pass().await;
+        let (_, _, counts) = pass(sealed(), existing, Some(&ctx)).await;
+        assert_eq!(counts, (0, 1));
+    }
+
+    #[tokio::test]
+    async fn upgrade_from_the_proof_annotation_decrypts_nothing_and_moves_it_to_the_status() {
+        let (mut existing, status, _) = first_pass().await;
+        let proof = status.in_sync_proof().expect("proof").to_owned();
+        existing
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(
+                sealant_crds::proof::LEGACY_ANNOTATION.to_owned(),
+                proof.clone(),
+            );
+        let mut s = sealed();
+        s.status = Some(SealedSecretStatus {
+            conditions: status.conditions.map(|c| c[..1].to_vec()),
+            ..status
+        });
+        let (_, sent, counts) = pass(s, existing, None).await;
+        assert_eq!(counts, (0, 1), "the old annotation still proves");
+        let put = body_of(&sent, "PUT", "/api/v1/namespaces/app/secrets/db");
+        assert_eq!(put["metadata"]["annotations"], serde_json::Value::Null);
+        let patched = body_of(
+            &sent,
+            "PATCH",
+            "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+        );
+        assert_eq!(patched["status"]["conditions"][1]["message"], proof);
     }
 
     #[tokio::test]

@@ -89,8 +89,9 @@ pub enum Error {
     },
 
     /// No known key could decrypt one or more values. Coarse on purpose: the cause is
-    /// never reported. The first words are kubeseal's text.
-    #[error("unable to decrypt sealed secret {object}: no key could decrypt {}", fields.join(", "))]
+    /// never reported. The words are kubeseal's ("no key could decrypt secret (...)",
+    /// which Bitnami's integration suite matches).
+    #[error("unable to decrypt sealed secret {object}: no key could decrypt secret ({})", fields.join(", "))]
     Decrypt {
         /// `namespace/name`.
         object: String,

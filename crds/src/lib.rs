@@ -20,6 +20,8 @@
 //!   [`decrypt`], the same without templates, for `/v1/verify` and `/v1/rotate`.
 //! - [`key_secret`]: key Secrets in Bitnami's shape, and the key backups and escrow
 //!   bundles (a `List` of them) that the CLI and the controller share.
+//! - [`proof`]: where the controller keeps its in-sync proof (a status condition)
+//!   and the proof's text format.
 //! - [`template`]: `spec.template.data`, Go `text/template` over the decrypted values.
 //! - [`to_json`], [`to_yaml`], [`parse_documents`]: deterministic output, and input
 //!   that may hold several YAML or JSON documents.
@@ -36,6 +38,7 @@ mod crd;
 mod error;
 mod format;
 pub mod key_secret;
+pub mod proof;
 mod seal;
 pub mod template;
 mod types;

@@ -173,7 +173,7 @@ impl Usage {
                     for fingerprint in fingerprints {
                         usage
                             .by_key
-                            .entry(fingerprint.clone())
+                            .entry(fingerprint)
                             .or_default()
                             .push(object.clone());
                     }
@@ -220,9 +220,10 @@ impl Usage {
     }
 }
 
-/// The key record of the SealedSecret as it is now: its `status.keyFingerprints` when
-/// the status describes its current generation and it is Synced.
-fn key_record(sealed: &SealedSecret) -> Option<&[String]> {
+/// The key record of the SealedSecret as it is now, when the status describes its
+/// current generation and it is Synced: its `status.keyFingerprints`, or, under
+/// Bitnami's CRD (which prunes that field), the keys its in-sync proof names.
+fn key_record(sealed: &SealedSecret) -> Option<Vec<String>> {
     let status = sealed.status.as_ref()?;
     if status.observed_generation.is_none()
         || status.observed_generation != sealed.metadata.generation
@@ -237,7 +238,7 @@ fn key_record(sealed: &SealedSecret) -> Option<&[String]> {
     if !synced {
         return None;
     }
-    status.key_fingerprints.as_deref()
+    status.keys_used()
 }
 
 /// Up to [`SHOWN_DEPENDENTS`] names, then "and N more".
@@ -669,7 +670,21 @@ mod tests {
         if let Some(status) = sealed.status.as_mut() {
             status.observed_generation = Some(2);
         }
-        assert_eq!(key_record(&sealed), Some(&["SHA256:k".to_owned()][..]));
+        assert_eq!(key_record(&sealed), Some(vec!["SHA256:k".to_owned()]));
+        // Under Bitnami's CRD keyFingerprints is pruned: the proof names the keys.
+        if let Some(status) = sealed.status.as_mut() {
+            status.key_fingerprints = None;
+            status.conditions = Some(vec![
+                condition(CONDITION_TRUE),
+                sealant_crds::proof::condition(
+                    "v1:SHA256:p:MAC".to_owned(),
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    ),
+                ),
+            ]);
+        }
+        assert_eq!(key_record(&sealed), Some(vec!["SHA256:p".to_owned()]));
         if let Some(status) = sealed.status.as_mut() {
             status.conditions = Some(vec![condition("False")]);
         }
