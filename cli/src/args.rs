@@ -27,6 +27,9 @@ use sealant_keys::Scope;
     name = "sealant",
     version,
     args_conflicts_with_subcommands = true,
+    // As kubeseal (pflag): a flag given twice takes its last value. Bitnami's own
+    // integration suite passes --kubeconfig twice.
+    args_override_self = true,
     after_help = "Examples:\n  \
         sealant --fetch-cert > cert.pem\n  \
         sealant --cert cert.pem -o yaml < secret.yaml > sealed.yaml\n  \

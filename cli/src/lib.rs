@@ -72,6 +72,16 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// What `kubeseal --version` prints, when this binary was started under the name
+/// `kubeseal` (a symlink or a copy) with `--version` among its arguments: Bitnami's
+/// format, `kubeseal version: vX.Y.Z`, for scripts (and Bitnami's own integration
+/// suite) that parse it. Under any other name clap prints sealant's own version line.
+pub fn kubeseal_version(program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> Option<String> {
+    let name = std::path::Path::new(program).file_name()?;
+    (name == "kubeseal" && args.iter().any(|a| a == "--version"))
+        .then(|| format!("kubeseal version: v{}\n", env!("CARGO_PKG_VERSION")))
+}
+
 /// Turns the outcome of [`run`] into an exit code, printing errors to stderr.
 pub fn exit_code(result: Result<()>) -> ExitCode {
     let Err(err) = result else {
@@ -83,8 +93,32 @@ pub fn exit_code(result: Result<()>) -> ExitCode {
     if let Some(code) = scan::exit_code(&err) {
         return code;
     }
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", error_text(&err));
     ExitCode::FAILURE
+}
+
+/// The error and its causes on one line, as `{:#}` prints them, except that an
+/// operating-system error reads as Go (and so kubeseal) prints it: `no such file or
+/// directory`, not `No such file or directory (os error 2)`. Scripts, and Bitnami's
+/// integration suite, match kubeseal's lower-case text.
+fn error_text(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|cause| match cause.downcast_ref::<io::Error>() {
+            Some(e) if e.raw_os_error().is_some() => os_error_text(e),
+            _ => cause.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn os_error_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error ").next().unwrap_or_default();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text.to_owned(),
+    }
 }
 
 /// Handles a command line clap refused: help and version go to stdout with exit 0;
@@ -164,7 +198,15 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
         let ring = recovery::load_keys(&args.recovery_private_key)?;
         let input = documents::read_input(args.secret_file.as_deref())?;
         let docs = documents::parse(&input, "SealedSecret")?;
-        let rendered = recovery::unseal_documents(&docs, &ring, out.format)?;
+        let rendered = recovery::unseal_documents(&docs, &ring, out.format).map_err(|e| {
+            if args.recovery_private_key.is_empty() {
+                e.context(
+                    "no --recovery-private-key given (a key backup, key Secret or age identity)",
+                )
+            } else {
+                e
+            }
+        })?;
         return out.write(rendered.as_bytes(), true);
     }
     if !args.recovery_private_key.is_empty() {
@@ -346,4 +388,71 @@ fn create(args: &CreateArgs) -> Result<()> {
     }
     let rendered = seal::seal_secrets(vec![secret], &mut sealer, out.format)?;
     out.write(rendered.as_bytes(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{OsStr, OsString};
+
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn os_errors_read_as_kubeseal_prints_them() {
+        let missing = io::Error::from_raw_os_error(2);
+        let err = anyhow::Error::new(missing).context("cannot read certificate file /x");
+        assert_eq!(
+            error_text(&err),
+            "cannot read certificate file /x: no such file or directory"
+        );
+        let other = anyhow::anyhow!("Plain Text stays");
+        assert_eq!(error_text(&other), "Plain Text stays");
+    }
+
+    #[test]
+    fn kubeseal_version_line_only_under_the_kubeseal_name() {
+        let version = [OsString::from("--version")];
+        assert_eq!(
+            kubeseal_version(OsStr::new("/usr/local/bin/kubeseal"), &version).as_deref(),
+            Some(format!("kubeseal version: v{}\n", env!("CARGO_PKG_VERSION")).as_str())
+        );
+        assert_eq!(kubeseal_version(OsStr::new("sealant"), &version), None);
+        assert_eq!(
+            kubeseal_version(OsStr::new("kubeseal"), &[OsString::from("--raw")]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value_as_with_kubeseal() {
+        let cli = Cli::try_parse_from([
+            "sealant",
+            "--kubeconfig",
+            "/first",
+            "-n",
+            "a",
+            "--kubeconfig",
+            "/second",
+            "-n",
+            "b",
+        ])
+        .expect("parses");
+        assert_eq!(
+            cli.kubeseal.cluster.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/second"))
+        );
+        assert_eq!(cli.kubeseal.cluster.namespace.as_deref(), Some("b"));
+        // Repeatable flags still collect every value.
+        let cli = Cli::try_parse_from([
+            "sealant",
+            "--recovery-unseal",
+            "--recovery-private-key",
+            "a.key",
+            "--recovery-private-key",
+            "b.key",
+        ])
+        .expect("parses");
+        assert_eq!(cli.kubeseal.recovery_private_key.len(), 2);
+    }
 }

@@ -59,9 +59,8 @@ use crate::output;
 /// Reads every key from every file: key files and identity files first, then the
 /// encrypted bundles, opened with the age identities found so far.
 pub fn load_keys(paths: &[impl AsRef<Path>]) -> Result<KeyRing> {
-    if paths.is_empty() {
-        bail!("--recovery-unseal needs at least one --recovery-private-key");
-    }
+    // No key file is not an error here, as with kubeseal: each SealedSecret then
+    // fails with "no key could decrypt secret", which the caller explains.
     let mut ring = KeyRing::new();
     let mut bundles = Vec::new();
     for path in paths {
@@ -182,7 +181,7 @@ fn is_age_identity_file(text: &str) -> bool {
 
 /// Loads the key of a Secret, or of every Secret of a `List`. Returns how many.
 fn load_document(ring: &mut KeyRing, doc: &Document) -> Result<usize> {
-    if doc.value.get("kind").and_then(Value::as_str) == Some("List") {
+    if is_list(&doc.value) {
         let items = doc.value["items"]
             .as_array()
             .context("items: expected a list of key Secrets")?;
@@ -202,6 +201,16 @@ fn load_document(ring: &mut KeyRing, doc: &Document) -> Result<usize> {
     let secret = doc.to_secret()?;
     insert_secret_key(ring, &secret)?;
     Ok(1)
+}
+
+/// A list of key Secrets: `kind: List` (kubectl), `kind: SecretList`, or no kind with
+/// an `items` array (what Go's client writes when it marshals a typed list, as
+/// Bitnami's integration suite does for its key backup).
+fn is_list(value: &Value) -> bool {
+    match value.get("kind").and_then(Value::as_str) {
+        Some(kind) => kind == "List" || kind == "SecretList",
+        None => value.get("items").is_some_and(Value::is_array),
+    }
 }
 
 /// Loads a key Secret's RSA key and, when it has one, its `age.key` identity, tied to
@@ -269,6 +278,17 @@ fn unseal(sealed: &SealedSecret, ring: &KeyRing) -> Result<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_of_key_secrets_are_recognised_with_or_without_a_kind() {
+        use serde_json::json;
+        assert!(is_list(&json!({"kind": "List", "items": []})));
+        assert!(is_list(&json!({"kind": "SecretList", "items": []})));
+        assert!(is_list(&json!({"metadata": {}, "items": [{}]})));
+        assert!(!is_list(&json!({"kind": "Secret", "items": []})));
+        assert!(!is_list(&json!({"metadata": {}, "data": {}})));
+        assert!(!is_list(&json!({"items": "not a list"})));
+    }
 
     #[test]
     fn age_identity_files_are_told_from_pem_and_yaml_key_files() {

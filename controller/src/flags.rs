@@ -36,11 +36,23 @@ use sealant_keys::AgeRecipient;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+/// What Bitnami's `controller --version` prints, when this binary was started under
+/// the name `controller` (as the container image's entry for Bitnami's chart, or a
+/// symlink) with `--version` among its arguments: `controller version: vX.Y.Z`.
+/// Under any other name clap prints sealant's own version line.
+pub fn bitnami_version(program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> Option<String> {
+    let name = std::path::Path::new(program).file_name()?;
+    (name == "controller" && args.iter().any(|a| a == "--version"))
+        .then(|| format!("controller version: v{}\n", env!("CARGO_PKG_VERSION")))
+}
+
 /// All flags of `sealant-controller`.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "sealant-controller",
     version,
+    // As Bitnami's controller (pflag): a flag given twice takes its last value.
+    args_override_self = true,
     about = "Unseals SealedSecrets into Secrets; a drop-in replacement for the Bitnami Sealed Secrets controller."
 )]
 pub struct Flags {
@@ -536,6 +548,27 @@ mod tests {
         let mut all = vec!["sealant-controller"];
         all.extend_from_slice(args);
         Flags::try_parse_from(all)
+    }
+
+    #[test]
+    fn bitnami_version_line_only_under_the_controller_name() {
+        use std::ffi::{OsStr, OsString};
+        let version = [OsString::from("--version")];
+        assert_eq!(
+            bitnami_version(OsStr::new("/usr/local/bin/controller"), &version).as_deref(),
+            Some(format!("controller version: v{}\n", env!("CARGO_PKG_VERSION")).as_str())
+        );
+        assert_eq!(
+            bitnami_version(OsStr::new("sealant-controller"), &version),
+            None
+        );
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value_as_with_bitnamis_controller() {
+        let flags =
+            Flags::try_parse_from(["c", "--key-prefix", "a", "--key-prefix", "b"]).expect("parses");
+        assert_eq!(flags.key_prefix, "b");
     }
 
     #[test]

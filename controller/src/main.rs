@@ -11,6 +11,13 @@ use sealant_controller::flags::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    let mut argv = std::env::args_os();
+    let program = argv.next().unwrap_or_default();
+    let args: Vec<_> = argv.collect();
+    if let Some(line) = sealant_controller::flags::bitnami_version(&program, &args) {
+        print!("{line}");
+        return ExitCode::SUCCESS;
+    }
     let flags = Flags::parse();
     init_logging(&flags);
     match start(flags) {
@@ -38,11 +45,17 @@ fn start(flags: Flags) -> anyhow::Result<()> {
 
 /// `--log-level` sets the level (`RUST_LOG`, when set, overrides it for finer
 /// control); `--log-format` picks text or one JSON object per line. Logs go to
-/// stdout, as Bitnami's `--log-info-stdout` default does.
+/// stdout, as Bitnami's `--log-info-stdout` default does, in colour only when stdout
+/// is a terminal and `NO_COLOR` is unset (a log file or a Pod's log gets plain text).
 fn init_logging(flags: &Flags) {
+    use std::io::IsTerminal as _;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(flags.log_level.to_ascii_lowercase()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour);
     match flags.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
