@@ -15,6 +15,12 @@
 //! - `/v1/verify` and `/v1/rotate` share one token bucket (`--rate-limit` per second,
 //!   `--rate-limit-burst` extra, as Bitnami's GCRA allows `burst + 1` at once) and
 //!   answer 429 when it is empty, before the body is read or anything decrypted;
+//! - the bucket is charged by RSA work, not only by requests: admission takes one
+//!   token, and a SealedSecret with more than [`VALUES_PER_TOKEN`] values takes one
+//!   more per started [`VALUES_PER_TOKEN`] before anything is decrypted (the bucket
+//!   may go into debt, so a large object still passes once, and later requests wait
+//!   for the debt to be refilled); more than [`MAX_VALUES_PER_REQUEST`] values are
+//!   refused with 413, and a key whose size cannot match a blob is never tried;
 //! - request bodies above [`MAX_BODY_BYTES`] are refused with 413: at once when the
 //!   declared `Content-Length` is larger (without reading the body or spending a
 //!   token), and otherwise as soon as the body read passes the cap;
@@ -57,6 +63,13 @@ use crate::metrics::{self, Metrics};
 /// The largest request body accepted. A SealedSecret is stored in etcd, whose
 /// objects are at most about 1.5 MiB, so nothing legitimate is larger.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The most sealed values one `/v1/verify` or `/v1/rotate` request may hold. A Secret
+/// with more keys is rare; each value may cost an RSA operation per loaded key.
+pub const MAX_VALUES_PER_REQUEST: usize = 512;
+
+/// How many sealed values one token of the rate limit pays for.
+pub const VALUES_PER_TOKEN: usize = 16;
 
 /// The content type of `/v1/cert.pem`.
 pub const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
@@ -183,7 +196,10 @@ async fn admit(State(state): State<Arc<ApiState>>, request: Request, next: Next)
 async fn verify(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let keys = state.keys.snapshot();
     let accept = state.accept_v1_data;
-    let outcome = tokio::task::spawn_blocking(move || verify_body(&body, &keys, accept)).await;
+    let limiter = state.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || verify_body(&body, &keys, accept, &limiter.limiter))
+            .await;
     match outcome {
         Ok(Outcome::Ok(())) => StatusCode::OK.into_response(),
         Ok(other) => other.into_response(),
@@ -194,13 +210,17 @@ async fn verify(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
 async fn rotate(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let keys = state.keys.snapshot();
     let accept = state.accept_v1_data;
-    let outcome = tokio::task::spawn_blocking(move || rotate_body(&body, &keys, accept)).await;
+    let limiter = state.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || rotate_body(&body, &keys, accept, &limiter.limiter))
+            .await;
     match outcome {
         Ok(Outcome::Ok(json)) => {
             ([(header::CONTENT_TYPE, "application/json")], json).into_response()
         }
         Ok(Outcome::Unparsable(e)) => Outcome::<()>::Unparsable(e).into_response(),
         Ok(Outcome::Undecryptable) => Outcome::<()>::Undecryptable.into_response(),
+        Ok(Outcome::TooManyValues) => Outcome::<()>::TooManyValues.into_response(),
         Ok(Outcome::Failed(e)) => Outcome::<()>::Failed(e).into_response(),
         Err(_) => internal(),
     }
@@ -254,6 +274,8 @@ pub enum Outcome<T> {
     Unparsable(String),
     /// No known key can decrypt it (409).
     Undecryptable,
+    /// It holds more than [`MAX_VALUES_PER_REQUEST`] sealed values (413).
+    TooManyValues,
     /// Something else failed (500).
     Failed(String),
 }
@@ -268,6 +290,13 @@ impl IntoResponse for Outcome<()> {
             Outcome::Undecryptable => (
                 StatusCode::CONFLICT,
                 "unable to decrypt sealed secret: no known key can decrypt it\n",
+            )
+                .into_response(),
+            Outcome::TooManyValues => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the SealedSecret holds more than {MAX_VALUES_PER_REQUEST} sealed values\n"
+                ),
             )
                 .into_response(),
         }
@@ -298,13 +327,35 @@ fn decrypt_checked(sealed: &SealedSecret, keys: &Keys, accept_v1_data: bool) -> 
     decrypt(sealed, &keys.ring, None).ok()
 }
 
+/// Charges `limiter` for the RSA work that decrypting `sealed` may take, beyond the
+/// token its request paid at admission: one token per started [`VALUES_PER_TOKEN`]
+/// values. `false` (and nothing charged) when it holds more than
+/// [`MAX_VALUES_PER_REQUEST`] values.
+fn charge_values(sealed: &SealedSecret, limiter: &TokenBucket) -> bool {
+    let values = sealed.spec.encrypted_data.len() + usize::from(sealed.spec.data.is_some());
+    if values > MAX_VALUES_PER_REQUEST {
+        return false;
+    }
+    let tokens = values.div_ceil(VALUES_PER_TOKEN).max(1);
+    limiter.charge(tokens - 1, Instant::now());
+    true
+}
+
 /// `/v1/verify` without HTTP: can `keys` decrypt every sealed value of the
 /// SealedSecret in `body`? Templates are not run.
-pub fn verify_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<()> {
+pub fn verify_body(
+    body: &[u8],
+    keys: &Keys,
+    accept_v1_data: bool,
+    limiter: &TokenBucket,
+) -> Outcome<()> {
     let sealed = match parse_sealed(body) {
         Ok(s) => s,
         Err(m) => return Outcome::Unparsable(m),
     };
+    if !charge_values(&sealed, limiter) {
+        return Outcome::TooManyValues;
+    }
     match decrypt_checked(&sealed, keys, accept_v1_data) {
         Some(_) => Outcome::Ok(()),
         None => Outcome::Undecryptable,
@@ -318,11 +369,19 @@ pub fn verify_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<()
 /// sealed values are re-sealed, never a template's output. A deprecated `spec.data`
 /// object comes back in the current `spec.encryptedData` form, its template rebuilt
 /// from the Secret inside the blob.
-pub fn rotate_body(body: &[u8], keys: &Keys, accept_v1_data: bool) -> Outcome<String> {
+pub fn rotate_body(
+    body: &[u8],
+    keys: &Keys,
+    accept_v1_data: bool,
+    limiter: &TokenBucket,
+) -> Outcome<String> {
     let sealed = match parse_sealed(body) {
         Ok(s) => s,
         Err(m) => return Outcome::Unparsable(m),
     };
+    if !charge_values(&sealed, limiter) {
+        return Outcome::TooManyValues;
+    }
     let Some(cert) = keys.newest_certificate() else {
         return Outcome::Failed(Error::NoKeys.to_string());
     };
@@ -401,23 +460,41 @@ impl TokenBucket {
         }
     }
 
+    /// Takes `tokens` more at time `now`, whether or not they are there: the bucket may
+    /// go into debt, which later requests wait out. For work that is already admitted
+    /// (one token) and turns out to cost more.
+    pub fn charge(&self, tokens: usize, now: Instant) {
+        if tokens == 0 {
+            return;
+        }
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (balance, last) = &mut *guard;
+        self.refill(balance, last, now);
+        *balance -= tokens as f64;
+    }
+
     /// Takes a token at time `now`; `false` when the bucket is empty.
     pub fn try_acquire(&self, now: Instant) -> bool {
         // The state is two numbers, always consistent: a panic elsewhere cannot
         // leave it half-written, so a poisoned lock is safe to reuse.
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (tokens, last) = &mut *guard;
-        if let Some(last) = *last {
-            let elapsed = now.saturating_duration_since(last).as_secs_f64();
-            *tokens = (*tokens + elapsed * self.per_second).min(self.capacity);
-        }
-        *last = Some(now);
+        self.refill(tokens, last, now);
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// Adds what the rate gave since `last`, up to the capacity, and moves `last`.
+    fn refill(&self, tokens: &mut f64, last: &mut Option<Instant>, now: Instant) {
+        if let Some(last) = *last {
+            let elapsed = now.saturating_duration_since(last).as_secs_f64();
+            *tokens = (*tokens + elapsed * self.per_second).min(self.capacity);
+        }
+        *last = Some(now);
     }
 }
 
@@ -722,6 +799,61 @@ mod tests {
         assert!(
             codes[3..].contains(&StatusCode::TOO_MANY_REQUESTS),
             "{codes:?}"
+        );
+    }
+
+    /// `sealed_json(1, None, "v")` with `n` more values that no key opens.
+    fn with_junk_values(n: usize) -> String {
+        let mut sealed: SealedSecret =
+            serde_json::from_str(&sealed_json(1, None, "v")).expect("json");
+        let junk_len = 2 + test_keys()[1].0.size_bytes() + 32;
+        for i in 0..n {
+            let mut blob = vec![0x5a; junk_len];
+            blob[..2].copy_from_slice(&(test_keys()[1].0.size_bytes() as u16).to_be_bytes());
+            sealed.spec.encrypted_data.insert(
+                format!("junk{i:04}"),
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, blob),
+            );
+        }
+        to_json(&sealed)
+    }
+
+    #[tokio::test]
+    async fn verify_charges_one_token_per_sixteen_values() {
+        // No refill, 5 tokens. 40 values cost 3 tokens, leaving 2 for one-value
+        // requests; a request per value would have left 4.
+        let router = api_router(state(keys(&[1]), 0, 4));
+        let mut codes = vec![
+            call(router.clone(), "POST", "/v1/verify", with_junk_values(39))
+                .await
+                .0,
+        ];
+        for _ in 0..3 {
+            let body = sealed_json(1, None, "v");
+            codes.push(call(router.clone(), "POST", "/v1/verify", body).await.0);
+        }
+        assert_eq!(
+            codes,
+            [
+                StatusCode::CONFLICT,
+                StatusCode::OK,
+                StatusCode::OK,
+                StatusCode::TOO_MANY_REQUESTS
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn more_values_than_the_cap_are_refused_before_decrypting() {
+        let router = api_router(state(keys(&[1]), 0, 1));
+        let body = with_junk_values(MAX_VALUES_PER_REQUEST);
+        let (status, answer, _) = call(router.clone(), "POST", "/v1/rotate", body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+        let (status, _, _) = call(router, "POST", "/v1/verify", sealed_json(1, None, "v")).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the refused request took only its own token"
         );
     }
 
