@@ -2,7 +2,8 @@
 # Build and pin the real test peers for sealant's end-to-end and compatibility tests
 # (DESIGN.md, "Testing ladder", rungs 4 and 5): etcd, kube-apiserver,
 # kube-controller-manager, Bitnami's kubeseal and controller, and the reference age
-# tools (filippo.io/age: age and age-keygen), which open sealant's bundles and values.
+# tools (filippo.io/age: age and age-keygen), which open sealant's bundles and values,
+# and Bitnami's own integration suite (its Ginkgo specs, compiled to a test binary).
 #
 # Everything is built from the Go module proxy with the machine's Go toolchain and
 # cached outside the repository. The script is idempotent: a binary that already
@@ -12,7 +13,8 @@
 #   tests/peers/build.sh [PEER...]          # PEER: etcd kube-apiserver
 #                                           #   kube-controller-manager kubeseal
 #                                           #   sealed-secrets-controller age
-#                                           #   age-keygen (default: all)
+#                                           #   age-keygen bitnami-integration
+#                                           #   bitnami-crd (default: all)
 #   eval "$(tests/peers/build.sh)"          # sets TEST_ASSET_* in the current shell
 #   export $(tests/peers/build.sh)          # same, exported
 #   tests/peers/build.sh >> "$GITHUB_ENV"   # CI
@@ -22,12 +24,12 @@
 # Environment:
 #   TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER,
 #   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER, TEST_ASSET_AGE,
-#   TEST_ASSET_AGE_KEYGEN
+#   TEST_ASSET_AGE_KEYGEN, TEST_ASSET_BITNAMI_INTEGRATION, TEST_ASSET_BITNAMI_CRD
 #                         use this binary instead of building it (printed as given).
 #   SEALANT_TEST_ASSETS   a KUBEBUILDER_ASSETS-style directory; a peer found there as
 #                         etcd, kube-apiserver, kube-controller-manager, kubeseal,
-#                         sealed-secrets-controller (or controller), age or age-keygen
-#                         is used as is.
+#                         sealed-secrets-controller (or controller), age, age-keygen or
+#                         bitnami-integration is used as is.
 #   SEALANT_CACHE         cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/sealant).
 #   SEALANT_NICE=1        run the Go builds under `nice -n 19`.
 #   SEALANT_GO_P          go build -p (default 2).
@@ -72,7 +74,7 @@ run_go() {
 
 # ---- Argument handling -----------------------------------------------------------
 ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller
-    age age-keygen)
+    age age-keygen bitnami-integration bitnami-crd)
 if [[ $# -eq 0 ]]; then
     PEERS=("${ALL_PEERS[@]}")
 else
@@ -84,7 +86,7 @@ else
             exit 0
             ;;
         etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller | \
-            age | age-keygen)
+            age | age-keygen | bitnami-integration | bitnami-crd)
             PEERS+=("$p")
             ;;
         *) die "unknown peer '$p' (known: ${ALL_PEERS[*]})" ;;
@@ -244,8 +246,9 @@ build_k8s() {
 
 # ---- Bitnami Sealed Secrets --------------------------------------------------------
 # Their go.mod has no replace directives, so `go install pkg@version` builds with
-# upstream's own go.mod and go.sum, exactly as a release does. Their releases set
-# main.VERSION to the tag without the leading v (goreleaser's {{ .Version }}).
+# upstream's own go.mod and go.sum, exactly as a release does. main.VERSION is the tag
+# with its leading v, as the released binaries print it (`kubeseal version: v0.36.6`)
+# and as Bitnami's integration suite expects (`^kubeseal version: v[0-9]+...`).
 build_sealed_secrets() {
     local cmd=$1 out=$2 expected=$3 gobin
     need_go
@@ -254,12 +257,55 @@ build_sealed_secrets() {
     TMPFILES+=("$gobin")
     log "building sealed-secrets $cmd $SEALED_SECRETS_VERSION"
     (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath \
-        -ldflags "-s -w -X main.VERSION=${SEALED_SECRETS_VERSION#v}" \
+        -ldflags "-s -w -X main.VERSION=$SEALED_SECRETS_VERSION" \
         "github.com/bitnami-labs/sealed-secrets/cmd/$cmd@$SEALED_SECRETS_VERSION")
     local tmp
     new_tmp && tmp=$NEW_TMP
     mv -f "$gobin/$cmd" "$tmp"
     install_checked "$tmp" "$out" "$expected"
+}
+
+# Bitnami's integration suite: Ginkgo specs in the module's integration/ package,
+# behind the build tag `integration`. `go test -c` in the module's own directory (from
+# the module cache) builds them with upstream's go.mod and go.sum; the binary takes
+# -kubeconfig, -kubeseal-bin, -controller-bin and -namespace, plus Ginkgo's flags.
+# bitnami_module_dir: the Bitnami module's directory in the module cache (downloaded
+# if needed).
+bitnami_module_dir() {
+    need_go
+    (cd "$CACHE" && go mod download -json "github.com/bitnami-labs/sealed-secrets@$SEALED_SECRETS_VERSION" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+}
+
+build_bitnami_integration() {
+    local out=$1 dir tmp
+    dir=$(bitnami_module_dir)
+    [[ -d $dir/integration ]] || die "no integration/ in sealed-secrets $SEALED_SECRETS_VERSION"
+    new_tmp && tmp=$NEW_TMP
+    log "building the sealed-secrets integration suite $SEALED_SECRETS_VERSION"
+    (cd "$dir" && run_go test -c -p "$GO_P" -trimpath -tags integration \
+        -ldflags "-s -w" -o "$tmp" ./integration)
+    # The binary lists its Go test, and its usage names the suite's own flags.
+    local listed usage
+    listed=$("$tmp" -test.list '.*' 2>&1) || die "the integration suite binary does not run: $listed"
+    usage=$("$tmp" -help 2>&1 || true)
+    [[ $listed == *TestE2e* && $usage == *-kubeseal-bin* ]] ||
+        die "$tmp is not the integration suite (test list: $listed)"
+    mv -f "$tmp" "$out"
+    log "built $out"
+}
+
+# Bitnami's CRD, as its Helm chart installs it (its status schema prunes fields it does
+# not know): the tests check what sealant's status and key inventory do under it.
+copy_bitnami_crd() {
+    local out=$1 dir tmp
+    dir=$(bitnami_module_dir)
+    local crd=$dir/helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml
+    [[ -f $crd ]] || die "no chart CRD in sealed-secrets $SEALED_SECRETS_VERSION"
+    new_tmp && tmp=$NEW_TMP
+    cp "$crd" "$tmp" && chmod 0644 "$tmp"
+    mv -f "$tmp" "$out"
+    log "copied $out"
 }
 
 # ---- age -------------------------------------------------------------------------
@@ -300,16 +346,21 @@ resolve() {
         ;;
     age) var=TEST_ASSET_AGE version=$AGE_VERSION ;;
     age-keygen) var=TEST_ASSET_AGE_KEYGEN version=$AGE_VERSION ;;
+    bitnami-integration) var=TEST_ASSET_BITNAMI_INTEGRATION version=$SEALED_SECRETS_VERSION ;;
+    bitnami-crd) var=TEST_ASSET_BITNAMI_CRD version=$SEALED_SECRETS_VERSION ;;
     esac
 
+    # Every peer is a program, except the CRD (a YAML file).
+    local test=-x
+    [[ $peer == bitnami-crd ]] && test=-f
     if [[ -n ${!var:-} ]]; then
-        [[ -x ${!var} ]] || die "$var=${!var} is not an executable file"
+        test "$test" "${!var}" || die "$var=${!var} is not an executable file"
         emit "$var" "${!var}"
         return
     fi
     if [[ -n ${SEALANT_TEST_ASSETS:-} ]]; then
         for asset in "${asset_names[@]}"; do
-            if [[ -x $SEALANT_TEST_ASSETS/$asset && ! -d $SEALANT_TEST_ASSETS/$asset ]]; then
+            if test "$test" "$SEALANT_TEST_ASSETS/$asset" && [[ ! -d $SEALANT_TEST_ASSETS/$asset ]]; then
                 emit "$var" "$SEALANT_TEST_ASSETS/$asset"
                 return
             fi
@@ -317,17 +368,25 @@ resolve() {
     fi
 
     file=$BIN/$peer-$version
-    if [[ ! -x $file ]]; then
+    # Bitnami's binaries are built with the v in their version since recipe 2: an
+    # older cache entry (without it) is not reused.
+    case $peer in
+    kubeseal | sealed-secrets-controller) file+=-r2 ;;
+    bitnami-crd) file+=.yaml ;;
+    esac
+    if ! test "$test" "$file"; then
         lock
-        if [[ ! -x $file ]]; then # another run may have built it while we waited
+        if ! test "$test" "$file"; then # another run may have built it while we waited
             case $peer in
             etcd) build_etcd "$file" ;;
             kube-apiserver | kube-controller-manager) build_k8s "$peer" "$file" ;;
-            kubeseal) build_sealed_secrets kubeseal "$file" "kubeseal version: ${version#v}" ;;
+            kubeseal) build_sealed_secrets kubeseal "$file" "kubeseal version: $version" ;;
             sealed-secrets-controller)
-                build_sealed_secrets controller "$file" "controller version: ${version#v}"
+                build_sealed_secrets controller "$file" "controller version: $version"
                 ;;
             age | age-keygen) build_age "$peer" "$file" ;;
+            bitnami-integration) build_bitnami_integration "$file" ;;
+            bitnami-crd) copy_bitnami_crd "$file" ;;
             esac
         fi
     fi

@@ -49,6 +49,11 @@ impl BitnamiController {
         self.component.kill();
     }
 
+    /// Where its combined output goes.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.component.log.clone()
+    }
+
     /// The controller's process id (the `unshare` and `sh` wrappers exec into it).
     pub fn pid(&self) -> u32 {
         self.component.pid()

@@ -28,6 +28,11 @@ pub struct Peers {
     pub age: PathBuf,
     /// The reference `age-keygen`, whose identity files sealant must read.
     pub age_keygen: PathBuf,
+    /// Bitnami's own integration suite (its Ginkgo specs, compiled), the judge of the
+    /// drop-in promise.
+    pub bitnami_integration: PathBuf,
+    /// Bitnami's CRD as its chart installs it (a YAML file, not a program).
+    pub bitnami_crd: PathBuf,
     /// `kubectl`, if `TEST_ASSET_KUBECTL` is set or build.sh printed it; otherwise
     /// [`crate::tools::kubectl`] looks on `PATH`.
     pub kubectl: Option<PathBuf>,
@@ -42,7 +47,7 @@ pub fn peers() -> Result<&'static Peers> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-const VARS: [&str; 7] = [
+const VARS: [&str; 9] = [
     "TEST_ASSET_ETCD",
     "TEST_ASSET_KUBE_APISERVER",
     "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
@@ -50,6 +55,8 @@ const VARS: [&str; 7] = [
     "TEST_ASSET_SEALED_SECRETS_CONTROLLER",
     "TEST_ASSET_AGE",
     "TEST_ASSET_AGE_KEYGEN",
+    "TEST_ASSET_BITNAMI_INTEGRATION",
+    "TEST_ASSET_BITNAMI_CRD",
 ];
 
 /// Not built by build.sh (yet): taken from here if set, else from `PATH`.
@@ -93,6 +100,8 @@ impl Peers {
             sealed_secrets_controller: take(VARS[4])?,
             age: take(VARS[5])?,
             age_keygen: take(VARS[6])?,
+            bitnami_integration: take(VARS[7])?,
+            bitnami_crd: take(VARS[8])?,
             kubectl: found.get(KUBECTL).cloned(),
         })
     }
