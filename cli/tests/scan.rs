@@ -507,3 +507,18 @@ fn well_formed_sealed_secrets_rsa_age_and_templated_are_clean() {
         run.stderr
     );
 }
+
+#[test]
+fn this_repository_holds_no_plaintext_secret_outside_the_excluded_corpus() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = scan(&repo, &[]);
+    assert_eq!(
+        run.code, 0,
+        "seal it, or exclude a deliberate fixture in .sealant.yaml:\n{}{}",
+        run.stdout, run.stderr
+    );
+    // The corpus is excluded by the root .sealant.yaml, and only by it.
+    let corpus = scan(&repo, &["cli/tests/scan_corpus/leaks"]);
+    assert_eq!(corpus.code, 0, "{}", corpus.stderr);
+    assert!(corpus.stderr.contains("(0 scanned"), "{}", corpus.stderr);
+}

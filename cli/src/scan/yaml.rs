@@ -99,7 +99,7 @@ impl Tree {
             let (event, span) = event.map_err(|e| ParseError {
                 line: e.marker().line(),
                 col: e.marker().col() + 1,
-                reason: e.info().to_owned(),
+                reason: without_quoted_input(e.info()),
             })?;
             let (line, col) = (span.start.line(), span.start.col() + 1);
             let fail = |reason: &str| ParseError {
@@ -258,6 +258,15 @@ impl Tree {
     }
 }
 
+/// saphyr's reason, minus any character of the input it quotes (as in "unexpected
+/// character: `@'"), which could be the first character of a value.
+fn without_quoted_input(info: &str) -> String {
+    match info.split_once(['`', '\'']) {
+        Some((before, _)) => before.trim_end_matches([':', ' ']).to_owned(),
+        None => info.to_owned(),
+    }
+}
+
 /// The collections being built, and the anchors seen so far, in one document.
 #[derive(Default)]
 struct Builder {
@@ -365,6 +374,13 @@ mod tests {
         }
         let tree = Tree::parse(&text).unwrap();
         assert!(tree.nodes.len() < 1000, "{}", tree.nodes.len());
+    }
+
+    #[test]
+    fn parse_errors_quote_no_input() {
+        let err = Tree::parse("password: @Secret0\n").unwrap_err().to_string();
+        assert!(err.contains("unexpected character"), "{err}");
+        assert!(!err.contains('@'), "{err}");
     }
 
     #[test]
