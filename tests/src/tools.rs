@@ -80,6 +80,8 @@ fn locate(env_var: &str, package: &str, bin: &str) -> Result<PathBuf> {
             cmd.args(["--profile", other]);
         }
     }
+    // A first build takes minutes: say so rather than go silent.
+    eprintln!("# building {bin} (cargo build -p {package}): minutes on a first run");
     let status = cmd
         .status()
         .with_context(|| format!("cannot run cargo to build {bin}"))?;

@@ -1,23 +1,49 @@
-//! Starts the harness's local control plane by hand, for debugging a controller against
-//! it outside the test suite: `cargo run -p sealant-e2e --bin local-cluster [-- --bitnami]`.
+//! Starts the harness's local control plane by hand, for a demo or for debugging a
+//! controller against it outside the test suite (see [`USAGE`]).
 //!
 //! With `--sealant`, it runs `sealant-controller` in `kube-system` behind the service
-//! proxy (as the end-to-end tests do: the `deploy/` RBAC's ServiceAccount token, never
-//! admin) and walks a secret through: `sealant` seals it with the cert fetched through
-//! the proxy, `kubectl apply` applies it, the controller makes the Secret, and the
-//! Secret is shown.
+//! proxy as a default install does (every namespace, 4096-bit keys; the `deploy/`
+//! RBAC's ServiceAccount token, never admin) and walks a secret through: `sealant`
+//! seals it with the cert fetched through the proxy, `kubectl apply` applies it, the
+//! controller makes the Secret, and the Secret is shown.
 //!
 //! It prints an admin kubeconfig path and the addresses, then runs until Enter, end of
 //! input or Ctrl-C. Everything is torn down when it exits, exactly as after a test run.
 
 use std::io::BufRead as _;
+use std::time::Instant;
+
+const USAGE: &str = "\
+Usage: cargo run -p sealant-e2e --bin local-cluster -- [--sealant | --bitnami]
+
+Starts a local Kubernetes control plane (etcd, kube-apiserver,
+kube-controller-manager; built once into ~/.cache/sealant/bin) and prints an
+admin KUBECONFIG. Runs until Enter or Ctrl-C, then tears everything down.
+
+Options:
+  --sealant   also run sealant-controller in kube-system, as a default install
+              (every namespace, 4096-bit keys), and walk a secret through it
+  --bitnami   also run Bitnami's controller there instead
+  -h, --help  print this and exit
+";
 
 fn main() -> anyhow::Result<()> {
-    let with_bitnami = std::env::args().skip(1).any(|a| a == "--bitnami");
-    let with_sealant = std::env::args().skip(1).any(|a| a == "--sealant");
+    let started = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    if let Some(unknown) = args.iter().find(|a| *a != "--bitnami" && *a != "--sealant") {
+        anyhow::bail!("unknown argument {unknown:?}\n\n{USAGE}");
+    }
+    let with_bitnami = args.iter().any(|a| a == "--bitnami");
+    let with_sealant = args.iter().any(|a| a == "--sealant");
     if with_bitnami && with_sealant {
         anyhow::bail!("--bitnami and --sealant both want kube-system's controller Service");
     }
+    println!("==> local control plane: etcd, kube-apiserver, kube-controller-manager");
+    println!("# (the first run builds them from the Go module proxy: about 11 minutes)");
     let cp = sealant_e2e::cluster()?;
     println!("export KUBECONFIG={}", cp.admin_kubeconfig.display());
     println!(
@@ -47,7 +73,9 @@ fn main() -> anyhow::Result<()> {
         None
     };
     println!(
-        "# ready in {:.1} s; press Enter or Ctrl-C to stop",
+        "# ready {:.1} s after launch (the control plane took {:.1} s); press Enter or \
+         Ctrl-C to stop",
+        started.elapsed().as_secs_f64(),
         cp.timings.controller_manager.as_secs_f64()
     );
     let mut line = String::new();
@@ -66,11 +94,14 @@ async fn walk_through(
 
     let step = |text: &str| println!("\n==> {text}");
     step("sealant-controller in kube-system, behind the service proxy");
+    // Located (and, on a first run, compiled) before the clock of the start-up wait.
+    tools::sealant_controller()?;
+    tools::sealant()?;
     let controller = SealantController::start_on_port(
         cp,
         bitnami::NAMESPACE,
         8080,
-        &["--additional-namespaces=default"],
+        &["--all-namespaces=true", "--key-size=4096"],
     )
     .await?;
     bitnami::route_service_proxy(&cp.client().await?, cp).await?;
