@@ -14,8 +14,8 @@
 //! ```
 //!
 //! Each successful pass knows which keys the values need: the keys that opened them,
-//! or, on the zero-decryption path, the keys the digest annotation names (inside its
-//! MAC). That set goes to `status.keyFingerprints` and to the key inventory metrics.
+//! or, on the zero-decryption path, the keys the in-sync proof in the status names
+//! (inside its MAC). That set goes to `status.keyFingerprints` and to the key inventory metrics.
 //!
 //! What is proven where: every decision is unit-tested in [`crate::reconcile`],
 //! [`crate::digest`], [`crate::key_secrets`] and [`crate::http`]. This module only

@@ -17,7 +17,8 @@
 //!
 //! Which keys exist is read from the cluster with the caller's kubeconfig; which keys
 //! are still needed is read from the `status.keyFingerprints` the sealant controller
-//! writes on every SealedSecret it unseals. A SealedSecret without such a record for
+//! writes on every SealedSecret it unseals (or, under Bitnami's CRD, which prunes that
+//! field, from the keys its in-sync proof condition names). A SealedSecret without such a record for
 //! its current generation (never unsealed by sealant, or failing) could need any key,
 //! so it blocks `retire` and `prune` as if it needed the key (`--force` overrides).
 //!
