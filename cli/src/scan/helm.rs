@@ -15,9 +15,20 @@
 /// printable, not a YAML indicator, and one character wide, so positions do not move.
 pub const MARK: char = '\u{2021}';
 
-/// True when `value` came (at least partly) from a template action.
-pub fn is_template(value: &str) -> bool {
+/// True when [`neutralize`] replaced (part of) `value`: a chart's own action, not a
+/// SealedSecret's `spec.template.data`.
+pub fn is_neutralized(value: &str) -> bool {
     value.contains(MARK)
+}
+
+/// True when `value` came (at least partly) from a template action: neutralized by
+/// [`neutralize`], or a quoted `{{ ... }}` that is valid YAML as it stands (in a file
+/// outside a chart's `templates/`, or a chart file that parsed without help).
+pub fn is_template(value: &str) -> bool {
+    is_neutralized(value)
+        || value
+            .find("{{")
+            .is_some_and(|open| value[open + 2..].contains("}}"))
 }
 
 /// Rewrites the template actions of `text` as described in the module docs.
@@ -76,6 +87,13 @@ mod tests {
         assert_eq!(out.lines().next().unwrap().trim(), "");
         assert!(!is_template(&out));
         assert!(out.contains("a: b"));
+    }
+
+    #[test]
+    fn quoted_action_in_valid_yaml_is_a_template() {
+        assert!(is_template("{{ .Values.password | b64enc }}"));
+        assert!(is_template("postgres://{{ .Values.user }}@db"));
+        assert!(!is_template("}} not {{"));
     }
 
     #[test]

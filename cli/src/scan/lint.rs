@@ -196,7 +196,7 @@ pub fn sealed_secret(tree: &Tree, root: NodeId, ctx: &Context, sink: &mut Sink<'
             let Some(source) = tree.str(value) else {
                 continue;
             };
-            if helm::is_template(source) {
+            if helm::is_neutralized(source) {
                 continue;
             }
             if let Err(err) = sealant_crds::template::render(source, &dot) {
