@@ -59,7 +59,9 @@ use tracing::{error, info, instrument, warn};
 use crate::digest;
 use crate::escrow::{self, Escrow};
 use crate::flags::Flags;
-use crate::http::{ApiState, TokenBucket, api_router, metrics_router};
+use crate::http::{
+    ApiState, CONNECTION_LIMITS, LimitedListener, TokenBucket, api_router, metrics_router,
+};
 use crate::key_secrets::{self, KEY_SELECTOR, KeyStore, Keys, Renewal};
 use crate::leader;
 use crate::metrics::{ErrorReason, Metrics};
@@ -314,6 +316,7 @@ async fn serve(
         .map_err(|source| Error::Serve { addr, source })?;
     info!(%addr, "listening");
     Ok(tokio::spawn(async move {
+        let listener = LimitedListener::new(listener, CONNECTION_LIMITS);
         if let Err(e) = axum::serve(listener, router).await {
             error!(%addr, error = %e, "HTTP server stopped");
         }
