@@ -339,10 +339,13 @@ fn since_finds_a_leak_already_committed_and_deleted_with_its_commit() {
     let start = git(root, &["rev-parse", "HEAD"]).trim().to_owned();
     std::fs::create_dir(root.join("deploy")).unwrap();
     std::fs::write(root.join("deploy/db.yaml"), SECRET_YAML).unwrap();
+    // A blob over the size cap, read past (not kept) on the way to the next one.
+    let huge = format!("{SECRET_YAML}# {}\n", "x".repeat(17 << 20));
+    std::fs::write(root.join("deploy/a-huge.yaml"), huge).unwrap();
     git(root, &["add", "."]);
     git(root, &["commit", "-qm", "leak"]);
     let leak = git(root, &["rev-parse", "HEAD"]).trim().to_owned();
-    git(root, &["rm", "-q", "deploy/db.yaml"]);
+    git(root, &["rm", "-q", "deploy/db.yaml", "deploy/a-huge.yaml"]);
     git(root, &["commit", "-qm", "oops"]);
 
     assert_eq!(scan(root, &[]).code, 0, "the work tree is clean");
@@ -353,6 +356,12 @@ fn since_finds_a_leak_already_committed_and_deleted_with_its_commit() {
     assert_eq!(found["path"], "deploy/db.yaml");
     assert_eq!(found["commit"], leak.as_str());
     assert_eq!(report["findings"].as_array().unwrap().len(), 1);
+    assert!(
+        run.stderr
+            .contains("warning: deploy/a-huge.yaml: skipped: larger than 16 MiB"),
+        "{}",
+        run.stderr
+    );
 
     assert_eq!(
         scan(root, &["--since", &leak]).code,

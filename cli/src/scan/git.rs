@@ -164,8 +164,14 @@ fn parse_raw(out: &[u8], mut each: impl FnMut(Option<String>, String, String)) {
     }
 }
 
-/// The contents of each blob, in order; `None` for a blob larger than `max` bytes.
-pub fn cat_blobs(root: &Path, ids: &[&str], max: u64) -> Result<Vec<Option<Vec<u8>>>> {
+/// Hands the contents of each blob to `each`, in order, one at a time (so memory stays
+/// bounded by what `each` keeps); `None` for a blob larger than `max` bytes.
+pub fn cat_blobs(
+    root: &Path,
+    ids: &[&str],
+    max: u64,
+    mut each: impl FnMut(usize, Option<Vec<u8>>) -> Result<()>,
+) -> Result<()> {
     let mut child = Command::new("git")
         .arg("-C")
         .arg(root)
@@ -182,8 +188,7 @@ pub fn cat_blobs(root: &Path, ids: &[&str], max: u64) -> Result<Vec<Option<Vec<u
     // Written from another thread, so that a full stdout pipe cannot deadlock us.
     let writer = std::thread::spawn(move || stdin.write_all(&requests));
     let mut stdout = BufReader::new(child.stdout.take().context("git cat-file has no stdout")?);
-    let mut blobs = Vec::with_capacity(ids.len());
-    for id in ids {
+    for (index, id) in ids.iter().enumerate() {
         let mut header = String::new();
         stdout
             .read_line(&mut header)
@@ -197,7 +202,7 @@ pub fn cat_blobs(root: &Path, ids: &[&str], max: u64) -> Result<Vec<Option<Vec<u
         if size > max {
             std::io::copy(&mut limited, &mut std::io::sink())
                 .context("cannot read from git cat-file")?;
-            blobs.push(None);
+            each(index, None)?;
             continue;
         }
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or_default() + 1);
@@ -205,7 +210,7 @@ pub fn cat_blobs(root: &Path, ids: &[&str], max: u64) -> Result<Vec<Option<Vec<u
             .read_to_end(&mut buf)
             .context("cannot read from git cat-file")?;
         buf.pop(); // the newline after each blob
-        blobs.push(Some(buf));
+        each(index, Some(buf))?;
     }
     match writer.join() {
         Ok(result) => result.context("cannot write to git cat-file")?,
@@ -215,7 +220,7 @@ pub fn cat_blobs(root: &Path, ids: &[&str], max: u64) -> Result<Vec<Option<Vec<u
     if !status.success() {
         bail!("git cat-file failed: {status}");
     }
-    Ok(blobs)
+    Ok(())
 }
 
 /// The paths in the index, for `--staged`.

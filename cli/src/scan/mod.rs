@@ -36,6 +36,9 @@ use clap::Args;
 
 use crate::args::{CertArgs, ClusterArgs};
 use detect::{Context, MAX_FILE_BYTES, Source};
+
+/// How many bytes of Git blobs are held (and scanned) at once.
+const BATCH_BYTES: usize = 64 << 20;
 use finding::Finding;
 pub use report::ReportFormat;
 
@@ -186,25 +189,61 @@ fn scan(args: &ScanArgs) -> Result<usize> {
         None => HashSet::new(),
     };
 
-    let (inputs, repo_has): (Vec<Input>, RepoHas) = if args.staged || args.since.is_some() {
+    let mut findings = Vec::new();
+    let mut skipped = Vec::new();
+    let mut scanned = 0;
+    if args.staged || args.since.is_some() {
         let Some(git_root) = git_root.as_deref() else {
             bail!("--staged and --since need a Git repository");
         };
-        git_inputs(args, git_root, &excludes)?
+        let (blobs, repo_has) = git_blobs(args, git_root, &excludes)?;
+        let ctx = Context {
+            cert_rsa_bytes,
+            repo_has,
+        };
+        // Blobs are scanned in batches of at most BATCH_BYTES, so that a long history
+        // never sits in memory at once.
+        let ids: Vec<&str> = blobs.iter().map(|b| b.id.as_str()).collect();
+        let mut batch: Vec<Input> = Vec::new();
+        let mut batch_bytes = 0;
+        let mut flush = |batch: &mut Vec<Input>| -> Result<()> {
+            let (mut found, mut skips) = detect_all(batch, &ctx)?;
+            scanned += batch.len() - skips.len();
+            findings.append(&mut found);
+            skipped.append(&mut skips);
+            batch.clear();
+            Ok(())
+        };
+        git::cat_blobs(git_root, &ids, MAX_FILE_BYTES, |index, bytes| {
+            let blob = &blobs[index];
+            batch_bytes += bytes.as_ref().map_or(0, Vec::len);
+            batch.push(Input {
+                path: blob.path.clone(),
+                repo_path: blob.path.clone(),
+                commit: blob.commit.clone(),
+                contents: bytes.map_or(Contents::TooBig, Contents::Bytes),
+            });
+            if batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                flush(&mut batch)?;
+            }
+            Ok(())
+        })?;
+        flush(&mut batch)?;
     } else {
         let inputs = disk_inputs(&args.paths, &paths, &excludes)?;
         let in_git = git_root.is_some();
         let root = root.clone();
         let has =
             move |rel: &str| root.join(rel).is_file() && !(in_git && git::is_ignored(&root, rel));
-        (inputs, Box::new(has))
-    };
-
-    let ctx = Context {
-        cert_rsa_bytes,
-        repo_has,
-    };
-    let (mut findings, skipped) = detect_all(&inputs, &ctx)?;
+        let ctx = Context {
+            cert_rsa_bytes,
+            repo_has: Box::new(has),
+        };
+        (findings, skipped) = detect_all(&inputs, &ctx)?;
+        scanned = inputs.len() - skipped.len();
+    }
+    skipped.sort();
     for (path, why) in &skipped {
         eprintln!("warning: {path}: skipped: {why}");
     }
@@ -221,7 +260,7 @@ fn scan(args: &ScanArgs) -> Result<usize> {
         if findings.len() == 1 { "" } else { "s" },
         files.len(),
         if files.len() == 1 { "" } else { "s" },
-        inputs.len() - skipped.len(),
+        scanned,
         skipped.len()
     );
     Ok(findings.len())
@@ -302,35 +341,23 @@ type RepoHas = Box<dyn Fn(&str) -> bool + Send + Sync>;
 /// The findings of one input, or why it was skipped.
 type Detected = Result<Vec<Finding>, String>;
 
-fn git_inputs(
+fn git_blobs(
     args: &ScanArgs,
     root: &Path,
     excludes: &walk::Excludes,
-) -> Result<(Vec<Input>, RepoHas)> {
+) -> Result<(Vec<git::Blob>, RepoHas)> {
     let (blobs, mut known) = match &args.since {
         Some(rev) => (git::since(root, rev)?, git::head_paths(root)?),
         None => (git::staged(root)?, git::index_paths(root)?),
     };
     known.extend(blobs.iter().map(|b| b.path.clone()));
-    let blobs: Vec<git::Blob> = blobs
+    let blobs = blobs
         .into_iter()
         .filter(|b| {
             walk::is_manifest_name(Path::new(&b.path)) && !excludes.excludes(&b.path, false)
         })
         .collect();
-    let ids: Vec<&str> = blobs.iter().map(|b| b.id.as_str()).collect();
-    let contents = git::cat_blobs(root, &ids, MAX_FILE_BYTES)?;
-    let inputs = blobs
-        .into_iter()
-        .zip(contents)
-        .map(|(blob, bytes)| Input {
-            path: blob.path.clone(),
-            repo_path: blob.path,
-            commit: blob.commit,
-            contents: bytes.map_or(Contents::TooBig, Contents::Bytes),
-        })
-        .collect();
-    Ok((inputs, Box::new(move |rel: &str| known.contains(rel))))
+    Ok((blobs, Box::new(move |rel: &str| known.contains(rel))))
 }
 
 /// What detection over all inputs gives: findings, skipped inputs with the reason,
@@ -371,11 +398,10 @@ fn detect_all(inputs: &[Input], ctx: &Context) -> Result<(Vec<Finding>, Skipped)
             });
         }
     });
-    let (findings, mut skipped, errors) = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (findings, skipped, errors) = results.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(err) = errors.into_iter().next() {
         return Err(err);
     }
-    skipped.sort();
     Ok((findings, skipped))
 }
 
