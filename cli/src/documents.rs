@@ -135,9 +135,20 @@ pub fn parse(input: &str, what: &str) -> Result<Vec<Document>> {
     Ok(documents)
 }
 
+/// Refuses text whose YAML or JSON repeats a key in a mapping, naming the document by
+/// position (among the non-empty ones), the mapping and the key. For readers that
+/// parse by other means than [`parse`], which checks this itself. Text that does not
+/// parse passes: the parser's own error is the one to report.
+pub fn check_unique_keys(input: &str) -> Result<()> {
+    match first_duplicate_key(input) {
+        Some((index, duplicate)) => bail!("document {index}: {duplicate}"),
+        None => Ok(()),
+    }
+}
+
 /// The first mapping in the input that repeats a key, with the 1-based position of
-/// its document among the non-empty ones. Runs over text that has already parsed, so
-/// a parse error here cannot happen and is not reported twice.
+/// its document among the non-empty ones. A parse error ends the walk quietly: the
+/// parser that reads the text for real reports it.
 fn first_duplicate_key(input: &str) -> Option<(usize, Duplicate)> {
     let mut index = 0;
     let mut visit = |check: KeyCheck| {

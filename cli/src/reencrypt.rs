@@ -61,7 +61,7 @@ use serde_json::Value;
 use crate::args::{CertArgs, ClusterArgs, RecipientArgs};
 use crate::recipients::SealingKey;
 use crate::recovery;
-use crate::{files, output};
+use crate::{documents, files, output};
 
 /// `sealant reencrypt PATH...`: re-seal SealedSecrets in files to a new key, offline.
 #[derive(Debug, Args)]
@@ -349,13 +349,13 @@ impl FilePlan {
     /// skipped with a warning when it then does not parse.
     fn read(candidate: &Candidate) -> Result<Option<Self>> {
         let path = &candidate.path;
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut bytes = files::read(path, files::Limit::MANIFESTS)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let mentions_kind = bytes.windows(KIND.len()).any(|w| w == KIND.as_bytes());
         if !candidate.explicit && !mentions_kind {
             return Ok(None);
         }
-        let parsed = String::from_utf8(bytes)
+        let parsed = String::from_utf8(std::mem::take(&mut *bytes))
             .map_err(|_| anyhow::anyhow!("not UTF-8 text"))
             .and_then(|text| {
                 let segments = split(&text)?;
@@ -735,6 +735,7 @@ fn display_ref(sealed: &SealedSecret) -> String {
 /// them, YAML documents at their `---` and `...` lines (which YAML forbids inside a
 /// document's content, so the split is exact).
 fn split(text: &str) -> Result<Vec<Segment>> {
+    documents::check_unique_keys(text)?;
     let mut segments = Vec::new();
     let mut index = 0;
     let mut push = |range: Range<usize>, value: Option<Value>| {

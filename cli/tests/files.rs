@@ -305,3 +305,23 @@ fn repeated_key_in_a_sealed_secret_or_a_key_file_is_an_error() {
     )
     .failure("metadata: the key \"name\" appears more than once");
 }
+
+#[test]
+fn reencrypt_refuses_a_file_with_a_repeated_key_and_leaves_it_alone() {
+    let sb = Sandbox::new();
+    let sealed = sealed_yaml(&sb).replace("spec:\n", "spec:\n  template: {}\n  template: {}\n");
+    let path = sb.write("sealed.yaml", &sealed);
+    sb.run(
+        &[
+            "reencrypt",
+            s(&path),
+            "--recovery-private-key",
+            &sb.key(),
+            "--cert",
+            &sb.cert(),
+        ],
+        "",
+    )
+    .failure("document 1: spec: the key \"template\" appears more than once");
+    assert_eq!(sb.read("sealed.yaml"), sealed);
+}
