@@ -355,6 +355,72 @@ pub fn join_repo_path(base: &str, entry: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn ctx() -> Context {
+        Context {
+            cert_rsa_bytes: Some(512),
+            repo_has: Box::new(|_| true),
+        }
+    }
+
+    fn corpus_files() -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scan_corpus")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Every prefix of every corpus file, and every file with bytes flipped, scans
+    /// without a panic: truncated and corrupted manifests are an error or a skip.
+    #[test]
+    fn truncated_and_corrupted_corpus_files_never_panic() {
+        let ctx = ctx();
+        let mut runs = 0;
+        for path in corpus_files() {
+            let bytes = std::fs::read(&path).unwrap();
+            let repo_path = format!("templates/{}", path.file_name().unwrap().to_string_lossy());
+            let mut variants: Vec<Vec<u8>> = (0..=bytes.len())
+                .step_by(3)
+                .map(|n| bytes[..n].to_vec())
+                .collect();
+            for (i, flip) in [
+                (7usize, b'{'),
+                (13, b'"'),
+                (29, b'\n'),
+                (41, b'&'),
+                (53, b'*'),
+            ] {
+                let mut changed = bytes.clone();
+                if let Some(b) = changed.get_mut(i % bytes.len().max(1)) {
+                    *b = flip;
+                }
+                variants.push(changed);
+            }
+            for variant in variants {
+                for repo_path in [repo_path.as_str(), "kustomization.yaml"] {
+                    let source = Source {
+                        path: "x",
+                        repo_path,
+                        commit: None,
+                        bytes: &variant,
+                    };
+                    let _ = scan(&source, &ctx);
+                    runs += 1;
+                }
+            }
+        }
+        assert!(runs > 10_000, "{runs}");
+    }
+
     #[test]
     fn join_repo_path_resolves_dots_and_refuses_escapes() {
         assert_eq!(
