@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `sealant scan` over a generated repository of 10,000 manifests (mixed kinds, 1%
-# planted leaks in five forms). DESIGN.md target: under 1 s warm on 2 cores, every
+# planted leaks in five forms). docs/design.md target: under 1 s warm on 2 cores, every
 # planted leak found, no false positive.
 #
 # Usage: bench/scan.sh [N]      (builds sealant --release; needs hyperfine: apt-get install hyperfine)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline sealing of one Secret with --cert: sealant against Bitnami's kubeseal.
-# DESIGN.md target: sealant takes at most 1/5 of kubeseal's wall time.
+# docs/design.md target: sealant takes at most 1/5 of kubeseal's wall time.
 #
 # Usage: bench/seal-offline.sh            (builds sealant --release and the peers if needed)
 # Needs hyperfine (Debian package `hyperfine`).

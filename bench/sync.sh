@@ -2,7 +2,7 @@
 # Cold sync of N SealedSecrets and controller memory: sealant-controller against the
 # real Bitnami controller (v0.36.6) on one local control plane (etcd, kube-apiserver,
 # kube-controller-manager), plus the floor (a plain client creating the same Secrets,
-# and the RSA work divided by the cores). DESIGN.md, "Performance targets".
+# and the RSA work divided by the cores). docs/design.md, "Performance targets".
 #
 # Usage: bench/sync.sh [smoke|sync|memory|all] [extra bench-sync flags]
 #   smoke   N=50, floor + sealant + Bitnami raised + Bitnami default      (~2 min)

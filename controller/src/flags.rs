@@ -151,7 +151,10 @@ pub struct Flags {
     #[arg(long, env = "SEALED_SECRETS_UPDATE_STATUS", default_value = "true", value_parser = go_bool, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub update_status: bool,
 
-    /// Watch key Secrets, to pick up keys created outside the controller.
+    /// Accepted for compatibility, with no effect: Bitnami's controller watches its key
+    /// Secrets (to pick up keys created outside it) only with this flag; sealant always
+    /// watches them, labelled and legacy, and loads new, changed and retired keys
+    /// without a restart.
     #[arg(long, env = "SEALED_SECRETS_WATCH_FOR_SECRETS", default_value = "false", value_parser = go_bool, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub watch_for_secrets: bool,
 

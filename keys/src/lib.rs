@@ -40,7 +40,7 @@
 //! - **Side channels.** RustCrypto `rsa` carries RUSTSEC-2023-0071 (the Marvin attack:
 //!   key recovery through timing), and the advisory lists no patched version; its 0.10
 //!   README says side channels were fixed but constant-time hardening is ongoing.
-//!   DESIGN.md allows no open advisory on the decrypt path, so `deny.toml` bans `rsa`
+//!   docs/design.md allows no open advisory on the decrypt path, so `deny.toml` bans `rsa`
 //!   from the workspace. AWS-LC's RSA (BoringSSL lineage) uses blinding and
 //!   constant-time modular exponentiation, and no RustSec advisory affects the
 //!   `aws-lc-sys` version in use (RUSTSEC-2026-0044 to -0048 concern X.509, PKCS#7, CRLs

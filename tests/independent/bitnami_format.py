@@ -2,7 +2,7 @@
 """An independent implementation of the Bitnami Sealed Secrets format, for tests.
 
 It shares no code with sealant: it is written against the format description in
-DESIGN.md with the `cryptography` package, so that a round trip through it and
+docs/design.md with the `cryptography` package, so that a round trip through it and
 sealant proves wire compatibility rather than self-consistency.
 
     seal   --cert CERT.pem [--scope strict|namespace-wide|cluster-wide]  < Secret.json  > SealedSecret.json

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build and pin the real test peers for sealant's end-to-end and compatibility tests
-# (DESIGN.md, "Testing ladder", rungs 4 and 5): etcd, kube-apiserver,
+# (docs/design.md, "Testing ladder", rungs 4 and 5): etcd, kube-apiserver,
 # kube-controller-manager, Bitnami's kubeseal and controller, and the reference age
 # tools (filippo.io/age: age and age-keygen), which open sealant's bundles and values,
 # and Bitnami's own integration suite (its Ginkgo specs, compiled to a test binary).

@@ -1,4 +1,4 @@
-//! The cold-sync and memory benchmark behind `bench-sync` (DESIGN.md, "Performance
+//! The cold-sync and memory benchmark behind `bench-sync` (docs/design.md, "Performance
 //! targets"): how long a controller takes to turn N SealedSecrets that already exist
 //! into N Secrets, and how much memory and CPU it uses doing so, for `sealant-controller`
 //! and the real Bitnami controller on one shared local control plane.
@@ -272,7 +272,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// The floor of DESIGN.md: max(RSA work / cores, the plain client's time), if the
+    /// The floor of docs/design.md: max(RSA work / cores, the plain client's time), if the
     /// floor run was part of this invocation.
     pub fn floor(&self) -> Option<f64> {
         let plain = self.runs.iter().find(|r| r.run == "floor")?.seconds;

@@ -1,4 +1,4 @@
-//! Compatibility with the real Bitnami peers, in both directions (DESIGN.md, testing
+//! Compatibility with the real Bitnami peers, in both directions (docs/design.md, testing
 //! ladder, rung 5): Bitnami's `kubeseal` and controller v0.36.6 against our `sealant`,
 //! on the harness's real control plane.
 

@@ -1,5 +1,5 @@
 //! Cold-sync and memory benchmark of `sealant-controller` against the real Bitnami
-//! controller on a local control plane (DESIGN.md, "Performance targets"); see
+//! controller on a local control plane (docs/design.md, "Performance targets"); see
 //! `sealant_e2e::bench` and BENCHMARKS.md. `bench/sync.sh` runs it with the standard
 //! settings:
 //!
