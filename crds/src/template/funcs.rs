@@ -548,9 +548,7 @@ impl<'a> Exec<'a, '_> {
                 }
                 self.fits(s.len().saturating_mul(count))?;
                 let mut buf = self.buffer_with(s.len() * count);
-                for _ in 0..count {
-                    buf.push(s);
-                }
+                buf.push_repeated(s, count);
                 return self.owned(buf);
             }
             "indent" | "nindent" => {

@@ -71,6 +71,7 @@
 //! | one rendered value or one string made | [`MAX_OUTPUT`] (1 MiB) |
 //! | one template's source | [`MAX_SOURCE`] (1 MiB) |
 //! | parentheses and control structures nested | 100 |
+//! | variables in scope at once | 1,000 |
 //!
 //! Sizes are checked before the memory is taken, and every recursion (parsing,
 //! executing, printing and dropping a value) is bounded by a nesting cap, so a
@@ -122,6 +123,8 @@ pub const MAX_OUTPUT: usize = 1 << 20;
 pub const MAX_SOURCE: usize = 1 << 20;
 /// How deep parentheses and control structures may nest.
 const MAX_DEPTH: usize = 100;
+/// How many variables may be in scope at once (`$` included).
+const MAX_VARIABLES: usize = 1000;
 
 /// Why a template could not be parsed or executed: a position in the template source
 /// and a reason. It never holds a decrypted value.
@@ -225,7 +228,7 @@ pub(crate) mod testkit {
 
     use sealant_keys::Plaintext;
 
-    use super::{TemplateError, render};
+    use super::{Budget, Limits, TemplateError, render_with_budget};
 
     pub(crate) fn values() -> BTreeMap<String, Plaintext> {
         [
@@ -239,6 +242,19 @@ pub(crate) mod testkit {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Plaintext::new(v.as_bytes().to_vec())))
         .collect()
+    }
+
+    /// The default limits without the wall-time limit, which a loaded test machine
+    /// running a debug build could reach: the tests that are about time set their own.
+    pub(crate) fn untimed() -> Limits {
+        Limits {
+            time: std::time::Duration::from_secs(3600),
+            ..Limits::DEFAULT
+        }
+    }
+
+    fn render(src: &str, values: &BTreeMap<String, Plaintext>) -> Result<Plaintext, TemplateError> {
+        render_with_budget(src, values, &mut Budget::new(untimed()))
     }
 
     pub(crate) fn ok(src: &str) -> String {
@@ -268,7 +284,7 @@ pub(crate) mod testkit {
 
 #[cfg(test)]
 mod tests {
-    use super::testkit::{err, ok as ok_src, values};
+    use super::testkit::{err, ok as ok_src, untimed, values};
     use super::*;
     use proptest::prelude::*;
 
@@ -313,14 +329,14 @@ mod tests {
 
     #[test]
     fn one_budget_is_shared_by_every_template_of_an_object() {
-        let mut budget = Budget::default();
+        let mut budget = Budget::new(untimed());
         let half = r#"{{ repeat 600000 "x" }}"#;
         assert!(render_with_budget(half, &values(), &mut budget).is_ok());
         let e = render_with_budget(half, &values(), &mut budget).unwrap_err();
         assert!(e.reason().contains("budget exceeded"), "{e}");
         assert!(e.reason().contains("rendered values"), "{e}");
         // Each alone fits a fresh budget.
-        assert!(render(half, &values()).is_ok());
+        assert!(render_under(half, untimed()).is_ok());
     }
 
     #[test]
@@ -340,7 +356,7 @@ mod tests {
         let src = r#"{{ $s := repeat 65536 "a" }}{{ range 100 }}{{ if contains "b" $s }}{{ end }}{{ end }}"#;
         let limits = Limits {
             steps: 100_000,
-            ..Limits::DEFAULT
+            ..untimed()
         };
         let e = render_under(src, limits).unwrap_err();
         assert!(e.reason().contains("100000 steps"), "{e}");

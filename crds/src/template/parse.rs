@@ -5,7 +5,8 @@
 //! Functions are resolved here, so a template that names a function sealant does not
 //! implement is refused before anything runs. Nesting of control structures and
 //! parentheses is capped at [`MAX_DEPTH`], which bounds the recursion of both the parser
-//! and the executor.
+//! and the executor, and variables in scope at [`MAX_VARIABLES`], which bounds the cost
+//! of looking one up (here and when executing).
 
 use std::rc::Rc;
 
@@ -13,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::funcs::{UNSUPPORTED_SPRIG, function};
 use super::lex::{Piece, Tok, Token, lex};
-use super::{MAX_DEPTH, TemplateError, error_at};
+use super::{MAX_DEPTH, MAX_VARIABLES, TemplateError, error_at};
 
 pub(super) enum Node {
     Text(usize, usize),
@@ -317,6 +318,13 @@ impl<'s> Parser<'s> {
         // Declared after the pipeline is parsed: `$x := $x` refers to an outer `$x`.
         if !assign {
             self.vars.extend(decl.iter().cloned());
+            // Looking a variable up is linear in how many are in scope.
+            if self.vars.len() > MAX_VARIABLES {
+                return Err(self.err(
+                    pos,
+                    &format!("more than {MAX_VARIABLES} variables in scope"),
+                ));
+            }
         }
         for (n, cmd) in cmds.iter().enumerate() {
             let first = &cmd.args[0];
@@ -490,5 +498,23 @@ mod tests {
                 .reason()
                 .contains("define")
         );
+    }
+
+    #[test]
+    fn too_many_variables_in_scope_are_refused_when_parsed() {
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("{{{{ $v{i} := 1 }}}}"))
+                .collect::<String>()
+                + "{{ $v0 }}"
+        };
+        assert!(
+            err(&many(1001))
+                .reason()
+                .contains("more than 1000 variables")
+        );
+        // Declarations in a block leave scope at its end.
+        let scoped = "{{ range 2 }}".to_owned() + &many(999) + "{{ end }}" + &many(999);
+        assert!(crate::template::render(&scoped, &crate::template::testkit::values()).is_ok());
     }
 }

@@ -174,6 +174,27 @@ impl SecretBuf {
         self.bytes.resize(len + n, byte);
     }
 
+    /// Pushes `count` copies of `bytes`, doubling what is already copied, so the work
+    /// is a few large copies however large `count` is.
+    pub(super) fn push_repeated(&mut self, bytes: &[u8], count: usize) {
+        let total = bytes.len().saturating_mul(count);
+        if self.over || total > self.room() {
+            self.over = true;
+            return;
+        }
+        if total == 0 {
+            return;
+        }
+        self.reserve(total);
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        while self.bytes.len() - start < total {
+            let done = self.bytes.len() - start;
+            self.bytes
+                .extend_from_within(start..start + done.min(total - done));
+        }
+    }
+
     pub(super) fn push_char(&mut self, c: char) {
         let mut tmp = [0u8; 4];
         self.push(c.encode_utf8(&mut tmp).as_bytes());
@@ -317,6 +338,20 @@ mod tests {
         let mut f = SecretBuf::capped(3);
         f.push_fill(b' ', 4);
         assert!(f.is_over() && f.len() == 0);
+    }
+
+    #[test]
+    fn repeated_pushes_copy_exactly_count_times_within_the_cap() {
+        let mut b = SecretBuf::capped(64);
+        b.push(b"<");
+        b.push_repeated(b"ab", 5);
+        assert_eq!(b.as_slice(), b"<ababababab");
+        b.push_repeated(b"x", 0);
+        b.push_repeated(b"", 9);
+        assert_eq!(b.len(), 11);
+        b.push_repeated(b"abc", 18);
+        assert!(b.is_over(), "54 more bytes do not fit in 53");
+        assert_eq!(b.len(), 11);
     }
 
     #[test]
