@@ -57,6 +57,11 @@ impl Limit {
         bytes: 1 << 20,
         reason: "the most a Kubernetes Secret can hold",
     };
+    /// A small file of lines: age recipients or identities, a passphrase.
+    pub const SMALL_FILE: Limit = Limit {
+        bytes: 1 << 20,
+        reason: "the limit for a recipients, identity or passphrase file",
+    };
     /// A PEM certificate, a few KiB in practice.
     pub const CERTIFICATE: Limit = Limit {
         bytes: 1 << 20,
@@ -103,6 +108,19 @@ pub fn read(path: &Path, limit: Limit) -> Result<Zeroizing<Vec<u8>>> {
     let file = File::open(path)?;
     let hint = file.metadata().map_or(0, |m| usize_len(&m));
     read_capped(file, limit, hint)?.ok_or_else(|| too_large(limit))
+}
+
+/// Reads `path` whole like [`read`], as UTF-8 text.
+pub fn read_text(path: &Path, limit: Limit) -> Result<Zeroizing<String>> {
+    let mut bytes = read(path, limit)?;
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok(Zeroizing::new(text)),
+        Err(err) => {
+            // The bytes may be a secret: wipe them before they are dropped.
+            drop(Zeroizing::new(err.into_bytes()));
+            bail!("not UTF-8 text")
+        }
+    }
 }
 
 /// Reads `path` whole like [`read`], but only when it is a regular file: a symbolic

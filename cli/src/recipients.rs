@@ -18,10 +18,10 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use sealant_keys::{AgeRecipient, Certificate};
-use zeroize::Zeroizing;
 
 use crate::args::{CertArgs, ClusterArgs, RecipientArgs};
 use crate::cert;
+use crate::files::{self, Limit};
 
 /// What one run seals to.
 pub enum SealingKey {
@@ -87,7 +87,7 @@ pub fn load(args: &RecipientArgs) -> Result<Vec<AgeRecipient>> {
 /// Reads a recipients file. Its text is wiped afterwards, in case it was an identity
 /// file given by mistake.
 fn read_file(path: &Path) -> Result<Vec<AgeRecipient>> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).context("cannot read the file")?);
+    let text = files::read_text(path, Limit::SMALL_FILE).context("cannot read the file")?;
     Ok(AgeRecipient::parse_file(&text)?)
 }
 

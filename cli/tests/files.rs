@@ -325,3 +325,31 @@ fn reencrypt_refuses_a_file_with_a_repeated_key_and_leaves_it_alone() {
     .failure("document 1: spec: the key \"template\" appears more than once");
     assert_eq!(sb.read("sealed.yaml"), sealed);
 }
+
+#[cfg(unix)]
+#[test]
+fn recipients_identity_passphrase_and_backup_files_are_capped() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.command();
+    cmd.args(["--recipients-file", "/dev/zero", "-f"])
+        .arg(sb.write("in.yaml", secret_yaml(Some("prod"), "db", DB)));
+    run_within(cmd, Duration::from_secs(30))
+        .failure("/dev/zero: cannot read the file: larger than 1 MiB");
+
+    let mut cmd = sb.command();
+    cmd.args([
+        "keys",
+        "backup",
+        "--passphrase-file",
+        "/dev/zero",
+        "-o",
+        "backup.age",
+    ]);
+    run_within(cmd, Duration::from_secs(30))
+        .failure("--passphrase-file /dev/zero: cannot read it: larger than 1 MiB");
+
+    let mut cmd = sb.command();
+    cmd.args(["keys", "restore", "/dev/zero"]);
+    run_within(cmd, Duration::from_secs(30))
+        .failure("keys restore /dev/zero: cannot read the file: larger than 32 MiB");
+}

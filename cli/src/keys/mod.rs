@@ -274,10 +274,8 @@ pub(crate) fn passphrase(
     path: Option<&std::path::Path>,
 ) -> Result<Option<zeroize::Zeroizing<String>>> {
     let text = match path {
-        Some(path) => zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("--passphrase-file {}: cannot read it", path.display()))?,
-        ),
+        Some(path) => crate::files::read_text(path, crate::files::Limit::SMALL_FILE)
+            .with_context(|| format!("--passphrase-file {}: cannot read it", path.display()))?,
         None => match std::env::var(PASSPHRASE_ENV) {
             Ok(value) => zeroize::Zeroizing::new(value),
             Err(std::env::VarError::NotPresent) => return Ok(None),

@@ -18,7 +18,6 @@
 //! picks up the new active keys through its key watch.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -34,6 +33,7 @@ use zeroize::Zeroizing;
 
 use super::inventory::key_secrets;
 use super::{PASSPHRASE_ENV, RestoreArgs, Session, passphrase};
+use crate::files::{self, Limit};
 
 /// The HTTP status of a name that is already taken.
 const CONFLICT: u16 = 409;
@@ -144,16 +144,10 @@ fn read_backup(args: &RestoreArgs) -> Result<Vec<BackupKey>> {
 
 /// The bytes of `path`, or of stdin for `-`.
 fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let mut bytes = Zeroizing::new(Vec::new());
     if path == Path::new("-") {
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut bytes)
-            .context("cannot read stdin")?;
-    } else {
-        *bytes = std::fs::read(path).context("cannot read the file")?;
+        return files::read_stdin(Limit::MANIFESTS).context("cannot read stdin");
     }
-    Ok(bytes)
+    files::read(path, Limit::MANIFESTS).context("cannot read the file")
 }
 
 /// The backup's plaintext: the file itself, or what its age file (possibly inside the
@@ -216,10 +210,8 @@ fn decrypt(args: &RestoreArgs, file: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     }
     let mut identities = Vec::new();
     for path in &args.identity {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("--identity {}: cannot read it", path.display()))?,
-        );
+        let text = files::read_text(path, Limit::SMALL_FILE)
+            .with_context(|| format!("--identity {}: cannot read it", path.display()))?;
         identities.extend(
             AgeIdentity::parse_file(&text)
                 .with_context(|| format!("--identity {}", path.display()))?,
