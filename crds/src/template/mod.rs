@@ -92,7 +92,9 @@
 //!   parse.rs   pieces ──▶ tree (functions resolved, variables checked)
 //!   exec.rs    tree + values ──▶ output (steps, output and strings charged)
 //!   budget.rs  what one SealedSecret's templates may spend
+//!   names.rs   which functions exist, and which are refused by name
 //!   funcs.rs   the builtins and sprig functions the executor calls
+//!   strings.rs the byte-string work behind the string functions
 //!   printf.rs  Go's fmt, strconv.Quote and encoding/json formatting
 //!   value.rs   values, the zeroizing buffer, UTF-8 helpers
 //! ```
@@ -101,8 +103,10 @@ mod budget;
 mod exec;
 mod funcs;
 mod lex;
+mod names;
 mod parse;
 mod printf;
+mod strings;
 mod value;
 
 use std::collections::BTreeMap;

@@ -12,8 +12,8 @@ use std::rc::Rc;
 
 use zeroize::Zeroizing;
 
-use super::funcs::{UNSUPPORTED_SPRIG, function};
 use super::lex::{Piece, Tok, Token, lex};
+use super::names::{UNSUPPORTED_SPRIG, function};
 use super::{MAX_DEPTH, MAX_VARIABLES, TemplateError, error_at};
 
 pub(super) enum Node {
