@@ -23,7 +23,9 @@
 //!   Rather than keep a second, non-atomic code path for them, the writers and
 //!   [`read_regular`] (for `--merge-into`, which reads the file it then replaces)
 //!   refuse both with an error that says what to pass instead. Links in the
-//!   directories above the file are followed as usual.
+//!   directories above the file are followed as usual. The check and the open are
+//!   two steps: someone who can swap the path for a FIFO in between can still make a
+//!   read wait, but a rename never writes through a link.
 //! - **Modes.** A private file is 0600 whatever was there before: replacing a
 //!   world-readable file with plaintext makes it 0600. A public file keeps the
 //!   permission bits of the file it replaces, minus setuid, setgid and sticky; a new
