@@ -18,12 +18,15 @@ started=$SECONDS
 
 step "toolchain: $(cargo --version), $(rustc --version)"
 
+step "system packages (iproute2, python3-venv, git; installed only when missing)"
+"$root/scripts/system-deps.sh"
+
 step "independent implementation for the known-answer tests (Python cryptography)"
 # shellcheck source=scripts/python-env.sh
 source "$root/scripts/python-env.sh"
 echo "SEALANT_PYTHON=$SEALANT_PYTHON"
 
-step "test peers: etcd, kube-apiserver, kube-controller-manager, Bitnami kubeseal, controller and integration suite, age"
+step "test peers: etcd, kube-apiserver, kube-controller-manager, kubectl, Bitnami kubeseal, controller and integration suite, age"
 # Built once from the Go module proxy (about 11 minutes cold), then reused from
 # ~/.cache/sealant/bin in 0.01 s. The end-to-end harness would run it itself; doing it
 # here shows the build as its own step. TEST_ASSET_* set by the caller win.

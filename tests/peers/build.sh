@@ -14,7 +14,7 @@
 #                                           #   kube-controller-manager kubeseal
 #                                           #   sealed-secrets-controller age
 #                                           #   age-keygen bitnami-integration
-#                                           #   bitnami-crd (default: all)
+#                                           #   bitnami-crd kubectl (default: all)
 #   eval "$(tests/peers/build.sh)"          # sets TEST_ASSET_* in the current shell
 #   export $(tests/peers/build.sh)          # same, exported
 #   tests/peers/build.sh >> "$GITHUB_ENV"   # CI
@@ -24,7 +24,8 @@
 # Environment:
 #   TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER,
 #   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER, TEST_ASSET_AGE,
-#   TEST_ASSET_AGE_KEYGEN, TEST_ASSET_BITNAMI_INTEGRATION, TEST_ASSET_BITNAMI_CRD
+#   TEST_ASSET_AGE_KEYGEN, TEST_ASSET_BITNAMI_INTEGRATION, TEST_ASSET_BITNAMI_CRD,
+#   TEST_ASSET_KUBECTL
 #                         use this binary instead of building it (printed as given).
 #   SEALANT_TEST_ASSETS   a KUBEBUILDER_ASSETS-style directory; a peer found there as
 #                         etcd, kube-apiserver, kube-controller-manager, kubeseal,
@@ -74,7 +75,7 @@ run_go() {
 
 # ---- Argument handling -----------------------------------------------------------
 ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller
-    age age-keygen bitnami-integration bitnami-crd)
+    age age-keygen bitnami-integration bitnami-crd kubectl)
 if [[ $# -eq 0 ]]; then
     PEERS=("${ALL_PEERS[@]}")
 else
@@ -86,7 +87,7 @@ else
             exit 0
             ;;
         etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller | \
-            age | age-keygen | bitnami-integration | bitnami-crd)
+            age | age-keygen | bitnami-integration | bitnami-crd | kubectl)
             PEERS+=("$p")
             ;;
         *) die "unknown peer '$p' (known: ${ALL_PEERS[*]})" ;;
@@ -222,6 +223,13 @@ k8s_wrapper() {
 build_k8s() {
     local name=$1 out=$2 dir=$WRAPPERS/kubernetes-$KUBERNETES_VERSION
     k8s_wrapper
+    # kubectl's packages need a few modules the server commands do not: added to the
+    # wrapper once (no existing version changes), marked so a warm run skips it.
+    if [[ $name == kubectl && ! -f $dir/.kubectl-ready ]]; then
+        log "adding kubectl to the wrapper module"
+        (cd "$dir" && run_go get "k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION")
+        touch "$dir/.kubectl-ready"
+    fi
     local minor date sha tree=clean ldflags="-s -w" key val
     minor=${KUBERNETES_VERSION#v1.}
     minor=${minor%%.*}
@@ -241,6 +249,16 @@ build_k8s() {
     # Flags as in hack/lib/golang.sh for a non-debug static build.
     (cd "$dir" && run_go build -p "$GO_P" -trimpath -tags selinux,notest,grpcnotrace \
         -ldflags "$ldflags" -o "$tmp" "k8s.io/kubernetes/cmd/$name")
+    if [[ $name == kubectl ]]; then
+        # kubectl has no --version flag; `version --client` reads no kubeconfig.
+        local out_text
+        out_text=$("$tmp" version --client 2>&1) || die "$tmp version --client failed: $out_text"
+        [[ $out_text == *"Client Version: $KUBERNETES_VERSION"* ]] ||
+            die "kubectl version --client printed '$out_text', expected $KUBERNETES_VERSION"
+        mv -f "$tmp" "$out"
+        log "built $out ($KUBERNETES_VERSION)"
+        return
+    fi
     install_checked "$tmp" "$out" "Kubernetes $KUBERNETES_VERSION"
 }
 
@@ -348,6 +366,7 @@ resolve() {
     age-keygen) var=TEST_ASSET_AGE_KEYGEN version=$AGE_VERSION ;;
     bitnami-integration) var=TEST_ASSET_BITNAMI_INTEGRATION version=$SEALED_SECRETS_VERSION ;;
     bitnami-crd) var=TEST_ASSET_BITNAMI_CRD version=$SEALED_SECRETS_VERSION ;;
+    kubectl) var=TEST_ASSET_KUBECTL version=$KUBERNETES_VERSION ;;
     esac
 
     # Every peer is a program, except the CRD (a YAML file).
@@ -379,7 +398,7 @@ resolve() {
         if ! test "$test" "$file"; then # another run may have built it while we waited
             case $peer in
             etcd) build_etcd "$file" ;;
-            kube-apiserver | kube-controller-manager) build_k8s "$peer" "$file" ;;
+            kube-apiserver | kube-controller-manager | kubectl) build_k8s "$peer" "$file" ;;
             kubeseal) build_sealed_secrets kubeseal "$file" "kubeseal version: $version" ;;
             sealed-secrets-controller)
                 build_sealed_secrets controller "$file" "controller version: $version"

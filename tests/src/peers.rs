@@ -33,9 +33,8 @@ pub struct Peers {
     pub bitnami_integration: PathBuf,
     /// Bitnami's CRD as its chart installs it (a YAML file, not a program).
     pub bitnami_crd: PathBuf,
-    /// `kubectl`, if `TEST_ASSET_KUBECTL` is set or build.sh printed it; otherwise
-    /// [`crate::tools::kubectl`] looks on `PATH`.
-    pub kubectl: Option<PathBuf>,
+    /// `kubectl`, from the same Kubernetes release as the API server.
+    pub kubectl: PathBuf,
 }
 
 /// The peers, resolved once per test binary.
@@ -47,7 +46,7 @@ pub fn peers() -> Result<&'static Peers> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-const VARS: [&str; 9] = [
+const VARS: [&str; 10] = [
     "TEST_ASSET_ETCD",
     "TEST_ASSET_KUBE_APISERVER",
     "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
@@ -57,27 +56,20 @@ const VARS: [&str; 9] = [
     "TEST_ASSET_AGE_KEYGEN",
     "TEST_ASSET_BITNAMI_INTEGRATION",
     "TEST_ASSET_BITNAMI_CRD",
+    "TEST_ASSET_KUBECTL",
 ];
-
-/// Not built by build.sh (yet): taken from here if set, else from `PATH`.
-const KUBECTL: &str = "TEST_ASSET_KUBECTL";
 
 impl Peers {
     /// Finds every peer, building the missing ones with `tests/peers/build.sh`.
     pub fn resolve() -> Result<Self> {
         let mut found: HashMap<String, PathBuf> = VARS
             .iter()
-            .chain([&KUBECTL])
             .filter_map(|v| std::env::var_os(v).map(|p| (v.to_string(), PathBuf::from(p))))
             .filter(|(_, p)| !p.as_os_str().is_empty())
             .collect();
         if VARS.iter().any(|v| !found.contains_key(*v)) {
             // build.sh honours the variables that are set and prints them as given.
-            let kubectl = found.remove(KUBECTL);
             found = run_build_script(&build_script())?;
-            if let Some(k) = kubectl {
-                found.insert(KUBECTL.to_string(), k);
-            }
         }
         let take = |var: &str| -> Result<PathBuf> {
             let path = found
@@ -102,7 +94,7 @@ impl Peers {
             age_keygen: take(VARS[6])?,
             bitnami_integration: take(VARS[7])?,
             bitnami_crd: take(VARS[8])?,
-            kubectl: found.get(KUBECTL).cloned(),
+            kubectl: take(VARS[9])?,
         })
     }
 }

@@ -95,18 +95,10 @@ fn locate(env_var: &str, package: &str, bin: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// `kubectl`: `$TEST_ASSET_KUBECTL` (or build.sh's, once it builds one), else the first
-/// one on `PATH`.
+/// `kubectl`: `$TEST_ASSET_KUBECTL`, or the one `tests/peers/build.sh` builds from
+/// the same Kubernetes release as the API server (so its version always matches).
 pub fn kubectl() -> Result<PathBuf> {
-    if let Some(bin) = crate::peers::peers()?.kubectl.clone() {
-        return Ok(bin);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .context("kubectl is not on PATH; install it or set TEST_ASSET_KUBECTL")
+    Ok(crate::peers::peers()?.kubectl.clone())
 }
 
 /// Runs `cmd` with `stdin` as its input and fails, showing its output, unless it

@@ -7,7 +7,10 @@
 //! - every repository path the README names in backticks (`tests/tests/docs.rs`,
 //!   `deploy/rbac.yaml`, ...) exists;
 //! - no Markdown file cites a design or compatibility document that lives outside the
-//!   repository (those facts are in `docs/`).
+//!   repository (those facts are in `docs/`);
+//! - the README's shell blocks marked as try-outs (a fence that opens with
+//!   `` ```sh runnable ``) run as written, in order, in an empty directory, with the
+//!   `sealant` under test and the pinned `kubectl` on `PATH`.
 //!
 //! No control plane is needed.
 
@@ -78,7 +81,9 @@ fn backticked_paths(text: &str) -> Vec<String> {
                     ':', '<', '>', '*', '{', '}', '=', '|', '@', '[', ',', '(', '"', '\'',
                 ])
                 && !s.contains("...")
-                && s.split('/').next().is_some_and(|first| root().join(first).exists())
+                && s.split('/')
+                    .next()
+                    .is_some_and(|first| root().join(first).exists())
         })
         .map(str::to_owned)
         .collect()
@@ -107,7 +112,11 @@ fn every_relative_markdown_link_resolves_to_a_file_in_the_repository() {
             }
         }
     }
-    assert!(broken.is_empty(), "links to nothing:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "links to nothing:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]
@@ -122,7 +131,10 @@ fn every_repository_path_the_readme_names_exists() {
         .iter()
         .filter(|p| !root().join(p.trim_end_matches('/')).exists())
         .collect();
-    assert!(missing.is_empty(), "the README names missing files: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "the README names missing files: {missing:?}"
+    );
 }
 
 #[test]
@@ -139,11 +151,90 @@ fn no_document_cites_a_design_or_compatibility_file_outside_the_repository() {
             }
         }
     }
-    assert!(cited.is_empty(), "cites files outside the repository:\n{}", cited.join("\n"));
+    assert!(
+        cited.is_empty(),
+        "cites files outside the repository:\n{}",
+        cited.join("\n")
+    );
+}
+
+/// The bodies of the README's `` ```sh runnable `` blocks, in order.
+fn runnable_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match &mut current {
+            None if line.trim_end() == "```sh runnable" => current = Some(String::new()),
+            Some(_) if line.trim_end() == "```" => blocks.extend(current.take()),
+            Some(body) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_readmes_try_out_blocks_run_as_written() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let blocks = runnable_blocks(&readme);
+    assert!(
+        blocks.len() >= 4,
+        "the README's try-outs were found: {blocks:?}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let sealant = sealant_e2e::tools::sealant().expect("sealant");
+    let kubectl = sealant_e2e::tools::kubectl().expect("kubectl");
+    std::os::unix::fs::symlink(sealant, bin.join("sealant")).expect("link sealant");
+    std::os::unix::fs::symlink(kubectl, bin.join("kubectl")).expect("link kubectl");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("work");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (i, block) in blocks.iter().enumerate() {
+        let out = std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", block])
+            .current_dir(&work)
+            .env("PATH", &path)
+            .env_remove("KUBECONFIG")
+            .env("HOME", dir.path())
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "README try-out block {} failed ({}):\n{block}\nstdout:\n{}\nstderr:\n{}",
+            i + 1,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The last try-out opens what the others sealed.
+    let recovered = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", blocks.last().expect("a block")])
+        .current_dir(&work)
+        .env("PATH", &path)
+        .output()
+        .expect("run bash");
+    assert!(
+        String::from_utf8_lossy(&recovered.stdout).contains("ca.crt"),
+        "the recovered Secret has the values sealed above"
+    );
 }
 
 #[test]
 fn the_checks_find_what_they_look_for() {
+    assert_eq!(
+        runnable_blocks("```sh\nno\n```\n```sh runnable\necho a\necho b\n```\n"),
+        ["echo a\necho b\n"]
+    );
     assert_eq!(
         link_targets("see [a](docs/design.md#x) and [b](https://e.x) [c](#local)"),
         ["docs/design.md#x", "https://e.x", "#local"]

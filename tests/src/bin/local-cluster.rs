@@ -47,6 +47,10 @@ fn main() -> anyhow::Result<()> {
     let cp = sealant_e2e::cluster()?;
     println!("export KUBECONFIG={}", cp.admin_kubeconfig.display());
     println!(
+        "# kubectl of the same release: {}",
+        sealant_e2e::tools::kubectl()?.display()
+    );
+    println!(
         "# API server {} (CA {})",
         cp.server,
         cp.dir.join("ca.crt").display()

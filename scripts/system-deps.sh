@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs beyond its prerequisites (Rust, Go,
+# a C compiler, Python 3 and root), when they are missing:
+#   iproute2      `ip`, for the end-to-end suites' network namespace
+#   python3-venv  the venvs of scripts/python-env.sh
+#   git           `sealant scan --staged/--since` and its pre-commit test
+# Each is checked first, so a machine that has them runs no apt-get at all. As root
+# with apt-get, the missing ones are installed; otherwise the script names them and
+# fails.
+set -euo pipefail
+
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v git >/dev/null 2>&1 || missing+=(git)
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "system packages: all present"
+    exit 0
+fi
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "system packages: missing ${missing[*]}; install them (as root, with your package manager)" >&2
+    exit 1
+fi
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
