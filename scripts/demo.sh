@@ -21,7 +21,7 @@ args=("$@")
 step() { printf '==> %s\n' "$*"; }
 
 if [[ " ${args[*]} " != *" --help "* && " ${args[*]} " != *" -h "* ]]; then
-    step "test peers (etcd, kube-apiserver, kube-controller-manager, kubectl, ...): about 11 minutes the first time, then cached"
+    step "test peers (etcd, kube-apiserver, kube-controller-manager, kubectl, ...): many minutes the first time, then cached"
     peers=$(tests/peers/build.sh)
     set -a
     eval "$peers"

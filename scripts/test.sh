@@ -27,7 +27,7 @@ source "$root/scripts/python-env.sh"
 echo "SEALANT_PYTHON=$SEALANT_PYTHON"
 
 step "test peers: etcd, kube-apiserver, kube-controller-manager, kubectl, Bitnami kubeseal, controller and integration suite, age"
-# Built once from the Go module proxy (about 11 minutes cold), then reused from
+# Built once from the Go module proxy (the README gives the cold time), then reused from
 # ~/.cache/sealant/bin in 0.01 s. The end-to-end harness would run it itself; doing it
 # here shows the build as its own step. TEST_ASSET_* set by the caller win.
 peers=$(tests/peers/build.sh)

@@ -236,8 +236,8 @@ pub struct Flags {
 
     /// sealant only: how many SealedSecrets are reconciled at the same time. Each pass
     /// mostly waits on the API server, and RSA work runs on the blocking pool, so many
-    /// more passes than cores keep both busy (BENCHMARKS.md: 4 workers synced 1000
-    /// objects in 16 s, 32 in 12 s).
+    /// more passes than cores keep both busy (BENCHMARKS.md measures the default
+    /// against fewer workers).
     #[arg(long, env = "SEALED_SECRETS_WORKERS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: u16,
 

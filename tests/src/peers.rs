@@ -1,8 +1,8 @@
 //! Where the real peers are: the `TEST_ASSET_*` variables, or `tests/peers/build.sh`.
 //!
 //! A plain `cargo test -p sealant-e2e` must work from a clean clone, so when any variable
-//! is unset the harness runs `build.sh` itself (idempotent, 0.01 s when warm; about
-//! 11 minutes cold) and reads the `NAME=path` lines it prints. A peer that cannot be had
+//! is unset the harness runs `build.sh` itself (idempotent, 0.01 s when warm;
+//! many minutes cold) and reads the `NAME=path` lines it prints. A peer that cannot be had
 //! is an error that names the variable to set: the tests fail, they never skip.
 
 use std::collections::HashMap;

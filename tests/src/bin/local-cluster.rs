@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("--bitnami and --sealant both want kube-system's controller Service");
     }
     println!("==> local control plane: etcd, kube-apiserver, kube-controller-manager");
-    println!("# (the first run builds them from the Go module proxy: about 11 minutes)");
+    println!("# (the first run builds them from the Go module proxy: many minutes)");
     let cp = sealant_e2e::cluster()?;
     println!("export KUBECONFIG={}", cp.admin_kubeconfig.display());
     println!(
