@@ -47,12 +47,7 @@
 //! The routers are plain `axum::Router`s, tested in-process with `tower::ServiceExt::oneshot`;
 //! the listener is tested over loopback sockets.
 
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -61,21 +56,22 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::Listener;
 use http::{StatusCode, header};
 use sealant_crds::annotations::scope_of;
 use sealant_crds::{
     SealOptions, SealedSecret, Unsealed, decrypt, parse_documents, seal_secret, seal_value, to_json,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
 
 use crate::Error;
 use crate::escrow::Escrow;
 use crate::key_secrets::{KeyStore, Keys};
 use crate::metrics::{self, Metrics};
+
+mod bucket;
+mod listener;
+
+pub use bucket::TokenBucket;
+pub use listener::{CONNECTION_LIMITS, ConnectionLimits, LimitedListener, LimitedStream};
 
 /// The largest request body accepted. A SealedSecret is stored in etcd, whose
 /// objects are at most about 1.5 MiB, so nothing legitimate is larger.
@@ -478,222 +474,6 @@ pub fn rotate_body(
     Outcome::Ok(to_json(&out))
 }
 
-/// What a [`LimitedListener`] allows each connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// Connections served at once; more wait to be accepted.
-    pub max_connections: usize,
-    /// How long a connection may send nothing while the server waits to read from it
-    /// (headers, a body, the next keep-alive request).
-    pub idle: Duration,
-    /// How long a connection may stay open at all.
-    pub lifetime: Duration,
-}
-
-/// The limits of the API and metrics listeners. A request through the API server's
-/// service proxy takes milliseconds; 60 s is room for the slowest honest client, and
-/// 256 connections for many replicas of `kubeseal` and Prometheus at once.
-pub const CONNECTION_LIMITS: ConnectionLimits = ConnectionLimits {
-    max_connections: 256,
-    idle: Duration::from_secs(10),
-    lifetime: Duration::from_secs(60),
-};
-
-/// A TCP listener for `axum::serve` that bounds its connections ([`ConnectionLimits`]):
-/// it accepts only while fewer than `max_connections` are open, and each connection
-/// fails its next read or write once it has been silent for `idle` while being read,
-/// or open for `lifetime`, which makes hyper close it.
-#[derive(Debug)]
-pub struct LimitedListener {
-    inner: TcpListener,
-    limits: ConnectionLimits,
-    permits: Arc<Semaphore>,
-}
-
-impl LimitedListener {
-    /// Bounds the connections of `inner`.
-    pub fn new(inner: TcpListener, limits: ConnectionLimits) -> Self {
-        LimitedListener {
-            inner,
-            limits,
-            permits: Arc::new(Semaphore::new(limits.max_connections)),
-        }
-    }
-}
-
-impl Listener for LimitedListener {
-    type Io = LimitedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (LimitedStream, SocketAddr) {
-        // The semaphore is never closed, so acquiring fails never; without a permit the
-        // connection would still be served, only uncounted.
-        let permit = self.permits.clone().acquire_owned().await.ok();
-        let (stream, addr) = Listener::accept(&mut self.inner).await;
-        (LimitedStream::new(stream, permit, self.limits), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-/// One connection of a [`LimitedListener`]; its slot is freed when it is dropped.
-#[derive(Debug)]
-pub struct LimitedStream {
-    inner: TcpStream,
-    idle_for: Duration,
-    idle: Pin<Box<Sleep>>,
-    end: Pin<Box<Sleep>>,
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-impl LimitedStream {
-    fn new(
-        inner: TcpStream,
-        permit: Option<OwnedSemaphorePermit>,
-        limits: ConnectionLimits,
-    ) -> Self {
-        LimitedStream {
-            inner,
-            idle_for: limits.idle,
-            idle: Box::pin(tokio::time::sleep(limits.idle)),
-            end: Box::pin(tokio::time::sleep(limits.lifetime)),
-            _permit: permit,
-        }
-    }
-
-    /// An error once the connection has lived too long.
-    fn expired(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
-        self.end
-            .as_mut()
-            .poll(cx)
-            .is_ready()
-            .then(|| io::Error::new(io::ErrorKind::TimedOut, "connection open too long"))
-    }
-
-    fn touch(&mut self) {
-        let next = tokio::time::Instant::now() + self.idle_for;
-        self.idle.as_mut().reset(next);
-    }
-}
-
-impl AsyncRead for LimitedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if let Some(e) = self.expired(cx) {
-            return Poll::Ready(Err(e));
-        }
-        let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    self.touch();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                if self.idle.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "connection idle too long",
-                    )));
-                }
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl AsyncWrite for LimitedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.expired(cx) {
-            return Poll::Ready(Err(e));
-        }
-        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            // The peer reads what we write: it is alive.
-            self.touch();
-        }
-        written
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.expired(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A token bucket: `burst + 1` tokens at most, refilled at `rate` per second.
-#[derive(Debug)]
-pub struct TokenBucket {
-    capacity: f64,
-    per_second: f64,
-    state: Mutex<(f64, Option<Instant>)>,
-}
-
-impl TokenBucket {
-    /// A full bucket for `rate` requests per second with `burst` extra.
-    pub fn new(rate: u32, burst: u32) -> Self {
-        let capacity = f64::from(burst) + 1.0;
-        Self {
-            capacity,
-            per_second: f64::from(rate),
-            state: Mutex::new((capacity, None)),
-        }
-    }
-
-    /// Takes `tokens` more at time `now`, whether or not they are there: the bucket may
-    /// go into debt, which later requests wait out. For work that is already admitted
-    /// (one token) and turns out to cost more.
-    pub fn charge(&self, tokens: usize, now: Instant) {
-        if tokens == 0 {
-            return;
-        }
-        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (balance, last) = &mut *guard;
-        self.refill(balance, last, now);
-        *balance -= tokens as f64;
-    }
-
-    /// Takes a token at time `now`; `false` when the bucket is empty.
-    pub fn try_acquire(&self, now: Instant) -> bool {
-        // The state is two numbers, always consistent: a panic elsewhere cannot
-        // leave it half-written, so a poisoned lock is safe to reuse.
-        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (tokens, last) = &mut *guard;
-        self.refill(tokens, last, now);
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Adds what the rate gave since `last`, up to the capacity, and moves `last`.
-    fn refill(&self, tokens: &mut f64, last: &mut Option<Instant>, now: Instant) {
-        if let Some(last) = *last {
-            let elapsed = now.saturating_duration_since(last).as_secs_f64();
-            *tokens = (*tokens + elapsed * self.per_second).min(self.capacity);
-        }
-        *last = Some(now);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -709,7 +489,7 @@ mod tests {
     use super::*;
     use crate::key_secrets::tests::test_keys;
 
-    fn keys(indices: &[usize]) -> Keys {
+    pub(super) fn keys(indices: &[usize]) -> Keys {
         let mut keys = Keys::default();
         for &i in indices {
             let (k, c) = &test_keys()[i];
@@ -718,7 +498,7 @@ mod tests {
         keys
     }
 
-    fn state(keys: Keys, rate: u32, burst: u32) -> Arc<ApiState> {
+    pub(super) fn state(keys: Keys, rate: u32, burst: u32) -> Arc<ApiState> {
         Arc::new(ApiState {
             keys: Arc::new(KeyStore::new(keys)),
             metrics: Arc::new(Metrics::new("test", false)),
@@ -1206,7 +986,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_whose_body_stalls_gets_408() {
-        let (_tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, io::Error>>(1);
+        let (_tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
         let request = Request::builder()
             .method("POST")
             .uri("/v1/verify")
@@ -1215,158 +995,6 @@ mod tests {
         let router = api_router_with_timeout(state(keys(&[1]), 9, 9), Duration::from_millis(50));
         let response = router.oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
-    }
-
-    /// Serves the API over loopback with `limits`; the address.
-    async fn serve_limited(limits: ConnectionLimits) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let app = api_router(state(keys(&[1]), 9, 9));
-        tokio::spawn(axum::serve(LimitedListener::new(listener, limits), app).into_future());
-        addr
-    }
-
-    async fn send(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            stream.writable().await?;
-            match stream.try_write(bytes) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    async fn recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            stream.readable().await?;
-            match stream.try_read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return other,
-            }
-        }
-    }
-
-    async fn healthz_over(addr: SocketAddr) -> String {
-        let client = TcpStream::connect(addr).await.expect("connect");
-        send(
-            &client,
-            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await
-        .expect("write");
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 1024];
-        while let Ok(n @ 1..) = recv(&client, &mut buf).await {
-            answer.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&answer).into_owned()
-    }
-
-    #[tokio::test]
-    async fn a_slow_connection_is_cut_and_the_server_keeps_serving() {
-        // One connection at a time: the healthz request below is served only once
-        // the slow connection is gone.
-        let addr = serve_limited(ConnectionLimits {
-            max_connections: 1,
-            idle: Duration::from_millis(200),
-            lifetime: Duration::from_secs(3600),
-        })
-        .await;
-        let slow = TcpStream::connect(addr).await.expect("connect");
-        send(&slow, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .expect("write half the headers");
-        let served = tokio::spawn(healthz_over(addr));
-        // A watchdog, not a timing: without the idle limit the read never ends.
-        let mut buf = [0u8; 256];
-        let cut = tokio::time::timeout(Duration::from_secs(60), recv(&slow, &mut buf))
-            .await
-            .expect("the server cuts the slow connection");
-        assert!(
-            matches!(cut, Ok(0) | Err(_)),
-            "{cut:?}: no answer to half a request"
-        );
-        let answer = served.await.expect("the client task");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(healthz_over(addr).await.ends_with("ok"));
-    }
-
-    #[tokio::test]
-    async fn the_listener_accepts_no_more_than_its_cap_at_once() {
-        use futures::FutureExt as _;
-        let inner = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = inner.local_addr().expect("address");
-        let mut listener = LimitedListener::new(
-            inner,
-            ConnectionLimits {
-                max_connections: 1,
-                ..CONNECTION_LIMITS
-            },
-        );
-        let _a = TcpStream::connect(addr).await.expect("connect");
-        let _b = TcpStream::connect(addr).await.expect("connect");
-        let (first, _) = Listener::accept(&mut listener).await;
-        assert!(
-            Listener::accept(&mut listener).now_or_never().is_none(),
-            "a second connection waits while the first is open"
-        );
-        drop(first);
-        let (_second, _) = Listener::accept(&mut listener).await;
-    }
-
-    #[tokio::test]
-    async fn a_connection_is_cut_after_its_lifetime_even_when_never_idle() {
-        let addr = serve_limited(ConnectionLimits {
-            max_connections: 4,
-            idle: Duration::from_secs(3600),
-            lifetime: Duration::from_millis(200),
-        })
-        .await;
-        let slow = TcpStream::connect(addr).await.expect("connect");
-        // One header byte at a time, forever: never idle, never done.
-        let trickle = async {
-            loop {
-                if send(&slow, b"X").await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let mut probe = [0u8; 64];
-                match slow.try_read(&mut probe) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    _ => return,
-                }
-            }
-        };
-        // A watchdog, not a timing: without the lifetime the trickle never ends.
-        tokio::time::timeout(Duration::from_secs(60), trickle)
-            .await
-            .expect("the server cuts the trickling connection");
-        assert!(healthz_over(addr).await.ends_with("ok"));
-    }
-
-    #[test]
-    fn token_bucket_refills_at_the_rate() {
-        let bucket = TokenBucket::new(2, 0);
-        let t0 = Instant::now();
-        assert!(bucket.try_acquire(t0));
-        assert!(!bucket.try_acquire(t0), "capacity is burst + 1 = 1");
-        assert!(!bucket.try_acquire(t0 + Duration::from_millis(400)));
-        assert!(
-            bucket.try_acquire(t0 + Duration::from_millis(600)),
-            "2/s refills one token in 0.5 s"
-        );
-        let b = TokenBucket::new(1, 3);
-        let t = Instant::now();
-        assert_eq!((0..6).filter(|_| b.try_acquire(t)).count(), 4);
-        assert_eq!(
-            (0..6)
-                .filter(|_| b.try_acquire(t + Duration::from_secs(100)))
-                .count(),
-            4,
-            "never above capacity"
-        );
     }
 
     #[test]
