@@ -7,8 +7,8 @@
 //! | `GET /v1/cert.pem` | the newest certificate, `application/x-pem-file`; 500 while no key is loaded |
 //! | `GET /v1/age-recipient` | sealant only: the newest key generation's age recipient (`age1...` and a newline), `text/plain; charset=utf-8`; 404 when no loaded key generation has an age identity (only Bitnami-written keys) |
 //! | `GET /v1/escrow-bundle` | sealant only: the escrow bundle of the active keys (an ASCII-armored age file, see [`crate::escrow`]), `text/plain; charset=utf-8`, as built from this replica's loaded keys; 404 without `--escrow-recipient`; 503 while no key is loaded |
-//! | `POST /v1/verify` | body: one SealedSecret, JSON or YAML. 200 decryptable, 409 not, 500 unparsable |
-//! | `POST /v1/rotate` | body: one SealedSecret. 200 and the SealedSecret re-encrypted with the newest key (JSON), same scope, template and metadata; 409 not decryptable; 500 unparsable |
+//! | `POST /v1/verify` | body: one SealedSecret, JSON or YAML. 200 every sealed value opens, 409 not, 500 unparsable; 413 over 2 MiB or 512 values; 429 rate limited; 408 slower than 30 s |
+//! | `POST /v1/rotate` | body: one SealedSecret. 200 and the SealedSecret with its sealed values re-encrypted with the newest key (JSON), same scope, template and metadata; 409 not decryptable; 500 unparsable; 413, 429 and 408 as verify |
 //! | `GET /metrics` (metrics listener) | OpenMetrics text |
 //!
 //! Guarantees:
