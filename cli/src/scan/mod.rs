@@ -189,60 +189,15 @@ fn scan(args: &ScanArgs) -> Result<usize> {
         None => HashSet::new(),
     };
 
-    let mut findings = Vec::new();
-    let mut skipped = Vec::new();
-    let mut scanned = 0;
-    if args.staged || args.since.is_some() {
+    let (mut findings, mut skipped, scanned) = if args.staged || args.since.is_some() {
         let Some(git_root) = git_root.as_deref() else {
             bail!("--staged and --since need a Git repository");
         };
-        let (blobs, repo_has) = git_blobs(args, git_root, &excludes)?;
-        let ctx = Context {
-            cert_rsa_bytes,
-            repo_has,
-        };
-        // Blobs are scanned in batches of at most BATCH_BYTES, so that a long history
-        // never sits in memory at once.
-        let ids: Vec<&str> = blobs.iter().map(|b| b.id.as_str()).collect();
-        let mut batch: Vec<Input> = Vec::new();
-        let mut batch_bytes = 0;
-        let mut flush = |batch: &mut Vec<Input>| -> Result<()> {
-            let (mut found, mut skips) = detect_all(batch, &ctx)?;
-            scanned += batch.len() - skips.len();
-            findings.append(&mut found);
-            skipped.append(&mut skips);
-            batch.clear();
-            Ok(())
-        };
-        git::cat_blobs(git_root, &ids, MAX_FILE_BYTES, |index, bytes| {
-            let blob = &blobs[index];
-            batch_bytes += bytes.as_ref().map_or(0, Vec::len);
-            batch.push(Input {
-                path: blob.path.clone(),
-                repo_path: blob.path.clone(),
-                commit: blob.commit.clone(),
-                contents: bytes.map_or(Contents::TooBig, Contents::Bytes),
-            });
-            if batch_bytes >= BATCH_BYTES {
-                batch_bytes = 0;
-                flush(&mut batch)?;
-            }
-            Ok(())
-        })?;
-        flush(&mut batch)?;
+        scan_git(args, git_root, &excludes, cert_rsa_bytes)?
     } else {
-        let inputs = disk_inputs(&args.paths, &paths, &excludes)?;
         let in_git = git_root.is_some();
-        let root = root.clone();
-        let has =
-            move |rel: &str| root.join(rel).is_file() && !(in_git && git::is_ignored(&root, rel));
-        let ctx = Context {
-            cert_rsa_bytes,
-            repo_has: Box::new(has),
-        };
-        (findings, skipped) = detect_all(&inputs, &ctx)?;
-        scanned = inputs.len() - skipped.len();
-    }
+        scan_disk(args, &paths, &excludes, cert_rsa_bytes, in_git)?
+    };
     skipped.sort();
     for (path, why) in &skipped {
         eprintln!("warning: {path}: skipped: {why}");
@@ -264,6 +219,75 @@ fn scan(args: &ScanArgs) -> Result<usize> {
         skipped.len()
     );
     Ok(findings.len())
+}
+
+/// Findings, skipped inputs (with the reason) and how many inputs were scanned.
+type Outcome = (Vec<Finding>, Skipped, usize);
+
+/// `--staged` and `--since`: Git blobs, read one at a time and scanned in batches of
+/// at most [`BATCH_BYTES`], so that a long history never sits in memory at once.
+fn scan_git(
+    args: &ScanArgs,
+    root: &Path,
+    excludes: &walk::Excludes,
+    cert_rsa_bytes: Option<usize>,
+) -> Result<Outcome> {
+    let (blobs, repo_has) = git_blobs(args, root, excludes)?;
+    let ctx = Context {
+        cert_rsa_bytes,
+        repo_has,
+    };
+    let mut findings = Vec::new();
+    let mut skipped = Vec::new();
+    let mut scanned = 0;
+    let ids: Vec<&str> = blobs.iter().map(|b| b.id.as_str()).collect();
+    let mut batch: Vec<Input> = Vec::new();
+    let mut batch_bytes = 0;
+    let mut flush = |batch: &mut Vec<Input>| -> Result<()> {
+        let (mut found, mut skips) = detect_all(batch, &ctx)?;
+        scanned += batch.len() - skips.len();
+        findings.append(&mut found);
+        skipped.append(&mut skips);
+        batch.clear();
+        Ok(())
+    };
+    git::cat_blobs(root, &ids, MAX_FILE_BYTES, |index, bytes| {
+        let blob = &blobs[index];
+        batch_bytes += bytes.as_ref().map_or(0, Vec::len);
+        batch.push(Input {
+            path: blob.path.clone(),
+            repo_path: blob.path.clone(),
+            commit: blob.commit.clone(),
+            contents: bytes.map_or(Contents::TooBig, Contents::Bytes),
+        });
+        if batch_bytes >= BATCH_BYTES {
+            batch_bytes = 0;
+            flush(&mut batch)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut batch)?;
+    Ok((findings, skipped, scanned))
+}
+
+/// PATH... and `-`: files from the work tree (read by the workers) and stdin.
+fn scan_disk(
+    args: &ScanArgs,
+    paths: &walk::Paths,
+    excludes: &walk::Excludes,
+    cert_rsa_bytes: Option<usize>,
+    in_git: bool,
+) -> Result<Outcome> {
+    let inputs = disk_inputs(&args.paths, paths, excludes)?;
+    let root = paths.root.clone();
+    let has = move |rel: &str| root.join(rel).is_file() && !(in_git && git::is_ignored(&root, rel));
+    let ctx = Context {
+        cert_rsa_bytes,
+        repo_has: Box::new(has),
+    };
+    let (findings, skipped) = detect_all(&inputs, &ctx)?;
+    let scanned = inputs.len() - skipped.len();
+    Ok((findings, skipped, scanned))
 }
 
 /// The RSA ciphertext length of `--cert` (or the controller's certificate).
