@@ -4,9 +4,10 @@
 //! one, the field. Unseal failures are carried as [`sealant_crds::Error`], which is
 //! coarse on purpose: it names the fields that failed, never why.
 //!
-//! [`Error::class`] sorts errors for the reconcile loop's retry policy, and
-//! [`Error::metric_reason`] gives the stable `reason` label of
-//! `sealed_secrets_controller_unseal_errors_total`.
+//! [`Error::class`] sorts errors for the reconcile loop's retry policy; the stable
+//! `reason` label of `sealed_secrets_controller_unseal_errors_total` is chosen where
+//! the error happens (`crate::metrics::ErrorReason`, set by each step of a pass).
+//! [`chain`] prints an error with its causes on one line, for logs and status.
 
 /// Everything that can go wrong in `sealant-controller`.
 #[derive(Debug, thiserror::Error)]
@@ -176,4 +177,17 @@ impl Error {
             | Error::LeadershipLost { .. } => ErrorClass::Transient,
         }
     }
+}
+
+/// The error and its causes on one line (no cause ever holds a secret value: unseal
+/// errors are coarse, and Kubernetes API errors quote no Secret data).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

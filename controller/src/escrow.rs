@@ -339,7 +339,7 @@ pub async fn keep_written(
                     }
                 }
                 Err(e) => {
-                    warn!(error = %crate::run::chain(&e), retry_in = ?RETRY, "escrow bundle not written");
+                    warn!(error = %crate::chain(&e), retry_in = ?RETRY, "escrow bundle not written");
                     retry = true;
                 }
             }

@@ -202,7 +202,7 @@ impl Elector {
                     }
                 }
                 Err(e) => {
-                    warn!(error = %crate::run::chain(&e), "cannot acquire the leader Lease; retrying")
+                    warn!(error = %crate::chain(&e), "cannot acquire the leader Lease; retrying")
                 }
             }
             tokio::time::sleep(self.timing.retry_period).await;
@@ -229,7 +229,7 @@ impl Elector {
                     };
                 }
                 Ok(Err(e)) => {
-                    warn!(error = %crate::run::chain(&e), "cannot renew the leader Lease")
+                    warn!(error = %crate::chain(&e), "cannot renew the leader Lease")
                 }
                 Err(_) => {}
             }

@@ -24,6 +24,9 @@
 //! - [`leader`]: Lease-based leader election, so several replicas can run.
 //! - [`escrow`]: the active keys encrypted to `--escrow-recipient`s, kept in a
 //!   ConfigMap by the leader and served at `/v1/escrow-bundle`.
+//! - [`mod@run`]: the wiring (servers, leader election, one kube-runtime Controller per
+//!   watched namespace); `pass` (one reconcile pass and its `Context`) and
+//!   `key_manager` (load, generate, renew and watch key Secrets) are what it runs.
 //!
 //! ## Errors
 //!
@@ -36,12 +39,14 @@ mod error;
 pub mod escrow;
 pub mod flags;
 pub mod http;
+mod key_manager;
 pub mod key_secrets;
 pub mod leader;
 pub mod metrics;
+mod pass;
 pub mod reconcile;
 pub mod run;
 
-pub use error::{Error, ErrorClass};
+pub use error::{Error, ErrorClass, chain};
 pub use flags::Flags;
 pub use run::run;

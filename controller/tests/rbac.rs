@@ -48,21 +48,21 @@ const NEEDED: &[Need] = &[
     need(CLUSTER, "bitnami.com", "sealedsecrets", "list", "run.rs", "watcher(sealed, config)"),
     need(CLUSTER, "bitnami.com", "sealedsecrets", "watch", "run.rs", "watcher(sealed, config)"),
     // The Synced condition and observedGeneration, as a merge patch.
-    need(CLUSTER, "bitnami.com", "sealedsecrets/status", "patch", "run.rs", ".patch_status("),
+    need(CLUSTER, "bitnami.com", "sealedsecrets/status", "patch", "pass/mod.rs", ".patch_status("),
     // Reconcile reads the Secret it produces when it cannot assume there is none, and
     // the key manager reads the legacy key Secret by name.
-    need(CLUSTER, "", "secrets", "get", "run.rs", ".get_opt("),
+    need(CLUSTER, "", "secrets", "get", "pass/mod.rs", ".get_opt("),
     // The key manager lists key Secrets by label; the owned-Secret metadata watch and
     // the key watches list before they watch.
-    need(CLUSTER, "", "secrets", "list", "run.rs", ".list(&ListParams::default().labels(KEY_SELECTOR))"),
+    need(CLUSTER, "", "secrets", "list", "key_manager.rs", ".list(&ListParams::default().labels(KEY_SELECTOR))"),
     need(CLUSTER, "", "secrets", "watch", "run.rs", "watcher(secrets, watcher::Config::default())"),
     // Produced Secrets are created, and new key Secrets on renewal.
-    need(CLUSTER, "", "secrets", "create", "run.rs", ".create(&params,"),
+    need(CLUSTER, "", "secrets", "create", "pass/mod.rs", ".create(&params,"),
     // A produced Secret that differs from the SealedSecret is replaced.
-    need(CLUSTER, "", "secrets", "update", "run.rs", ".replace(&name,"),
+    need(CLUSTER, "", "secrets", "update", "pass/mod.rs", ".replace(&name,"),
     // kube's Recorder creates an event, and patches it when the same event repeats.
-    need(CLUSTER, "events.k8s.io", "events", "create", "run.rs", "recorder.publish("),
-    need(CLUSTER, "events.k8s.io", "events", "patch", "run.rs", "recorder.publish("),
+    need(CLUSTER, "events.k8s.io", "events", "create", "pass/mod.rs", "recorder.publish("),
+    need(CLUSTER, "events.k8s.io", "events", "patch", "pass/mod.rs", "recorder.publish("),
     // The leader Lease: created when missing (create cannot be limited to a name),
     // read, and replaced to acquire, renew or release it.
     need(LEADER, "coordination.k8s.io", "leases", "create", "leader.rs", ".create(&post_params(), &lease)"),
