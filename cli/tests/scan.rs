@@ -368,6 +368,22 @@ fn since_finds_a_leak_already_committed_and_deleted_with_its_commit() {
         0,
         "nothing added after the leak"
     );
+
+    // The empty tree stands for the whole history: a leak in the first commit too.
+    let empty_tree = git(root, &["hash-object", "-t", "tree", "/dev/null"])
+        .trim()
+        .to_owned();
+    let all = scan(root, &["--since", &empty_tree, "--format", "json"]);
+    assert_eq!(all.code, 1, "{}", all.stderr);
+    let first = git_repo();
+    std::fs::write(first.path().join("s.yaml"), SECRET_YAML).unwrap();
+    git(first.path(), &["add", "."]);
+    git(first.path(), &["commit", "-qm", "root commit leaks"]);
+    let root_commit = git(first.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+    assert_eq!(scan(first.path(), &["--since", &root_commit]).code, 0);
+    let run = scan(first.path(), &["--since", &empty_tree, "--format", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json()["findings"][0]["commit"], root_commit.as_str());
     assert_eq!(scan(root, &["--since", "no-such-rev"]).code, 2);
 }
 

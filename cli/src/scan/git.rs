@@ -80,27 +80,35 @@ pub fn staged(root: &Path) -> Result<Vec<Blob>> {
     Ok(blobs)
 }
 
-/// Every blob added or modified by the commits in `REV..HEAD`.
+/// Every blob added or modified by the commits in `REV..HEAD`; with the empty tree as
+/// REV, by every commit of `HEAD`'s history.
 pub fn since(root: &Path, rev: &str) -> Result<Vec<Blob>> {
     if rev.starts_with('-') {
         bail!("--since {rev:?}: a revision cannot start with '-'");
     }
-    git(
-        root,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{rev}^{{commit}}"),
-        ],
-    )
-    .with_context(|| format!("--since {rev:?} is not a commit in this repository"))?;
-    let range = format!("{rev}..HEAD");
+    // The empty tree (`git hash-object -t tree /dev/null`) stands for "before the
+    // first commit": the whole history, the root commits included.
+    let range = if is_empty_tree(root, rev) {
+        "HEAD".to_owned()
+    } else {
+        git(
+            root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{rev}^{{commit}}"),
+            ],
+        )
+        .with_context(|| format!("--since {rev:?} is not a commit in this repository"))?;
+        format!("{rev}..HEAD")
+    };
     let out = git(
         root,
         &[
             "log",
             "--no-renames",
+            "--root",
             "--diff-filter=AM",
             "--raw",
             "--no-abbrev",
@@ -131,6 +139,37 @@ pub fn since(root: &Path, rev: &str) -> Result<Vec<Blob>> {
             }
         })
         .collect())
+}
+
+/// The object id of the empty tree, in SHA-1 and SHA-256 repositories.
+const EMPTY_TREES: [&str; 2] = [
+    "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+];
+
+fn is_empty_tree(root: &Path, rev: &str) -> bool {
+    git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{tree}}"),
+        ],
+    )
+    .ok()
+    .and_then(|out| String::from_utf8(out).ok())
+    .is_some_and(|id| EMPTY_TREES.contains(&id.trim()))
+        && git(
+            root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{rev}^{{commit}}"),
+            ],
+        )
+        .is_err()
 }
 
 /// Parses `--raw -z` output (optionally with `commit <id>` records) into
