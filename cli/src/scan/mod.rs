@@ -62,7 +62,8 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with_all = ["paths", "since"])]
     pub staged: bool,
 
-    /// Scan every blob added in the commits REV..HEAD, to find leaks already committed.
+    /// Scan every blob added in the commits REV..HEAD, to find leaks already committed
+    /// (REV = the empty tree, `git hash-object -t tree /dev/null`: the whole history).
     #[arg(long, value_name = "REV", conflicts_with = "paths")]
     pub since: Option<String>,
 
