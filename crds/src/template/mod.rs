@@ -437,6 +437,28 @@ mod tests {
         }
 
         #[test]
+        fn random_unicode_templates_never_panic(src in "\\PC{0,80}") {
+            let _ = render(&src, &values());
+        }
+
+        #[test]
+        fn random_unicode_inside_actions_never_panics(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("{{ ".to_owned()), Just(" }}".to_owned()), Just("\"".to_owned()),
+                    Just("`".to_owned()), Just("'".to_owned()), Just("printf \"%q%x%5.1s\" ".to_owned()),
+                    Just("upper ".to_owned()), Just("title ".to_owned()), Just("splitList ".to_owned()),
+                    Just("replace ".to_owned()), Just("quote ".to_owned()), Just("toJson ".to_owned()),
+                    "\\PC{0,4}",
+                ],
+                0..30,
+            )
+        ) {
+            let src: String = parts.concat();
+            let _ = render(&src, &values());
+        }
+
+        #[test]
         fn random_actions_never_panic(
             parts in proptest::collection::vec(
                 prop_oneof![
