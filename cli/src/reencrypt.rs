@@ -54,8 +54,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use k8s_openapi::ByteString;
-use sealant_crds::{API_VERSION, Format, KIND, SealedSecret, Sealer, annotations};
-use sealant_keys::{AgeRecipient, Certificate, KeyRing, Opened, Scope, age_envelope};
+use sealant_crds::{API_VERSION, Format, KIND, SealedSecret, Sealer};
+use sealant_keys::{AgeRecipient, Certificate, KeyRing, Opened, age_envelope};
 use serde_json::Value;
 
 use crate::args::{CertArgs, ClusterArgs, RecipientArgs};
@@ -408,9 +408,14 @@ impl FilePlan {
         failures: &mut Vec<String>,
     ) -> Result<()> {
         for object in self.segments.iter_mut().flat_map(|s| s.objects.iter_mut()) {
-            let (scope, namespace, name) = scope_of(&object.sealed)
+            // The label the values are bound to, by the one rule in crds; re-sealing
+            // binds the new values to the same scope, name and namespace.
+            let (scope, label) = object
+                .sealed
+                .scope_label()
                 .with_context(|| format!("{}: {}", self.path.display(), object.label))?;
-            let label = scope.label(&namespace, &name);
+            let namespace = object.sealed.metadata.namespace.clone().unwrap_or_default();
+            let name = object.sealed.metadata.name.clone().unwrap_or_default();
             let mut hint = None;
             for value in &mut object.values {
                 let field = format!("spec.encryptedData.{}", value.key);
@@ -627,21 +632,6 @@ impl Summary {
             let _ = writeln!(out, "  {key}: {count} value{}", plural(*count));
         }
     }
-}
-
-/// The scope, namespace and name whose label sealed `sealed`'s values, read from its own
-/// metadata exactly as the controller reads them (see `sealant_crds::unseal`).
-fn scope_of(sealed: &SealedSecret) -> Result<(Scope, String, String)> {
-    let scope = annotations::scope_of(&sealed.metadata);
-    let name = sealed.metadata.name.clone().unwrap_or_default();
-    let namespace = sealed.metadata.namespace.clone().unwrap_or_default();
-    if name.is_empty() {
-        bail!("the SealedSecret has no metadata.name");
-    }
-    if namespace.is_empty() && scope != Scope::ClusterWide {
-        bail!("the SealedSecret has no metadata.namespace and is not cluster-wide");
-    }
-    Ok((scope, namespace, name))
 }
 
 /// Standard base64, as `spec.encryptedData` holds it.

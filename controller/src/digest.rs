@@ -91,7 +91,6 @@ use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
-use sealant_crds::annotations::scope_of;
 use sealant_crds::proof;
 use sealant_keys::{AgeIdentity, Fingerprint, KeyRing, PrivateKey};
 use zeroize::Zeroizing;
@@ -133,13 +132,10 @@ pub fn mac_key_for(ring: &KeyRing, fingerprint: &Fingerprint) -> Option<hmac::Ke
         .map(|e| mac_key_age(&e.identity))
 }
 
-/// The scope label of `sealed`, as unsealing builds it.
-fn label(sealed: &SealedSecret) -> Vec<u8> {
-    let scope = scope_of(&sealed.metadata);
-    scope.label(
-        sealed.metadata.namespace.as_deref().unwrap_or_default(),
-        sealed.metadata.name.as_deref().unwrap_or_default(),
-    )
+/// The scope label of `sealed` ([`SealedSecret::scope_label`], as unsealing builds
+/// it); `None` where unsealing would refuse the object, which then has no proof.
+fn label(sealed: &SealedSecret) -> Option<Vec<u8>> {
+    sealed.scope_label().ok().map(|(_, label)| label)
 }
 
 /// The signed message over `sealed`'s label and ciphertext and the matching values
@@ -162,7 +158,7 @@ fn message(
     if multi {
         lp(proof::key_list(keys).as_bytes());
     }
-    lp(&label(sealed));
+    lp(&label(sealed)?);
     for (k, ciphertext) in &sealed.spec.encrypted_data {
         let value = data.get(k)?;
         lp(k.as_bytes());
@@ -585,7 +581,7 @@ mod tests {
         } else {
             sealed("db", rsa)
         };
-        let label = label(&s);
+        let label = label(&s).expect("a label");
         for (k, v) in age {
             let blob = sealant_keys::age_envelope::seal(
                 std::slice::from_ref(recipient),

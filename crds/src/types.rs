@@ -149,6 +149,36 @@ impl SealedSecret {
     pub fn object_ref(&self) -> String {
         object_ref(&self.metadata)
     }
+
+    /// The scope label this SealedSecret's values are bound to: the rule that ties a
+    /// ciphertext to a namespace and a name, written once, here.
+    ///
+    /// It is built from the SealedSecret's **own** metadata: the scope from its own
+    /// annotations (never from `spec.template`), its name, and its namespace. A
+    /// cluster-wide SealedSecret may have no namespace (its label is empty, so the
+    /// namespace it is finally applied to cannot matter); any other needs both, and
+    /// lacking one is [`crate::Error::SealedSecretMissingField`].
+    pub fn scope_label(&self) -> Result<(sealant_keys::Scope, Vec<u8>), crate::Error> {
+        use sealant_keys::Scope;
+        let present = |field: &Option<String>| {
+            field
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let missing = |field: &'static str| crate::Error::SealedSecretMissingField {
+            object: self.object_ref(),
+            field,
+        };
+        let scope = crate::annotations::scope_of(&self.metadata);
+        let name = present(&self.metadata.name).ok_or_else(|| missing("metadata.name"))?;
+        let namespace = match present(&self.metadata.namespace) {
+            Some(ns) => ns,
+            None if scope == Scope::ClusterWide => String::new(),
+            None => return Err(missing("metadata.namespace")),
+        };
+        Ok((scope, scope.label(&namespace, &name)))
+    }
 }
 
 /// `namespace/name` of any object, with `<none>` standing in for an absent part.
@@ -224,4 +254,58 @@ fn template_metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Sche
             "namespace": { "type": "string" },
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sealant_keys::Scope;
+
+    use super::*;
+    use crate::annotations::{CLUSTER_WIDE, set_scope};
+
+    #[test]
+    fn scope_label_comes_from_the_sealed_secrets_own_metadata_never_the_template() {
+        let mut s = SealedSecret::new("db", SealedSecretSpec::default());
+        s.metadata.namespace = Some("app".to_owned());
+        assert_eq!(
+            s.scope_label().expect("label"),
+            (Scope::Strict, b"app/db".to_vec())
+        );
+        // A template that claims another name, namespace or scope changes nothing.
+        s.spec.template = Some(SecretTemplateSpec {
+            metadata: Some(ObjectMeta {
+                name: Some("other".to_owned()),
+                namespace: Some("elsewhere".to_owned()),
+                annotations: Some([(CLUSTER_WIDE.to_owned(), "true".to_owned())].into()),
+                ..ObjectMeta::default()
+            }),
+            ..SecretTemplateSpec::default()
+        });
+        assert_eq!(
+            s.scope_label().expect("label"),
+            (Scope::Strict, b"app/db".to_vec())
+        );
+        set_scope(&mut s.metadata, Scope::NamespaceWide);
+        assert_eq!(
+            s.scope_label().expect("label"),
+            (Scope::NamespaceWide, b"app".to_vec())
+        );
+        set_scope(&mut s.metadata, Scope::ClusterWide);
+        s.metadata.namespace = None;
+        assert_eq!(
+            s.scope_label().expect("label"),
+            (Scope::ClusterWide, Vec::new())
+        );
+    }
+
+    #[test]
+    fn scope_label_needs_a_name_and_a_namespace_unless_cluster_wide() {
+        let mut s = SealedSecret::new("db", SealedSecretSpec::default());
+        let err = s.scope_label().expect_err("no namespace");
+        assert!(err.to_string().contains("metadata.namespace"), "{err}");
+        s.metadata.namespace = Some("app".to_owned());
+        s.metadata.name = Some(String::new());
+        let err = s.scope_label().expect_err("no name");
+        assert!(err.to_string().contains("metadata.name"), "{err}");
+    }
 }
