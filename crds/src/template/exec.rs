@@ -87,6 +87,15 @@ impl<'a> Exec<'a, '_> {
         self.budget.output(n)
     }
 
+    /// Where the innermost variable `name` is, charged by how far the search went (a
+    /// step per 64 variables passed), since up to a thousand may be in scope.
+    fn lookup(&mut self, name: &str) -> Res<Option<usize>> {
+        let found = self.vars.iter().rposition(|(n, _)| n == name);
+        let passed = self.vars.len() - found.map_or(0, |i| i);
+        self.step_bytes(passed)?;
+        Ok(found)
+    }
+
     /// A string made while rendering, counted against the budget.
     pub(super) fn owned(&mut self, buf: SecretBuf) -> Res<Value<'a>> {
         if buf.is_over() {
@@ -254,8 +263,8 @@ impl<'a> Exec<'a, '_> {
         let v = self.pipe_value(pipe, dot)?;
         for name in &pipe.decl {
             if pipe.assign {
-                match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-                    Some(slot) => slot.1 = v.clone(),
+                match self.lookup(name).map_err(|e| self.at(pipe.pos, e))? {
+                    Some(i) => self.vars[i].1 = v.clone(),
                     None => return Err(self.at(pipe.pos, format!("undefined variable: {name}"))),
                 }
             } else {
@@ -301,8 +310,8 @@ impl<'a> Exec<'a, '_> {
             Term::Bool(b) => Value::Bool(*b),
             Term::Int(n) => Value::Int(*n),
             Term::Str(s) => Value::Str(Bytes::Owned(Rc::clone(s))),
-            Term::Var(name) => match self.vars.iter().rev().find(|(n, _)| n == name) {
-                Some((_, v)) => v.clone(),
+            Term::Var(name) => match self.lookup(name).map_err(|e| self.at(op.pos, e))? {
+                Some(i) => self.vars[i].1.clone(),
                 None => return Err(self.at(op.pos, format!("undefined variable: {name}"))),
             },
             Term::Func(name) => self.call(name, &[], dot, None, op.pos)?,

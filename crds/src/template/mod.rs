@@ -373,6 +373,24 @@ mod tests {
     }
 
     #[test]
+    fn variable_lookups_are_charged_by_how_far_they_search() {
+        let declared: String = (0..999)
+            .map(|i| format!("{{{{ $v{i} := {i} }}}}"))
+            .collect();
+        let limits = Limits {
+            steps: 100_000,
+            ..untimed()
+        };
+        // 10,000 lookups of the innermost variable pass one entry each; of the
+        // outermost, a thousand.
+        let near = format!("{declared}{{{{ range 10000 }}}}{{{{ $v998 }}}}{{{{ end }}}}");
+        assert!(render_under(&near, limits).is_ok());
+        let far = near.replace("$v998 }}{{ end", "$v0 }}{{ end");
+        let e = render_under(&far, limits).unwrap_err();
+        assert!(e.reason().contains("100000 steps"), "{e}");
+    }
+
+    #[test]
     fn a_worst_case_search_is_linear_and_fits_the_default_budget() {
         // A naive search compares about half a million bytes at each of half a
         // million places; this one reads each byte about twice.
