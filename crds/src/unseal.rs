@@ -40,7 +40,7 @@ use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use sealant_keys::{Fingerprint, KeyRing, Plaintext, Scope};
+use sealant_keys::{Fingerprint, KeyRing, Plaintext};
 
 use crate::annotations::{self, SKIP_SET_OWNER_REFERENCES};
 use crate::seal::strip_server_fields;
@@ -238,20 +238,16 @@ fn open(
     failures: Failures,
 ) -> Result<Unsealed, Error> {
     let object = sealed.object_ref();
-    let name = required(&sealed.metadata.name, &object, "metadata.name")?;
-    let scope = annotations::scope_of(&sealed.metadata);
-    // A cluster-wide SealedSecret may have no namespace: its label is empty, so the
-    // namespace it is finally applied to cannot change the result.
-    let namespace = match sealed.metadata.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => Some(ns),
-        _ if scope == Scope::ClusterWide => None,
-        _ => Some(required(
-            &sealed.metadata.namespace,
-            &object,
-            "metadata.namespace",
-        )?),
-    };
-    let label = scope.label(namespace.unwrap_or_default(), name);
+    // The one rule that binds a ciphertext to where it may be opened.
+    let (_, label) = sealed.scope_label()?;
+    // scope_label has checked both: a name always, a namespace unless cluster-wide
+    // (whose Secret is printed without one, to be applied anywhere).
+    let name = sealed.metadata.name.as_deref().unwrap_or_default();
+    let namespace = sealed
+        .metadata
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty());
 
     if let Some(legacy) = sealed.spec.data.as_deref() {
         if !sealed.spec.encrypted_data.is_empty() {
@@ -384,20 +380,6 @@ pub fn owner_reference(sealed: &SealedSecret) -> Option<OwnerReference> {
         controller: Some(true),
         block_owner_deletion: None,
     })
-}
-
-fn required<'a>(
-    field: &'a Option<String>,
-    object: &str,
-    name: &'static str,
-) -> Result<&'a str, Error> {
-    match field.as_deref() {
-        Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(Error::SealedSecretMissingField {
-            object: object.to_owned(),
-            field: name,
-        }),
-    }
 }
 
 fn base64_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
