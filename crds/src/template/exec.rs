@@ -1,9 +1,13 @@
 //! The executor: walks the parsed tree with dot, `$` and the variables, as Go's
 //! `text/template` executes it, and writes the output into a zeroizing buffer.
 //!
-//! Every node, command and loop iteration is a step; the steps, the output and the
-//! strings made are counted against the limits in [`super`]. Function calls go to
-//! [`Exec::apply`] in [`super::funcs`].
+//! Everything is charged to the object's [`Budget`] (see [`super::budget`]): a step
+//! for every node, command and loop iteration, steps for bytes written and variables
+//! searched, every byte of output, and every string and list made ([`Exec::owned`],
+//! [`Exec::list`]), which are built in buffers capped at what is left
+//! ([`Exec::buffer`]). Function calls go to [`Exec::apply`] in [`super::funcs`].
+//!
+//! Recursion follows the template's nesting, which the parser caps at 100.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;

@@ -59,7 +59,7 @@
 //!
 //! A SealedSecret's author controls its templates without holding any key, so hostile
 //! input must not exhaust the controller's memory, stack or time. All templates of one
-//! object share one [`Budget`] (see [`budget`] for the numbers and why):
+//! object share one [`Budget`] (see [`Limits`] and `budget.rs` for the numbers and why):
 //!
 //! | limit | default |
 //! |---|---|

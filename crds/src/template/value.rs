@@ -5,6 +5,10 @@
 //! Values borrow the decrypted plaintext in place ([`Bytes::Borrowed`]) and hold every
 //! string made while rendering in a zeroizing box ([`Bytes::Owned`]), so no plaintext is
 //! left behind in freed memory.
+//!
+//! Two guards against hostile templates live here: a [`List`] knows how deeply it
+//! nests and cannot be made deeper than the cap, and a [`SecretBuf`] never grows past
+//! its cap. [`Finder`] searches in linear time.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
