@@ -52,8 +52,12 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits the controller and `--recovery-unseal` use; see the module doc for
-    /// why each number.
+    /// The limits the controller and `--recovery-unseal` use:
+    /// - 1 MiB of output: the API server refuses a larger Secret;
+    /// - 4 MiB made: room to build a 1 MiB value in a few steps, where a
+    ///   `dockerconfigjson`, a TLS bundle or a connection string makes a few KiB;
+    /// - 1,000,000 steps: real templates take tens to a few thousand;
+    /// - 1 s: a safety net behind the steps; real templates take microseconds.
     pub const DEFAULT: Limits = Limits {
         output: 1 << 20,
         allocated: 4 << 20,
