@@ -174,6 +174,25 @@ async fn escrow_bundle_covers_the_active_keys_follows_renewal_and_retirement_and
     .await;
 
     // Renewal: the new key joins, newest first, in the ConfigMap and the endpoint.
+    // Creation times have a resolution of one second: renew only once the clock has
+    // passed the first key's second, so "newest" is well defined.
+    let first_created = secrets
+        .list(&ListParams::default().labels(KEY_SELECTOR))
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter_map(|s| {
+            s.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+        })
+        .max()
+        .expect("the first key's creation time");
+    while k8s_openapi::jiff::Timestamp::now().as_second() <= first_created {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     controller.renew_key().expect("SIGUSR1");
     let renewed = eventually("a second key", &controller, || async {
         let f = active_fingerprints(&secrets).await;
