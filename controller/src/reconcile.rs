@@ -48,7 +48,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sealant_crds::annotations::{MANAGED, PATCH, is_true};
 use sealant_crds::proof::{self, CONDITION_IN_SYNC_PROOF, LEGACY_ANNOTATION};
 use sealant_crds::{
@@ -401,11 +401,6 @@ pub fn retry_after(error: &Error) -> Option<Duration> {
     }
 }
 
-/// `namespace/name` of a SealedSecret's Secret, for logs.
-pub fn secret_ref(meta: &ObjectMeta) -> String {
-    crate::key_secrets::object_ref(meta)
-}
-
 #[cfg(test)]
 mod tests {
     use k8s_openapi::ByteString;
@@ -413,6 +408,8 @@ mod tests {
     use k8s_openapi::jiff::Timestamp;
     use sealant_crds::{SecretTemplateSpec, secret_shell};
     use sealant_keys::OffsetDateTime;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
     use crate::key_secrets::tests::{sealed_app_db, test_keys};

@@ -77,14 +77,8 @@ pub struct KeyMaterial {
     pub age: Option<AgeIdentity>,
 }
 
-/// `namespace/name` of an object, with `<none>` for an absent part.
-pub fn object_ref(meta: &ObjectMeta) -> String {
-    let part = |p: &Option<String>| match p.as_deref() {
-        Some(s) if !s.is_empty() => s.to_owned(),
-        _ => "<none>".to_owned(),
-    };
-    format!("{}/{}", part(&meta.namespace), part(&meta.name))
-}
+/// `namespace/name` of an object (the one definition is in the crate's types).
+pub use crate::types::object_ref;
 
 /// True when the Secret carries [`KEY_LABEL`]`=`[`ACTIVE`].
 pub fn is_active(secret: &Secret) -> bool {

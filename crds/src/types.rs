@@ -181,8 +181,9 @@ impl SealedSecret {
     }
 }
 
-/// `namespace/name` of any object, with `<none>` standing in for an absent part.
-pub(crate) fn object_ref(meta: &ObjectMeta) -> String {
+/// `namespace/name` of any object, with `<none>` standing in for an absent part: how
+/// every error and log line names an object.
+pub fn object_ref(meta: &ObjectMeta) -> String {
     let part = |p: &Option<String>| match p.as_deref() {
         Some(s) if !s.is_empty() => s.to_owned(),
         _ => "<none>".to_owned(),
