@@ -225,11 +225,8 @@ fn insert_secret_key(ring: &mut KeyRing, secret: &Secret) -> Result<()> {
     // decides which key is tried first.
     let created = secret_value(secret, TLS_CERT)
         .and_then(|crt| Certificate::from_pem(&crt).ok())
-        .map(|cert| cert.not_before())
-        .or_else(|| {
-            let ts = secret.metadata.creation_timestamp.as_ref()?;
-            OffsetDateTime::from_unix_timestamp(ts.0.as_second()).ok()
-        })
+        .and_then(|cert| key_secret::order_time(secret, &cert, key_secret::KeyOrder::default()))
+        .or_else(|| key_secret::creation_time(secret))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     if let Some(identity) = age {
         ring.insert_age(identity, created, Some(key.fingerprint().clone()));

@@ -344,6 +344,15 @@ pub enum KeyOrderPriority {
     SecretCreationTimestamp,
 }
 
+impl From<KeyOrderPriority> for sealant_crds::key_secret::KeyOrder {
+    fn from(priority: KeyOrderPriority) -> Self {
+        match priority {
+            KeyOrderPriority::CertNotBefore => Self::CertNotBefore,
+            KeyOrderPriority::SecretCreationTimestamp => Self::SecretCreationTimestamp,
+        }
+    }
+}
+
 /// `--log-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

@@ -121,15 +121,12 @@ impl KeyManager {
             .await
             .map_err(|source| self.kube_error("create a key Secret in", source))?;
         drop(secret);
-        let time = match self.flags.key_order_priority {
-            crate::flags::KeyOrderPriority::CertNotBefore => certificate.not_before(),
-            crate::flags::KeyOrderPriority::SecretCreationTimestamp => created
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.0.as_nanosecond()).ok())
-                .unwrap_or_else(OffsetDateTime::now_utc),
-        };
+        let time = sealant_crds::key_secret::order_time(
+            &created,
+            &certificate,
+            self.flags.key_order_priority.into(),
+        )
+        .unwrap_or_else(OffsetDateTime::now_utc);
         let name = created.name_any();
         let mut keys = (*self.keys.snapshot()).clone();
         let fingerprint = key.fingerprint().clone();

@@ -243,7 +243,7 @@ pub fn load(secrets: &[Secret], prefix: &str, priority: KeyOrderPriority) -> Loa
     // Bitnami registers keys in creation order; with ties on the ordering time the
     // first registered stays newest. KeyRing::insert keeps the earlier entry on ties,
     // so inserting in the same order gives the same newest key.
-    candidates.sort_by_key(|s| (creation_time(s), s.metadata.name.clone()));
+    candidates.sort_by_key(|s| (key_secret::creation_time(s), s.metadata.name.clone()));
 
     let mut loaded = Loaded::default();
     for secret in candidates {
@@ -270,15 +270,12 @@ pub fn read_key_secret(
     priority: KeyOrderPriority,
 ) -> Result<(PrivateKey, Certificate, OffsetDateTime), Error> {
     let (key, certificate) = key_secret::read_rsa(secret).map_err(Error::KeyMaterial)?;
-    let time = match priority {
-        KeyOrderPriority::CertNotBefore => certificate.not_before(),
-        KeyOrderPriority::SecretCreationTimestamp => creation_time(secret).ok_or_else(|| {
-            Error::KeyMaterial(sealant_crds::Error::KeySecretMissingField {
-                secret: object_ref(&secret.metadata),
-                field: "metadata.creationTimestamp",
-            })
-        })?,
-    };
+    let time = key_secret::order_time(secret, &certificate, priority.into()).ok_or_else(|| {
+        Error::KeyMaterial(sealant_crds::Error::KeySecretMissingField {
+            secret: object_ref(&secret.metadata),
+            field: "metadata.creationTimestamp",
+        })
+    })?;
     Ok((key, certificate, time))
 }
 
@@ -431,11 +428,6 @@ pub fn my_namespace() -> String {
         std::env::var("POD_NAMESPACE").ok(),
         std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok(),
     )
-}
-
-fn creation_time(secret: &Secret) -> Option<OffsetDateTime> {
-    let ts = secret.metadata.creation_timestamp.as_ref()?;
-    OffsetDateTime::from_unix_timestamp_nanos(ts.0.as_nanosecond()).ok()
 }
 
 #[cfg(test)]

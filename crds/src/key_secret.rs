@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealant_keys::{AgeIdentity, Certificate, PrivateKey};
+use sealant_keys::{AgeIdentity, Certificate, OffsetDateTime, PrivateKey};
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -118,6 +118,36 @@ pub fn read_key_secret(secret: &Secret) -> Result<KeyMaterial, Error> {
         certificate,
         age,
     })
+}
+
+/// Which time orders key Secrets, newest sealing (Bitnami's `--key-order-priority`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyOrder {
+    /// The certificate's NotBefore.
+    #[default]
+    CertNotBefore,
+    /// The key Secret's `metadata.creationTimestamp`.
+    SecretCreationTimestamp,
+}
+
+/// The time that orders the key Secret `secret`, whose certificate is `certificate`,
+/// among the others: the one rule for the controller and the CLI. `None` for
+/// [`KeyOrder::SecretCreationTimestamp`] when the Secret has no creation timestamp.
+pub fn order_time(
+    secret: &Secret,
+    certificate: &Certificate,
+    order: KeyOrder,
+) -> Option<OffsetDateTime> {
+    match order {
+        KeyOrder::CertNotBefore => Some(certificate.not_before()),
+        KeyOrder::SecretCreationTimestamp => creation_time(secret),
+    }
+}
+
+/// A Secret's `metadata.creationTimestamp`, as a time.
+pub fn creation_time(secret: &Secret) -> Option<OffsetDateTime> {
+    let ts = secret.metadata.creation_timestamp.as_ref()?;
+    OffsetDateTime::from_unix_timestamp_nanos(ts.0.as_nanosecond()).ok()
 }
 
 /// Reads a key Secret's RSA private key and certificate only.
@@ -336,6 +366,34 @@ fn key_secret_from_value(value: Value) -> Result<Secret, Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn key_order_time_is_the_certificates_not_before_or_the_secrets_creation() {
+        use std::time::Duration;
+
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let key = PrivateKey::generate(2048).expect("key");
+        let not_before = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("t");
+        let cert = Certificate::self_signed(&key, Duration::from_secs(86_400), "t", not_before)
+            .expect("cert");
+        let mut secret = Secret::default();
+        assert_eq!(
+            order_time(&secret, &cert, KeyOrder::CertNotBefore),
+            Some(cert.not_before())
+        );
+        assert_eq!(
+            order_time(&secret, &cert, KeyOrder::SecretCreationTimestamp),
+            None
+        );
+        secret.metadata.creation_timestamp = Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("ts"),
+        ));
+        assert_eq!(
+            order_time(&secret, &cert, KeyOrder::SecretCreationTimestamp),
+            OffsetDateTime::from_unix_timestamp(1_800_000_000).ok()
+        );
+    }
+
     use super::*;
     use std::sync::OnceLock;
 
