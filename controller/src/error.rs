@@ -41,6 +41,16 @@ pub enum Error {
         object: String,
     },
 
+    /// The SealedSecret has `spec.template.data`, and this controller runs with
+    /// `--accept-template-data=false` (no author-controlled template ever runs).
+    #[error(
+        "sealed secret {object}: spec.template.data is refused (--accept-template-data=false); seal the rendered values instead"
+    )]
+    TemplateDataRefused {
+        /// `namespace/name`.
+        object: String,
+    },
+
     /// A Secret with the SealedSecret's name exists, is not owned by it, and is
     /// neither `managed` nor `patch`. The text is Bitnami's, word for word.
     #[error("Resource {name:?} already exists and is not managed by SealedSecret")]
@@ -155,6 +165,7 @@ impl Error {
             Error::Immutable { .. } => ErrorClass::Terminal,
             Error::Unseal(_)
             | Error::DeprecatedDataRefused { .. }
+            | Error::TemplateDataRefused { .. }
             | Error::Unmanaged { .. }
             | Error::KeyMaterial(_)
             | Error::BadRequestBody(_)

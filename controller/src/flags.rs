@@ -106,6 +106,13 @@ pub struct Flags {
     #[arg(long, env = "SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA", default_value = "true", value_parser = go_bool, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub accept_deprecated_v1_data: bool,
 
+    /// sealant only: run `spec.template.data` (Go templates an author wrote, under a
+    /// per-object budget). With `false`, a SealedSecret that has it fails with
+    /// `Synced=False`, and no template ever runs: for clusters that do not need them,
+    /// this also closes the one-bit oracle a template's success or failure is.
+    #[arg(long, env = "SEALED_SECRETS_ACCEPT_TEMPLATE_DATA", default_value = "true", value_parser = go_bool, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub accept_template_data: bool,
+
     /// Watch all namespaces (true) or only the controller's own namespace.
     #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value = "true", value_parser = go_bool, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub all_namespaces: bool,

@@ -163,6 +163,24 @@ pub fn unseal_checked(
     Ok(unseal(sealed, ring, hint)?)
 }
 
+/// Refuses a SealedSecret with `spec.template.data` when the controller runs with
+/// `--accept-template-data=false`, before the in-sync proof or any decryption: such a
+/// cluster never runs a template an author wrote, not even one already unsealed.
+pub fn check_template_data(sealed: &SealedSecret, accept: bool) -> Result<(), Error> {
+    let has_templates = sealed
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.data.as_ref())
+        .is_some_and(|d| !d.is_empty());
+    if has_templates && !accept {
+        return Err(Error::TemplateDataRefused {
+            object: sealed.object_ref(),
+        });
+    }
+    Ok(())
+}
+
 /// Finishes the Secret that unsealing (or the in-sync proof) produced: adds the
 /// ownerReference, unless the template asks for none. Nothing else is added: the
 /// Secret carries exactly what the template says, as Bitnami's does.
@@ -378,7 +396,10 @@ pub fn success_event(plan: &Plan) -> Option<EventSpec> {
 /// The Warning event for a failed pass, as Bitnami words it.
 pub fn failure_event(error: &Error) -> EventSpec {
     match error {
-        Error::Unseal(_) | Error::DeprecatedDataRefused { .. } | Error::NoKeys => EventSpec {
+        Error::Unseal(_)
+        | Error::DeprecatedDataRefused { .. }
+        | Error::TemplateDataRefused { .. }
+        | Error::NoKeys => EventSpec {
             type_: "Warning",
             reason: EVENT_ERR_UNSEAL_FAILED,
             note: format!("Failed to unseal: {error}"),
@@ -913,6 +934,20 @@ mod tests {
         assert_eq!(api(409).class(), ErrorClass::Transient);
         assert_eq!(retry_after(&api(503)), Some(TRANSIENT_BACKOFF));
         assert_eq!(api(422).class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn template_data_is_refused_permanently_when_not_accepted() {
+        let mut s = sealed();
+        assert!(check_template_data(&s, false).is_ok(), "no templates: fine");
+        s.spec.template.get_or_insert_default().data =
+            Some([("dsn".to_owned(), "{{ .password }}".to_owned())].into());
+        assert!(check_template_data(&s, true).is_ok());
+        let err = check_template_data(&s, false).expect_err("refused");
+        assert!(matches!(err, Error::TemplateDataRefused { .. }), "{err:?}");
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        assert!(err.to_string().contains("app/db"), "{err}");
+        assert_eq!(failure_event(&err).reason, EVENT_ERR_UNSEAL_FAILED);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Context {
     pub(crate) recorder: Recorder,
     pub(crate) update_status: bool,
     pub(crate) accept_v1_data: bool,
+    /// `--accept-template-data`.
+    pub(crate) accept_template_data: bool,
     /// SealedSecrets (by uid) whose Secret this process created and whose status it
     /// has not seen back yet: their next pass must not assume the Secret is absent.
     pub(crate) created: std::sync::Mutex<BTreeSet<String>>,
@@ -206,6 +208,9 @@ pub(crate) fn error_policy(
 /// Fetches the Secret, decides, and writes. Returns the plan and the keys the values
 /// need; the error carries the metric reason.
 async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Synced, (ErrorReason, Error)> {
+    // A refused template costs no API request and no RSA work.
+    reconcile::check_template_data(sealed, ctx.accept_template_data)
+        .map_err(|e| (ErrorReason::Unseal, e))?;
     // A SealedSecret no controller has reported on yet (no status) almost never has
     // its Secret: create it straight away, one request fewer per object on a cold
     // sync. If the Secret does exist after all (409), take the full path, which reads

@@ -56,6 +56,11 @@ fn reported(mut sealed: SealedSecret) -> SealedSecret {
 }
 
 fn context(fake: Fake) -> (Arc<Context>, Arc<Mutex<Vec<Sent>>>) {
+    context_with(fake, true)
+}
+
+/// As [`context`], with `--accept-template-data` as given.
+fn context_with(fake: Fake, accept_template_data: bool) -> (Arc<Context>, Arc<Mutex<Vec<Sent>>>) {
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let log = sent.clone();
     let fake = Arc::new(fake);
@@ -136,6 +141,7 @@ fn context(fake: Fake) -> (Arc<Context>, Arc<Mutex<Vec<Sent>>>) {
         ),
         update_status: true,
         accept_v1_data: true,
+        accept_template_data,
         created: Default::default(),
         proofs: Default::default(),
     };
@@ -394,6 +400,47 @@ async fn hand_edited_secret_is_decrypted_and_repaired_with_optimistic_replace() 
         (ctx.metrics.decryptions(), ctx.metrics.in_sync_skips()),
         (1, 0)
     );
+}
+
+#[tokio::test]
+async fn template_data_refused_by_flag_sends_no_secret_request_and_reports_synced_false() {
+    let mut s = sealed();
+    s.spec.template.get_or_insert_default().data =
+        Some([("dsn".to_owned(), "db://{{ .password }}".to_owned())].into());
+    let (ctx, sent) = context_with(
+        Fake {
+            existing: None,
+            sealed: s.clone(),
+        },
+        false,
+    );
+    let err = reconcile(Arc::new(s), ctx.clone())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::TemplateDataRefused { .. }), "{err:?}");
+    assert!(
+        !calls(&sent).iter().any(|(_, p)| p.contains("/secrets")),
+        "no Secret request: {:?}",
+        calls(&sent)
+    );
+    let status = body_of(
+        &sent,
+        "PATCH",
+        "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+    );
+    assert_eq!(status["status"]["conditions"][0]["status"], "False");
+    assert!(
+        status["status"]["conditions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--accept-template-data=false"))
+    );
+    let event = body_of(
+        &sent,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/app/events",
+    );
+    assert_eq!(event["reason"], "ErrUnsealFailed");
+    assert_eq!(ctx.metrics.decryptions(), 0);
 }
 
 #[tokio::test]
