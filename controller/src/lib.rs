@@ -34,6 +34,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod decode;
 pub mod digest;
 mod error;
 pub mod escrow;

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt as _, future};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt as _, reflector, watcher};
@@ -37,9 +38,10 @@ use kube::{Api, Client, ResourceExt as _};
 use sealant_crds::{CONDITION_SYNCED, SealedSecret};
 use sealant_keys::OffsetDateTime;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::Error;
+use crate::decode::{self, Bad};
 use crate::escrow::{self, Escrow};
 use crate::flags::Flags;
 use crate::http::{
@@ -49,7 +51,7 @@ use crate::key_manager::KeyManager;
 use crate::key_secrets::{self, KeyStore, Renewal};
 use crate::leader;
 use crate::metrics::Metrics;
-use crate::pass::{Context, error_policy, reconcile};
+use crate::pass::{Context, error_policy, reconcile, report_unreadable};
 use crate::reconcile::EVENT_COMPONENT;
 
 /// Runs the controller until SIGTERM or Ctrl-C (or, with `--leader-elect`, until it
@@ -257,12 +259,15 @@ fn run_controller(
     context: Arc<Context>,
     key_changes: watch::Receiver<u64>,
 ) -> impl Future<Output = ()> {
-    let (sealed, secrets): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) = match &scope {
+    // SealedSecrets are watched untyped and decoded one at a time (crate::decode): a
+    // malformed object is reported on itself and never stops the others.
+    let resource = kube::api::ApiResource::erase::<SealedSecret>(&());
+    let (sealed, secrets): (Api<DynamicObject>, Api<PartialObjectMeta<Secret>>) = match &scope {
         Some(ns) => (
-            Api::namespaced(client.clone(), ns),
+            Api::namespaced_with(client.clone(), ns, &resource),
             Api::namespaced(client, ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client)),
+        None => (Api::all_with(client.clone(), &resource), Api::all(client)),
     };
     let mut config = watcher::Config::default();
     if !flags.label_selector.is_empty() {
@@ -277,7 +282,20 @@ fn run_controller(
     // The cache keeps what reconcile reads. managedFields and kubectl's
     // last-applied-configuration (a second copy of every ciphertext) are dropped before
     // an object is stored: with 10,000 SealedSecrets they were most of the memory.
-    let stream = watcher(sealed, config).modify(|sealed| {
+    let reporter = context.clone();
+    let mut unreadable = move |object: &DynamicObject, failure: Bad| {
+        warn!(object = %failure.object, field = failure.field, "SealedSecret cannot be read; skipped");
+        let ctx = reporter.clone();
+        let object = object.clone();
+        tokio::spawn(async move { report_unreadable(&ctx, &object, &failure).await });
+    };
+    let decoded = watcher(sealed, config).filter_map(move |event| {
+        future::ready(match event {
+            Ok(event) => decode::typed(event, &mut unreadable).map(Ok),
+            Err(e) => Some(Err(e)),
+        })
+    });
+    let stream = decoded.modify(|sealed| {
         sealed.metadata.managed_fields = None;
         if let Some(annotations) = sealed.metadata.annotations.as_mut() {
             annotations.remove(LAST_APPLIED);

@@ -236,12 +236,18 @@ fn encrypted_data_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
 /// `spec.template.metadata`: the fields a Secret template uses, typed, and anything else
 /// kept (Bitnami's CRD does the same, so existing objects with extra metadata fields
 /// stay valid). The full `ObjectMeta` schema is deliberately not used: it would make
-/// the apiserver prune or reject fields that Bitnami accepts.
+/// the apiserver prune or reject fields that Bitnami accepts. But every other field of
+/// `ObjectMeta` that a reader decodes is typed too (times as `date-time`, counters as
+/// integers), so the API server refuses an object that no controller could decode
+/// (`creationTimestamp: garbage` would otherwise be stored, and fail every reader).
 fn template_metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let string_map = serde_json::json!({
         "type": "object",
         "additionalProperties": { "type": "string" },
     });
+    let time = serde_json::json!({ "type": "string", "format": "date-time", "nullable": true });
+    let int64 = serde_json::json!({ "type": "integer", "format": "int64", "nullable": true });
+    let string = serde_json::json!({ "type": "string", "nullable": true });
     schemars::json_schema!({
         "description": "Labels, annotations and other metadata for the Secret. Its name and namespace are always the SealedSecret's. Unknown fields are kept.",
         "type": "object",
@@ -249,10 +255,37 @@ fn template_metadata_schema(_: &mut schemars::SchemaGenerator) -> schemars::Sche
         "x-kubernetes-preserve-unknown-fields": true,
         "properties": {
             "annotations": string_map,
+            "creationTimestamp": time,
+            "deletionGracePeriodSeconds": int64,
+            "deletionTimestamp": time,
             "finalizers": { "type": "array", "items": { "type": "string" } },
+            "generateName": string,
+            "generation": int64,
             "labels": string_map,
+            "managedFields": {
+                "type": "array",
+                "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+            },
             "name": { "type": "string" },
             "namespace": { "type": "string" },
+            "ownerReferences": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["apiVersion", "kind", "name", "uid"],
+                    "properties": {
+                        "apiVersion": { "type": "string" },
+                        "blockOwnerDeletion": { "type": "boolean" },
+                        "controller": { "type": "boolean" },
+                        "kind": { "type": "string" },
+                        "name": { "type": "string" },
+                        "uid": { "type": "string" },
+                    },
+                },
+            },
+            "resourceVersion": string,
+            "selfLink": string,
+            "uid": string,
         },
     })
 }

@@ -13,6 +13,11 @@
 //! - `sealant keys list`, which counts the SealedSecrets that need each key from the
 //!   keys that proof names;
 //! - the escrow bundle (a ConfigMap: no CRD involved).
+//!
+//! It also runs the controller against a SealedSecret that only Bitnami's CRD lets in
+//! (`spec.template.metadata.creationTimestamp: garbage`, which sealant's own CRD
+//! refuses): that object is reported on itself, and every other SealedSecret is
+//! unsealed, before and after a restart.
 
 use std::process::Command;
 
@@ -29,10 +34,8 @@ use sealant_keys::AgeIdentity;
 
 const N: usize = 3;
 
-#[tokio::test]
-async fn status_in_sync_proof_key_inventory_and_escrow_work_under_bitnamis_crd() {
-    let cp = cluster().expect("control plane");
-    // Bitnami's CRD in place of ours (same name), as its chart installs it.
+/// Bitnami's CRD in place of ours (same name), as its chart installs it.
+fn install_bitnami_crd(cp: &sealant_e2e::ControlPlane) {
     tools::run(
         kubectl(cp)
             .args(["apply", "--server-side", "--force-conflicts", "-f"])
@@ -50,6 +53,12 @@ async fn status_in_sync_proof_key_inventory_and_escrow_work_under_bitnamis_crd()
         b"",
     )
     .expect("Bitnami's CRD is established");
+}
+
+#[tokio::test]
+async fn status_in_sync_proof_key_inventory_and_escrow_work_under_bitnamis_crd() {
+    let cp = cluster().expect("control plane");
+    install_bitnami_crd(cp);
     let crd = tools::run(
         kubectl(cp).args(["get", "crd", "sealedsecrets.bitnami.com", "-o", "json"]),
         b"",
@@ -192,5 +201,83 @@ async fn status_in_sync_proof_key_inventory_and_escrow_work_under_bitnamis_crd()
         0.0,
         "a restart under Bitnami's CRD does no RSA work"
     );
+    second.check_running().expect("still running");
+}
+
+#[tokio::test]
+async fn a_sealed_secret_no_reader_can_decode_is_reported_alone_and_never_stops_the_others() {
+    let cp = cluster().expect("control plane");
+    install_bitnami_crd(cp);
+    let ns = TestNamespace::new(cp, "poisoned").await.expect("namespace");
+    let first = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let cert = first.cert_pem().expect("cert");
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let sealed: Api<SealedSecret> = Api::namespaced(client.clone(), &ns.name);
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &kube::api::ApiResource::erase::<SealedSecret>(&()),
+    );
+
+    // The poisoned object: valid ciphertext, template metadata no decoder accepts.
+    let poisoned =
+        String::from_utf8(seal(&cert, &ns.name, "poisoned", &[("k", "v")])).expect("UTF-8");
+    let mut poisoned: serde_json::Value = serde_yaml_ng::from_str(&poisoned).expect("YAML");
+    poisoned["spec"]["template"]["metadata"]["creationTimestamp"] = "garbage".into();
+    kubectl_apply(
+        cp,
+        serde_json::to_string(&poisoned).expect("JSON").as_bytes(),
+    );
+    kubectl_apply(cp, &seal(&cert, &ns.name, "good-1", &[("k", "v1")]));
+
+    let wait_secret = |name: &'static str, value: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let s = secrets.get_opt(name).await.ok().flatten()?;
+            (secret_values(&s) == expected(&[("k", value)])).then_some(())
+        }
+    };
+    eventually("good-1 unsealed beside the poisoned one", &first, || {
+        wait_secret("good-1", "v1")
+    })
+    .await;
+    // The poisoned one reports on itself, naming the field (read untyped: it cannot
+    // be decoded as a SealedSecret, which is the point).
+    let message = eventually("the poisoned object's Synced=False", &first, || async {
+        let o = raw.get_opt("poisoned").await.ok().flatten()?;
+        let c = o.data.get("status")?.get("conditions")?.get(0)?.clone();
+        (c["type"] == "Synced" && c["status"] == "False")
+            .then(|| c["message"].as_str().unwrap_or_default().to_owned())
+    })
+    .await;
+    assert!(message.contains("spec.template.metadata"), "{message}");
+    assert!(
+        secrets.get_opt("poisoned").await.expect("get").is_none(),
+        "the poisoned object made no Secret"
+    );
+    let log = first.log().expect("log");
+    assert!(log.contains("cannot be read"), "logged by name");
+    assert!(!log.contains("garbage"), "the object's body is not logged");
+
+    // A restart lists everything again, the poisoned object included: the others are
+    // still unsealed, one applied while the controller was down among them.
+    first.kill();
+    kubectl_apply(cp, &seal(&cert, &ns.name, "good-2", &[("k", "v2")]));
+    let second = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller again");
+    eventually("good-2 unsealed after the restart", &second, || {
+        wait_secret("good-2", "v2")
+    })
+    .await;
+    eventually("good-1 still in sync", &second, || async {
+        let s = sealed.get_opt("good-1").await.ok().flatten()?;
+        let c = s.status?.conditions?.first()?.clone();
+        (c.status == "True").then_some(())
+    })
+    .await;
     second.check_running().expect("still running");
 }

@@ -81,6 +81,30 @@ async fn generated_crd_is_established_and_its_schema_is_enforced() {
         .await
         .expect_err("a SealedSecret that violates the schema is rejected");
     assert!(format!("{err}").contains("encryptedData"), "{err}");
+
+    // Template metadata that no reader could decode is refused at the door, so it can
+    // never stop a controller's watch (Bitnami's CRD stores it).
+    for (field, value) in [
+        ("creationTimestamp", serde_json::json!("garbage")),
+        ("generation", serde_json::json!("x")),
+        (
+            "ownerReferences",
+            serde_json::json!([{"name": "only-a-name"}]),
+        ),
+    ] {
+        let poisoned: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "metadata": {"name": "poisoned"},
+            "spec": {"encryptedData": {}, "template": {"metadata": {field: value}}}
+        }))
+        .expect("object");
+        let err = api
+            .create(&PostParams::default(), &poisoned)
+            .await
+            .expect_err("undecodable template metadata is rejected");
+        assert!(format!("{err}").contains(field), "{field}: {err}");
+    }
 }
 
 #[tokio::test]

@@ -155,9 +155,13 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Reads every SealedSecret in the cluster.
+    /// Reads every SealedSecret in the cluster. They are listed untyped and decoded one
+    /// at a time: one that cannot be decoded (only Bitnami's CRD lets such objects in)
+    /// counts as `unknown`, rather than failing the whole list.
     pub fn read(session: &Session) -> Result<Self> {
-        let api: kube::Api<SealedSecret> = kube::Api::all(session.cluster.client().clone());
+        let resource = kube::api::ApiResource::erase::<SealedSecret>(&());
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::all_with(session.cluster.client().clone(), &resource);
         let list = session
             .cluster
             .block_on(api.list(&ListParams::default()))
@@ -166,9 +170,16 @@ impl Usage {
                  still in use)",
             )?;
         let mut usage = Self::default();
-        for sealed in &list.items {
-            let object = object_ref(&sealed.metadata);
-            match key_record(sealed) {
+        for item in &list.items {
+            let object = object_ref(&item.metadata);
+            let decoded = serde_json::to_value(item)
+                .ok()
+                .and_then(|v| serde_json::from_value::<SealedSecret>(v).ok());
+            let Some(sealed) = decoded else {
+                usage.unknown.push(object);
+                continue;
+            };
+            match key_record(&sealed) {
                 Some(fingerprints) => {
                     for fingerprint in fingerprints {
                         usage

@@ -403,5 +403,73 @@ async fn publish(
     }
 }
 
+/// Reports a SealedSecret that cannot be decoded ([`crate::decode`]) on itself: a
+/// `Synced=False` status naming the field and an `ErrUnsealFailed` event, once per
+/// message (its own status write comes back as a watch event, which must not write
+/// again). It never reaches the cache or reconcile; the others go on.
+pub(crate) async fn report_unreadable(
+    ctx: &Context,
+    object: &kube::api::DynamicObject,
+    failure: &crate::decode::Bad,
+) {
+    let message = failure.message();
+    let status = object.data.get("status");
+    let current = status
+        .and_then(|s| s.get("conditions"))
+        .and_then(|c| c.get(0))
+        .and_then(|c| c.get("message"))
+        .and_then(serde_json::Value::as_str);
+    if current == Some(message.as_str()) {
+        return;
+    }
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    let name = object.metadata.name.clone().unwrap_or_default();
+    ctx.metrics.unseal_error(ErrorReason::Unseal, &namespace);
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(sealant_crds::API_VERSION.to_owned()),
+        kind: Some(sealant_crds::KIND.to_owned()),
+        name: Some(name.clone()),
+        namespace: Some(namespace.clone()),
+        uid: object.metadata.uid.clone(),
+        resource_version: object.metadata.resource_version.clone(),
+        ..Default::default()
+    };
+    publish(
+        ctx,
+        &reference,
+        reconcile::EventSpec {
+            type_: "Warning",
+            reason: reconcile::EVENT_ERR_UNSEAL_FAILED,
+            note: format!("Failed to unseal: {message}"),
+        },
+    )
+    .await;
+    if !ctx.update_status {
+        return;
+    }
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let patch = serde_json::json!({ "status": {
+        "observedGeneration": object.metadata.generation,
+        "conditions": [{
+            "type": CONDITION_SYNCED,
+            "status": sealant_crds::CONDITION_FALSE,
+            "lastUpdateTime": now,
+            "lastTransitionTime": now,
+            "message": message,
+        }],
+    }});
+    // Untyped: the answer is the object itself, which does not decode as a
+    // SealedSecret (and the client would log the whole body if asked to).
+    let resource = kube::api::ApiResource::erase::<SealedSecret>(&());
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+    if let Err(e) = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        warn!(object = %failure.object, error = %e, "cannot report an unreadable SealedSecret");
+    }
+}
+
 #[cfg(test)]
 mod tests;
