@@ -866,6 +866,73 @@ async fn template_data_is_rendered_as_go_templates_over_the_decrypted_values() {
 }
 
 #[tokio::test]
+async fn poisoned_templates_fail_alone_while_the_other_sealed_secrets_are_unsealed() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "poisoned-templates")
+        .await
+        .expect("namespace");
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("sealant-controller");
+    let cert = controller.cert_pem().expect("cert");
+    // Issue 11's hostile templates, which need no valid ciphertext: a 40,000-deep
+    // list (a stack overflow on a 2 MiB thread before the budget), a string doubled
+    // past any memory, and a quadratic search.
+    let poisons = [
+        (
+            "deep",
+            "{{ $a := list }}{{ range 40000 }}{{ $a = list $a }}{{ end }}ok",
+        ),
+        (
+            "doubled",
+            "{{ $a := list \"x\" }}{{ range 40 }}{{ $a = list $a $a }}{{ end }}{{ toString $a }}",
+        ),
+        (
+            "quadratic",
+            "{{ $s := repeat 100000 \"a\" }}{{ $n := print (repeat 50000 \"a\") \"b\" }}{{ range 1000 }}{{ contains $n $s }}{{ end }}",
+        ),
+    ];
+    let mut all = Vec::new();
+    for (name, template) in poisons {
+        let sealed = seal(&cert, &ns.name, name, &[("k", "v")]);
+        all.extend(with_template(
+            &sealed,
+            serde_json::json!({"data": {"x": template}}),
+        ));
+        all.extend(b"\n---\n");
+    }
+    for i in 0..3 {
+        all.extend(seal(
+            &cert,
+            &ns.name,
+            &format!("good-{i}"),
+            &[("k", &format!("v{i}"))],
+        ));
+    }
+    kubectl_apply(cp, &all);
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    for i in 0..3 {
+        let secret = secret_where(&secrets, &controller, &format!("good-{i}"), |_| true).await;
+        assert_eq!(secret_values(&secret), expected(&[("k", &format!("v{i}"))]));
+    }
+    for (name, _) in poisons {
+        let message = event(&client, &ns.name, &controller, name, "ErrUnsealFailed").await;
+        assert!(
+            message.contains("spec.template.data.x"),
+            "{name}: {message}"
+        );
+        assert!(
+            secrets.get_opt(name).await.expect("get").is_none(),
+            "{name}"
+        );
+    }
+    controller
+        .check_running()
+        .expect("the controller survives every poisoned template");
+}
+
+#[tokio::test]
 async fn patch_annotated_secret_gets_the_sealed_values_merged_and_keeps_its_own() {
     let cp = cluster().expect("control plane");
     let ns = TestNamespace::new(cp, "patch").await.expect("namespace");
