@@ -126,6 +126,20 @@ impl SealantController {
             .with_context(|| format!("metric {name} is not a number"))
     }
 
+    /// Waits (as [`eventually`]) until it has proven at least `n` SealedSecrets in sync
+    /// without decrypting them (`sealant_controller_in_sync_skips_total`).
+    pub async fn wait_for_in_sync_skips(&self, n: usize) {
+        eventually(
+            &format!("{n} SealedSecrets proven in sync"),
+            self,
+            || async {
+                let skips = self.metric("sealant_controller_in_sync_skips_total").ok()?;
+                (skips >= n as f64).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Everything it has logged so far.
     pub fn log(&self) -> Result<String> {
         std::fs::read_to_string(&self.component.log)

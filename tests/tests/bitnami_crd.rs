@@ -187,13 +187,7 @@ async fn status_in_sync_proof_key_inventory_and_escrow_work_under_bitnamis_crd()
     let second = SealantController::start(cp, &ns.name, &[&escrow])
         .await
         .expect("sealant-controller again");
-    eventually("every SealedSecret checked", &second, || async {
-        let skips = second
-            .metric("sealant_controller_in_sync_skips_total")
-            .ok()?;
-        (skips >= N as f64).then_some(())
-    })
-    .await;
+    second.wait_for_in_sync_skips(N).await;
     assert_eq!(
         second
             .metric("sealant_controller_decryptions_total")

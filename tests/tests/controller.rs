@@ -434,13 +434,7 @@ async fn restart_over_in_sync_objects_decrypts_nothing_yet_repairs_an_edit_made_
     .await;
     assert_eq!(secret_values(&repaired), expected(&[("k", "v0")]));
     // Every other object was checked and found in sync: wait until all were seen.
-    eventually("every SealedSecret to be checked", &second, || async {
-        let skips = second
-            .metric("sealant_controller_in_sync_skips_total")
-            .ok()?;
-        (skips >= (N - 1) as f64).then_some(())
-    })
-    .await;
+    second.wait_for_in_sync_skips(N - 1).await;
     assert_eq!(
         second
             .metric("sealant_controller_decryptions_total")

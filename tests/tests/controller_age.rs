@@ -341,13 +341,7 @@ async fn restart_over_in_sync_age_sealed_secrets_decrypts_nothing() {
         recipient,
         "the restart reuses the key"
     );
-    eventually("every SealedSecret to be checked", &second, || async {
-        let skips = second
-            .metric("sealant_controller_in_sync_skips_total")
-            .ok()?;
-        (skips >= N as f64).then_some(())
-    })
-    .await;
+    second.wait_for_in_sync_skips(N).await;
     assert_eq!(
         second
             .metric("sealant_controller_decryptions_total")
