@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Service;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use sealant_crds::api;
 
 use crate::args::ClusterArgs;
 
@@ -178,9 +179,12 @@ impl Cluster {
     /// `GET /v1/cert.pem` from the controller.
     pub fn fetch_cert(&self) -> Result<Vec<u8>> {
         self.runtime.block_on(async {
-            let path = self.proxy_path("/v1/cert.pem").await?;
+            let path = self.proxy_path(api::CERT).await?;
             let request = http::Request::get(path)
-                .header(http::header::ACCEPT, "application/x-pem-file, */*")
+                .header(
+                    http::header::ACCEPT,
+                    format!("{}, */*", api::PEM_MEDIA_TYPE),
+                )
                 .body(Vec::new())
                 .context("cannot build the certificate request")?;
             let text = self
@@ -196,7 +200,7 @@ impl Cluster {
     /// recipient, unchecked (see [`crate::recipients::parse_controller_answer`]).
     pub fn fetch_age_recipient(&self) -> Result<String> {
         self.runtime.block_on(async {
-            let path = self.proxy_path("/v1/age-recipient").await?;
+            let path = self.proxy_path(api::AGE_RECIPIENT).await?;
             let request = http::Request::get(path)
                 .header(http::header::ACCEPT, "text/plain, */*")
                 .body(Vec::new())
@@ -218,7 +222,7 @@ impl Cluster {
     /// `POST /v1/verify`: Ok when the controller can decrypt `sealed` (JSON).
     pub fn verify(&self, sealed: Vec<u8>) -> Result<()> {
         self.runtime.block_on(async {
-            let path = self.proxy_path("/v1/verify").await?;
+            let path = self.proxy_path(api::VERIFY).await?;
             match self.post(path, sealed).await {
                 Ok(_) => Ok(()),
                 Err(err) if status_code(&err) == Some(CONFLICT) => {
@@ -232,7 +236,7 @@ impl Cluster {
     /// `POST /v1/rotate`: the SealedSecret re-encrypted with the newest key (JSON).
     pub fn rotate(&self, sealed: Vec<u8>) -> Result<String> {
         self.runtime.block_on(async {
-            let path = self.proxy_path("/v1/rotate").await?;
+            let path = self.proxy_path(api::ROTATE).await?;
             match self.post(path, sealed).await {
                 Ok(body) => Ok(body),
                 Err(err) if status_code(&err) == Some(CONFLICT) => bail!("unable to rotate secret"),

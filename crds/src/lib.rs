@@ -14,6 +14,7 @@
 //! - [`SealedSecret`] and its spec and status types, field for field as Bitnami's
 //!   `bitnami.com/v1alpha1`; [`crd()`] and [`crd_yaml()`] give the CRD.
 //! - [`annotations`]: the `sealedsecrets.bitnami.com/` annotations and the scope rules.
+//! - [`api`]: the controller's HTTP paths and media types, for both sides.
 //! - [`seal_secret`], [`seal_value`], [`merge_into`]: what `kubeseal` does, to an RSA
 //!   certificate or (see [`Sealer`]) to age recipients.
 //! - [`unseal`] and [`Unsealed`]: what the controller does; [`owner_reference`];
@@ -34,6 +35,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod annotations;
+pub mod api;
 mod crd;
 mod error;
 mod format;

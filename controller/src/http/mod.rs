@@ -58,6 +58,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{StatusCode, header};
 use sealant_crds::annotations::scope_of;
+use sealant_crds::api;
 use sealant_crds::{
     SealOptions, SealedSecret, Unsealed, decrypt, parse_documents, seal_secret, seal_value, to_json,
 };
@@ -89,7 +90,7 @@ pub const VALUES_PER_TOKEN: usize = 16;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The content type of `/v1/cert.pem`.
-pub const PEM_CONTENT_TYPE: &str = "application/x-pem-file";
+pub const PEM_CONTENT_TYPE: &str = api::PEM_MEDIA_TYPE;
 
 /// The content type of `/v1/age-recipient` and `/v1/escrow-bundle`.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
@@ -119,14 +120,14 @@ pub fn api_router(state: Arc<ApiState>) -> Router {
 pub fn api_router_with_timeout(state: Arc<ApiState>, timeout: Duration) -> Router {
     let metrics = state.metrics.clone();
     let limited = Router::new()
-        .route("/v1/verify", post(verify))
-        .route("/v1/rotate", post(rotate))
+        .route(api::VERIFY, post(verify))
+        .route(api::ROTATE, post(rotate))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit));
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/v1/cert.pem", get(cert_pem))
-        .route("/v1/age-recipient", get(age_recipient))
-        .route("/v1/escrow-bundle", get(escrow_bundle))
+        .route(api::HEALTHZ, get(healthz))
+        .route(api::CERT, get(cert_pem))
+        .route(api::AGE_RECIPIENT, get(age_recipient))
+        .route(api::ESCROW_BUNDLE, get(escrow_bundle))
         .merge(limited)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -147,7 +148,7 @@ async fn deadline(State(timeout): State<Duration>, request: Request, next: Next)
 /// The metrics router: `/metrics`.
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
-        .route("/metrics", get(serve_metrics))
+        .route(api::METRICS, get(serve_metrics))
         .with_state(metrics)
 }
 
