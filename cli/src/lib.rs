@@ -40,6 +40,7 @@ mod escrow;
 mod files;
 mod keys;
 mod output;
+mod passphrase;
 mod recipients;
 mod recovery;
 mod reencrypt;

@@ -47,7 +47,7 @@ use sealant_crds::SealedSecret;
 use sealant_crds::key_secret::{self, TLS_CERT, TLS_KEY};
 use sealant_keys::{AgeIdentity, Certificate, KeyRing, OffsetDateTime, PrivateKey, bundle};
 
-use crate::keys::PASSPHRASE_ENV;
+use crate::passphrase::{PASSPHRASE_ENV, passphrase};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -119,7 +119,7 @@ fn load_file(ring: &mut KeyRing, path: &Path) -> Result<Option<Zeroizing<Vec<u8>
 /// Decrypts a key bundle and loads every key Secret in it.
 fn load_bundle(ring: &mut KeyRing, file: &[u8]) -> Result<()> {
     let plaintext = if bundle::is_passphrase_protected(file) {
-        let passphrase = crate::keys::passphrase(None)?.with_context(|| {
+        let passphrase = passphrase(None)?.with_context(|| {
             format!("a passphrase-protected key bundle: set {PASSPHRASE_ENV} to its passphrase")
         })?;
         bundle::open_with_passphrase(&passphrase, file).map_err(|_| {

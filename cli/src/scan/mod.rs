@@ -32,82 +32,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, Result, bail};
-use clap::Args;
 
-use crate::args::{CertArgs, ClusterArgs};
+use crate::args::CertArgs;
 use detect::{Context, MAX_FILE_BYTES, Source};
 
 /// How many bytes of Git blobs are held (and scanned) at once.
 const BATCH_BYTES: usize = 64 << 20;
+pub use crate::args::scan::ScanArgs;
 use finding::Finding;
-pub use report::ReportFormat;
-
-/// `sealant scan` flags.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Exit codes: 0 nothing found, 1 findings, 2 usage or I/O error.\n\n\
-    Examples:\n  \
-    sealant scan                        # the work tree, honouring .gitignore\n  \
-    sealant scan --staged               # what `git commit` would commit (pre-commit hook)\n  \
-    sealant scan --since origin/main    # every blob added since, history included\n  \
-    sealant scan --format sarif > scan.sarif\n  \
-    kubectl get secret db -o yaml | sealant scan -"
-)]
-pub struct ScanArgs {
-    /// Files and directories to scan; `-` reads stdin [default: .]
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-
-    /// Scan what `git commit` would commit: the blobs in the index, not the work tree.
-    #[arg(long, conflicts_with_all = ["paths", "since"])]
-    pub staged: bool,
-
-    /// Scan every blob added in the commits REV..HEAD, to find leaks already committed
-    /// (REV = the empty tree, `git hash-object -t tree /dev/null`: the whole history).
-    #[arg(long, value_name = "REV", conflicts_with = "paths")]
-    pub since: Option<String>,
-
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
-
-    /// Known findings to ignore: a `--format json` report of an earlier scan (matched by
-    /// rule, path, object and key).
-    #[arg(long, value_name = "FILE")]
-    pub baseline: Option<PathBuf>,
-
-    /// Check that every RSA-sealed value fits this certificate's key size (file or
-    /// http/https/file URL).
-    #[arg(long, value_name = "FILE|URL", conflicts_with = "fetch_cert")]
-    pub cert: Option<String>,
-
-    /// Like --cert, with the certificate fetched from the controller (as `sealant
-    /// --fetch-cert` does).
-    #[arg(long)]
-    pub fetch_cert: bool,
-
-    /// Namespace of the sealed-secrets controller (with --fetch-cert).
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
-        default_value = "kube-system",
-        value_name = "NAMESPACE"
-    )]
-    pub controller_namespace: String,
-
-    /// Name of the sealed-secrets controller (with --fetch-cert).
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAME",
-        default_value = "sealed-secrets-controller",
-        value_name = "NAME"
-    )]
-    pub controller_name: String,
-
-    /// How to reach the cluster (with --fetch-cert).
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-}
 
 /// Findings were reported: exit 1, with nothing more to print.
 #[derive(Debug)]

@@ -15,17 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 use super::finding::{Finding, Level, Rule};
-
-/// The report format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// One line per finding.
-    Text,
-    /// A JSON document (usable as a --baseline).
-    Json,
-    /// SARIF 2.1.0, for GitHub code scanning.
-    Sarif,
-}
+use crate::args::scan::ReportFormat;
 
 /// Renders the findings in `format`.
 pub fn render(findings: &[Finding], format: ReportFormat) -> String {

@@ -12,6 +12,10 @@
 //! follow `kubeseal`; where kubeseal reads an environment variable for every flag, we
 //! read it for the ones that carry values people set per machine or per pipeline.
 
+pub mod keys;
+pub mod reencrypt;
+pub mod scan;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -66,14 +70,14 @@ pub enum Command {
     /// Re-seal the SealedSecrets in files and directories to a new certificate or age
     /// recipients, offline, opening them with the old keys (--recovery-private-key);
     /// only the ciphertext strings of each file change.
-    Reencrypt(Box<crate::reencrypt::ReencryptArgs>),
+    Reencrypt(Box<reencrypt::ReencryptArgs>),
     /// Back up, restore, list, retire and prune the controller's sealing keys (key
     /// Secrets in --controller-namespace).
-    Keys(Box<crate::keys::KeysArgs>),
+    Keys(Box<keys::KeysArgs>),
     /// Find plaintext Secrets (YAML, JSON, Lists, Helm templates, kustomize
     /// secretGenerator) and lint SealedSecrets offline, in files, the Git index
     /// (--staged) or history (--since). Exit 0 clean, 1 findings, 2 error.
-    Scan(Box<crate::scan::ScanArgs>),
+    Scan(Box<scan::ScanArgs>),
     /// Print a shell completion script.
     Completion {
         /// The shell to print completions for.
