@@ -14,6 +14,8 @@ cd "$root"
 started=$SECONDS
 cache=${SEALANT_CACHE:-$HOME/.cache/sealant}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/cargo-target}
+# As scripts/test.sh, so both share the same artifacts.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 args=("$@")
 [[ ${#args[@]} -gt 0 ]] || args=(--sealant)

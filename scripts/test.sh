@@ -12,6 +12,9 @@ mkdir -p "$cache"
 # One shared Cargo target directory across clones: a fresh clone reuses the compiled
 # dependencies instead of building AWS-LC and kube-rs again.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/cargo-target}
+# Incremental compilation caches nothing useful for a fresh clone (every clone path is
+# a new package) and cost about 14 GB; off, as in CI builds generally.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
