@@ -36,6 +36,9 @@
 //!
 //! Every key from every file goes into one [`KeyRing`]; each SealedSecret is opened
 //! with whichever key sealed it, RSA or age, told apart per value by the age header.
+//! A key Secret is read by the loader the controller uses too,
+//! [`key_secret::read_entry`], as a backup ([`KeyReading::Backup`]): only `tls.key`
+//! is needed, and the age identity is tied to its RSA key.
 //! The output is plaintext, so it is built in zeroizing buffers and a `-w` file is
 //! created with mode 0600.
 
@@ -44,8 +47,8 @@ use std::path::Path;
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Secret;
 use sealant_crds::SealedSecret;
-use sealant_crds::key_secret::{self, TLS_CERT, TLS_KEY};
-use sealant_keys::{AgeIdentity, Certificate, KeyRing, OffsetDateTime, PrivateKey, bundle};
+use sealant_crds::key_secret::{self, KeyReading, TLS_KEY};
+use sealant_keys::{AgeIdentity, KeyRing, OffsetDateTime, PrivateKey, bundle};
 
 use crate::passphrase::{PASSPHRASE_ENV, passphrase};
 use serde_json::Value;
@@ -214,33 +217,31 @@ fn is_list(value: &Value) -> bool {
 }
 
 /// Loads a key Secret's RSA key and, when it has one, its `age.key` identity, tied to
-/// that RSA key. A missing or unreadable `tls.crt` is tolerated (hand-made backups);
-/// it only orders the keys.
+/// that RSA key: [`key_secret::read_entry`], reading a backup. A missing or unreadable
+/// `tls.crt` is tolerated (hand-made backups); it only orders the keys. An unreadable
+/// `age.key` refuses the Secret.
 fn insert_secret_key(ring: &mut KeyRing, secret: &Secret) -> Result<()> {
-    let pem = secret_value(secret, TLS_KEY)
-        .with_context(|| format!("the secret has no {TLS_KEY} in data or stringData"))?;
-    let key = PrivateKey::from_pem(&pem).with_context(|| format!("data.{TLS_KEY}"))?;
-    let age = key_secret::read_age_identity(secret)?;
-    // Order keys as the controller does, newest certificate first; the order only
-    // decides which key is tried first.
-    let created = secret_value(secret, TLS_CERT)
-        .and_then(|crt| Certificate::from_pem(&crt).ok())
-        .and_then(|cert| key_secret::order_time(secret, &cert, key_secret::KeyOrder::default()))
-        .or_else(|| key_secret::creation_time(secret))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    if let Some(identity) = age {
-        ring.insert_age(identity, created, Some(key.fingerprint().clone()));
+    let (entry, age_error) =
+        key_secret::read_entry(secret, KeyReading::Backup).map_err(tls_key_error)?;
+    if let Some(err) = age_error {
+        return Err(err.into());
     }
-    ring.insert(key, created);
+    entry.insert_into(ring);
     Ok(())
 }
 
-fn secret_value(secret: &Secret, key: &str) -> Option<Zeroizing<Vec<u8>>> {
-    if let Some(value) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
-        return Some(Zeroizing::new(value.as_bytes().to_vec()));
+/// Recovery's words for a `tls.key` that is missing or unreadable: the caller's
+/// context already names the file and the document.
+fn tls_key_error(err: sealant_crds::Error) -> anyhow::Error {
+    match err {
+        sealant_crds::Error::KeySecretMissingField { .. } => {
+            anyhow!("the secret has no {TLS_KEY} in data or stringData")
+        }
+        sealant_crds::Error::KeySecret { source, .. } => {
+            anyhow::Error::new(source).context(format!("data.{TLS_KEY}"))
+        }
+        other => other.into(),
     }
-    let value = secret.data.as_ref()?.get(key)?;
-    Some(Zeroizing::new(value.0.clone()))
 }
 
 /// Opens every SealedSecret of the input and renders the Secrets.

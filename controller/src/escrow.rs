@@ -364,6 +364,7 @@ mod tests {
     use super::*;
     use crate::key_secrets::tests::test_keys;
     use crate::key_secrets::{ACTIVE, KEY_LABEL, new_key_secret};
+    use sealant_crds::key_secret::KeyEntry;
 
     /// Keys 0 and 1 of `test_keys()`, each with its key Secret (named `k0`, `k1`,
     /// with a uid and resourceVersion as read from the API server).
@@ -383,7 +384,7 @@ mod tests {
             secret.metadata.name = Some(format!("k{i}"));
             secret.metadata.uid = Some(format!("uid-{i}"));
             secret.metadata.resource_version = Some("7".to_owned());
-            keys.insert(k.clone(), c.clone(), None, c.not_before());
+            keys.insert(KeyEntry::new(k.clone(), c.clone(), None, c.not_before()));
             keys.set_secret(k.fingerprint(), &secret);
         }
         keys
@@ -453,7 +454,7 @@ mod tests {
         // A key held without its Secret (never the case when loaded) is not escrowed.
         let mut keys = Keys::default();
         let (k, c) = &test_keys()[0];
-        keys.insert(k.clone(), c.clone(), None, c.not_before());
+        keys.insert(KeyEntry::new(k.clone(), c.clone(), None, c.not_before()));
         assert!(build(&keys, &rs).expect("builds").is_none());
     }
 

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Api, ResourceExt as _};
+use sealant_crds::key_secret::KeyEntry;
 use sealant_keys::{AgeIdentity, Fingerprint, OffsetDateTime};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -131,7 +132,7 @@ impl KeyManager {
         let mut keys = (*self.keys.snapshot()).clone();
         let fingerprint = key.fingerprint().clone();
         let recipient = age.recipient().to_string();
-        keys.insert(key, certificate, Some(age), time);
+        keys.insert(KeyEntry::new(key, certificate, Some(age), time));
         keys.set_secret(&fingerprint, &created);
         drop(created);
         self.metrics

@@ -6,7 +6,8 @@
 //!     ├─ label sealedsecrets.bitnami.com/sealed-secrets-key=active ─┐
 //!     └─ legacy: unlabelled, named exactly <prefix> ─────────────────┤
 //!                                                                    ▼
-//!        load(): tls.key (PKCS#1 or PKCS#8 PEM) + tls.crt ──▶ Keys { KeyRing, certificates }
+//!        load(): key_secret::read_entry(Live(--key-order-priority)), the loader the CLI shares
+//!                ├─ tls.key (PKCS#1 or PKCS#8 PEM) + tls.crt ──▶ Keys { KeyRing, certificates }
 //!                │                                   └─ unreadable Secret ──▶ rejected[] (skipped, reported)
 //!                ├─ age.key (optional) ──▶ KeyRing age identity, tied to that RSA key
 //!                │                         └─ unreadable ──▶ rejected[] (the RSA key still loads)
@@ -34,6 +35,11 @@
 //! still loads such a Secret (the interop suite proves it); Secrets it wrote have no
 //! `age.key` and load exactly as before, with no age identity.
 //!
+//! How one key Secret is read (fields, the certificate check, the ordering time, the
+//! age identity) is [`sealant_crds::key_secret::read_entry`]'s rule, shared with the
+//! CLI's recovery; this module decides which Secrets are keys, in which order they are
+//! registered, what a skipped one reports, and when the next key is made.
+//!
 //! Guarantees:
 //! - a key Secret that cannot be read never stops the others from loading: it is
 //!   returned in [`Loaded::rejected`] as an [`Error`] naming `namespace/name` and the
@@ -57,7 +63,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealant_crds::key_secret;
+use sealant_crds::key_secret::{self, KeyEntry, KeyReading};
 use sealant_keys::{
     AgeIdentity, AgeRecipient, Certificate, Fingerprint, KeyRing, OffsetDateTime, PrivateKey,
 };
@@ -196,45 +202,33 @@ impl Keys {
         }
     }
 
-    /// Adds a key (and the age identity of its key generation, if any, tied to it and
-    /// ordered with the same time). Returns `false`, and changes nothing, if the ring
-    /// already held the key.
-    pub fn insert(
-        &mut self,
-        key: PrivateKey,
-        certificate: Certificate,
-        age: Option<AgeIdentity>,
-        time: OffsetDateTime,
-    ) -> bool {
-        let fingerprint = key.fingerprint().clone();
-        if !self.ring.insert(key, time) {
+    /// Adds a key read by [`key_secret::read_entry`] (or just made): the key, its
+    /// certificate, and the age identity of its key generation, if any, tied to it and
+    /// ordered with the same time ([`KeyEntry::insert_into`]). Returns `false`, and
+    /// changes nothing, if the ring already held the key.
+    pub fn insert(&mut self, mut entry: KeyEntry) -> bool {
+        let fingerprint = entry.key.fingerprint().clone();
+        if self.ring.get(&fingerprint).is_some() {
             return false;
         }
-        if let Some(identity) = age {
-            self.ring
-                .insert_age(identity, time, Some(fingerprint.clone()));
+        if let Some(certificate) = entry.certificate.take() {
+            self.certificates.insert(fingerprint, certificate);
         }
-        self.certificates.insert(fingerprint, certificate);
-        true
+        entry.insert_into(&mut self.ring)
     }
 }
 
 /// True when `secret` is a key Secret for `prefix`: labelled active, or the legacy
 /// key Secret named exactly `prefix` (loaded whatever its labels, as Bitnami does).
 pub fn is_key_secret(secret: &Secret, prefix: &str) -> bool {
-    let labelled = secret
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(KEY_LABEL))
-        .is_some_and(|v| v == ACTIVE);
-    labelled || secret.metadata.name.as_deref() == Some(prefix)
+    key_secret::is_active(secret) || secret.metadata.name.as_deref() == Some(prefix)
 }
 
 /// Loads every key Secret of `secrets` that [`is_key_secret`] accepts into a key ring,
-/// ordered by `priority`. Unreadable Secrets are reported in [`Loaded::rejected`] and
-/// skipped; other Secrets are ignored. An unreadable [`AGE_KEY`] is reported too, and
-/// only the age identity is skipped: the RSA key of that Secret still loads.
+/// each read by [`key_secret::read_entry`] as a live key ordered by `priority`.
+/// Unreadable Secrets are reported in [`Loaded::rejected`] and skipped; other Secrets
+/// are ignored. An unreadable [`AGE_KEY`] is reported too, and only the age identity
+/// is skipped: the RSA key of that Secret still loads.
 pub fn load(secrets: &[Secret], prefix: &str, priority: KeyOrderPriority) -> Loaded {
     let mut candidates: Vec<&Secret> = secrets
         .iter()
@@ -245,45 +239,21 @@ pub fn load(secrets: &[Secret], prefix: &str, priority: KeyOrderPriority) -> Loa
     // so inserting in the same order gives the same newest key.
     candidates.sort_by_key(|s| (key_secret::creation_time(s), s.metadata.name.clone()));
 
+    let reading = KeyReading::Live(priority.into());
     let mut loaded = Loaded::default();
     for secret in candidates {
-        match read_key_secret(secret, priority) {
-            Ok((key, certificate, time)) => {
-                let age = read_age_identity(secret).unwrap_or_else(|e| {
-                    loaded.rejected.push(e);
-                    None
-                });
-                let fingerprint = key.fingerprint().clone();
-                if loaded.keys.insert(key, certificate, age, time) {
+        match key_secret::read_entry(secret, reading) {
+            Ok((entry, age_error)) => {
+                loaded.rejected.extend(age_error.map(Error::KeyMaterial));
+                let fingerprint = entry.key.fingerprint().clone();
+                if loaded.keys.insert(entry) {
                     loaded.keys.set_secret(&fingerprint, secret);
                 }
             }
-            Err(e) => loaded.rejected.push(e),
+            Err(e) => loaded.rejected.push(Error::KeyMaterial(e)),
         }
     }
     loaded
-}
-
-/// Reads one key Secret: its private key, its certificate and its ordering time.
-pub fn read_key_secret(
-    secret: &Secret,
-    priority: KeyOrderPriority,
-) -> Result<(PrivateKey, Certificate, OffsetDateTime), Error> {
-    let (key, certificate) = key_secret::read_rsa(secret).map_err(Error::KeyMaterial)?;
-    let time = key_secret::order_time(secret, &certificate, priority.into()).ok_or_else(|| {
-        Error::KeyMaterial(sealant_crds::Error::KeySecretMissingField {
-            secret: object_ref(&secret.metadata),
-            field: "metadata.creationTimestamp",
-        })
-    })?;
-    Ok((key, certificate, time))
-}
-
-/// Reads the optional [`AGE_KEY`] of a key Secret: `None` when the Secret has none
-/// (Bitnami-written), an error naming the Secret and field when it holds anything but
-/// exactly one X25519 identity. The error never quotes the field's bytes.
-pub fn read_age_identity(secret: &Secret) -> Result<Option<AgeIdentity>, Error> {
-    key_secret::read_age_identity(secret).map_err(Error::KeyMaterial)
 }
 
 /// Generates a key pair and its self-signed certificate, as Bitnami does: `bits`
@@ -437,6 +407,7 @@ pub(crate) mod tests {
     use k8s_openapi::ByteString;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
+    use sealant_crds::key_secret::KeyOrder;
 
     use super::*;
 
@@ -579,9 +550,13 @@ pub(crate) mod tests {
         let tls_crt = String::from_utf8(data[TLS_CERT].0.clone()).expect("utf8");
         assert!(tls_crt.starts_with("-----BEGIN CERTIFICATE-----"));
         // And it loads back.
-        let (k, c, _) = read_key_secret(&s, KeyOrderPriority::CertNotBefore).expect("reads back");
-        assert_eq!(k.fingerprint(), key.fingerprint());
-        assert_eq!(c.fingerprint(), cert.fingerprint());
+        let (entry, _) = key_secret::read_entry(&s, KeyReading::Live(KeyOrder::CertNotBefore))
+            .expect("reads back");
+        assert_eq!(entry.key.fingerprint(), key.fingerprint());
+        assert_eq!(
+            entry.certificate.as_ref().map(Certificate::fingerprint),
+            Some(cert.fingerprint())
+        );
     }
 
     /// A key Secret as this controller writes it: with an age identity.
@@ -632,7 +607,9 @@ pub(crate) mod tests {
             file.contains("AGE-SECRET-KEY-1"),
             "an age-keygen identity file"
         );
-        let read = read_age_identity(&s).expect("reads").expect("present");
+        let read = key_secret::read_age_identity(&s)
+            .expect("reads")
+            .expect("present");
         assert_eq!(read.recipient(), identity.recipient());
     }
 
@@ -774,7 +751,7 @@ pub(crate) mod tests {
                 "{m}"
             );
         }
-        let err = read_age_identity(&two).expect_err("two identities");
+        let err = key_secret::read_age_identity(&two).expect_err("two identities");
         let chain = format!(
             "{err}: {}",
             std::error::Error::source(&err).expect("source")
@@ -814,41 +791,28 @@ pub(crate) mod tests {
                 key_secret(&format!("k{i}"), k, c, now - time::Duration::days(i as i64))
             })
             .collect();
-        let loaded = load(
-            &secrets,
-            "sealed-secrets-key",
-            KeyOrderPriority::CertNotBefore,
-        );
-        assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
-        assert_eq!(loaded.keys.ring.len(), 3);
-        assert_eq!(
-            loaded.keys.ring.newest().map(|e| e.key.fingerprint()),
-            Some(keys[2].0.fingerprint())
-        );
-        assert_eq!(
-            loaded
-                .keys
-                .newest_certificate()
-                .map(Certificate::fingerprint),
-            Some(keys[2].1.fingerprint())
-        );
-
-        let loaded = load(
-            &secrets,
-            "sealed-secrets-key",
-            KeyOrderPriority::SecretCreationTimestamp,
-        );
-        assert_eq!(
-            loaded.keys.ring.newest().map(|e| e.key.fingerprint()),
-            Some(keys[0].0.fingerprint())
-        );
-        assert_eq!(
-            loaded
-                .keys
-                .newest_certificate()
-                .map(Certificate::fingerprint),
-            Some(keys[0].1.fingerprint())
-        );
+        // By NotBefore the last key is newest; by creation time the first.
+        for (priority, newest) in [
+            (KeyOrderPriority::CertNotBefore, &keys[2]),
+            (KeyOrderPriority::SecretCreationTimestamp, &keys[0]),
+        ] {
+            let loaded = load(&secrets, "sealed-secrets-key", priority);
+            assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+            assert_eq!(loaded.keys.ring.len(), 3);
+            assert_eq!(
+                loaded.keys.ring.newest().map(|e| e.key.fingerprint()),
+                Some(newest.0.fingerprint()),
+                "{priority:?}"
+            );
+            assert_eq!(
+                loaded
+                    .keys
+                    .newest_certificate()
+                    .map(Certificate::fingerprint),
+                Some(newest.1.fingerprint()),
+                "{priority:?}"
+            );
+        }
     }
 
     #[test]
@@ -909,58 +873,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn pkcs8_private_keys_are_read() {
-        let (key, cert) = &test_keys()[0];
-        let mut s = key_secret("k", key, cert, OffsetDateTime::now_utc());
-        // Re-wrap the PKCS#1 key as PKCS#8 by hand: the DER of PrivateKeyInfo is
-        // SEQUENCE { INTEGER 0, AlgorithmIdentifier rsaEncryption NULL, OCTET STRING pkcs1 }.
-        let pkcs1_pem = key.expose_pkcs1_pem();
-        let pkcs1 = pem_body(pkcs1_pem.as_bytes());
-        let alg: &[u8] = &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
-            0x00,
-        ];
-        let mut body = vec![0x02, 0x01, 0x00];
-        body.extend_from_slice(alg);
-        body.extend(der_tlv(0x04, &pkcs1));
-        let pkcs8 = der_tlv(0x30, &body);
-        let pem8 = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pkcs8)
-        );
-        s.data
-            .as_mut()
-            .expect("data")
-            .insert(TLS_KEY.to_owned(), ByteString(pem8.into_bytes()));
-        let (k, _, _) = read_key_secret(&s, KeyOrderPriority::CertNotBefore).expect("PKCS#8 reads");
-        assert_eq!(k.fingerprint(), key.fingerprint());
-    }
-
-    fn pem_body(pem: &[u8]) -> Vec<u8> {
-        let text = std::str::from_utf8(pem).expect("utf8");
-        let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("b64")
-    }
-
-    fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = content.len();
-        if len < 128 {
-            out.push(len as u8);
-        } else {
-            let bytes: Vec<u8> = len
-                .to_be_bytes()
-                .into_iter()
-                .skip_while(|b| *b == 0)
-                .collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
-    #[test]
     fn legacy_unlabelled_secret_named_prefix_loads_and_others_are_ignored() {
         let keys = test_keys();
         let now = OffsetDateTime::now_utc();
@@ -986,20 +898,6 @@ pub(crate) mod tests {
             Some(keys[0].0.fingerprint())
         );
         assert!(loaded.rejected.is_empty());
-    }
-
-    #[test]
-    fn secret_creation_timestamp_priority_needs_a_creation_timestamp() {
-        let (key, cert) = &test_keys()[0];
-        let mut s = key_secret("k", key, cert, OffsetDateTime::now_utc());
-        s.metadata.creation_timestamp = None;
-        let err =
-            read_key_secret(&s, KeyOrderPriority::SecretCreationTimestamp).expect_err("fails");
-        assert!(
-            err.to_string().contains("metadata.creationTimestamp"),
-            "{err}"
-        );
-        assert!(read_key_secret(&s, KeyOrderPriority::CertNotBefore).is_ok());
     }
 
     #[test]

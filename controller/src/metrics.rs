@@ -608,6 +608,7 @@ mod tests {
     #[test]
     fn key_age_and_renewal_are_computed_at_scrape_time() {
         use crate::key_secrets::tests::test_keys;
+        use sealant_crds::key_secret::KeyEntry;
         let m = Metrics::new("v", false);
         let text = m.encode();
         assert!(
@@ -617,7 +618,7 @@ mod tests {
         let mut keys = Keys::default();
         let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
         let (k, c) = &test_keys()[0];
-        keys.insert(k.clone(), c.clone(), None, t0);
+        keys.insert(KeyEntry::new(k.clone(), c.clone(), None, t0));
         m.set_keys(&keys, Duration::from_secs(3_600));
         let text = m.encode_at(t0 + time::Duration::seconds(600));
         let age = format!(

@@ -2,14 +2,20 @@
 //! bundles built from them.
 //!
 //! Shared by the controller (which loads, writes and escrows them) and the CLI (which
-//! backs them up, restores, lists and retires them), so both read a key Secret the
-//! same way.
+//! backs them up, restores, lists and retires them, and opens SealedSecrets with
+//! them offline), so both read a key Secret the same way: [`read_entry`] is the one
+//! loader from key Secret to key ring, and [`order_time`] the one ordering rule.
 //!
 //! ```text
 //!   Secret (type kubernetes.io/tls, label sealedsecrets.bitnami.com/sealed-secrets-key)
 //!     data.tls.key  PEM private key (PKCS#1 written; PKCS#1 or PKCS#8 read) ─┐
-//!     data.tls.crt  self-signed certificate of that key ─────────────────────┼─▶ read() ─▶ KeyMaterial
-//!     data.age.key  sealant only: the key generation's age identity file ────┘
+//!     data.tls.crt  self-signed certificate of that key ─────────────────────┤
+//!     data.age.key  sealant only: the key generation's age identity file ────┤
+//!     metadata.creationTimestamp (orders keys with --key-order-priority) ────┤
+//!                                                                            ▼
+//!     read_entry(Live(order))  controller ─┐
+//!     read_entry(Backup)       recovery ───┴─▶ KeyEntry ─▶ insert_into() ─▶ KeyRing
+//!     read_key_secret()        restore's check ─▶ KeyMaterial
 //!
 //!   [Secret, ...] ─▶ key_list() ─▶ YAML `List` (Bitnami's backup shape) ─▶ keys::bundle::seal ─▶ bundle
 //!   bundle/backup text ─▶ parse_key_list() ─▶ [Secret, ...]
@@ -27,7 +33,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sealant_keys::{AgeIdentity, Certificate, OffsetDateTime, PrivateKey};
+use sealant_keys::{AgeIdentity, Certificate, KeyRing, OffsetDateTime, PrivateKey};
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -150,29 +156,143 @@ pub fn creation_time(secret: &Secret) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(ts.0.as_nanosecond()).ok()
 }
 
+/// How [`read_entry`] reads a key Secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyReading {
+    /// A live key, as the controller loads it: `tls.crt` must be there and belong to
+    /// the private key (so `/v1/cert.pem` never publishes a certificate whose key is
+    /// missing), and the key is ordered by [`order_time`]; a Secret without a creation
+    /// timestamp is refused under [`KeyOrder::SecretCreationTimestamp`].
+    Live(KeyOrder),
+    /// A key backup, as `--recovery-unseal` and `reencrypt` load it, hand-made ones
+    /// included: only `tls.key` is needed. A readable `tls.crt` orders the key by its
+    /// NotBefore, else the Secret's creation time does, else the Unix epoch; the
+    /// certificate is neither checked against the key nor kept, because the order
+    /// only decides which key is tried first.
+    Backup,
+}
+
+/// One key Secret, read for a key ring: the RSA key, the time that orders it, its
+/// certificate and the age identity of the same key generation.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// The RSA private key (`tls.key`).
+    pub key: PrivateKey,
+    /// Its certificate (`tls.crt`): there, and checked to hold the same public key,
+    /// when read as [`KeyReading::Live`]; `None` when read as [`KeyReading::Backup`].
+    pub certificate: Option<Certificate>,
+    /// The time that orders the key, and its age identity, in the ring.
+    pub time: OffsetDateTime,
+    /// The age identity of the same key generation (`age.key`), if the Secret has a
+    /// readable one.
+    pub age: Option<AgeIdentity>,
+}
+
+impl KeyEntry {
+    /// The entry of a key with its certificate, as a live key Secret holds them (a key
+    /// just generated, for example).
+    pub fn new(
+        key: PrivateKey,
+        certificate: Certificate,
+        age: Option<AgeIdentity>,
+        time: OffsetDateTime,
+    ) -> Self {
+        Self {
+            key,
+            certificate: Some(certificate),
+            time,
+            age,
+        }
+    }
+
+    /// Puts the entry into `ring`: the RSA key at [`KeyEntry::time`], and its age
+    /// identity tied to that key with the same time, so that a value the identity
+    /// opens is reported under the RSA key's fingerprint. Each is skipped when the
+    /// ring holds it already. Returns whether the RSA key was new.
+    pub fn insert_into(self, ring: &mut KeyRing) -> bool {
+        if let Some(identity) = self.age {
+            ring.insert_age(identity, self.time, Some(self.key.fingerprint().clone()));
+        }
+        ring.insert(self.key, self.time)
+    }
+}
+
+/// Reads a key Secret into a key-ring entry: the one loader from key Secret to key
+/// ring, for the controller ([`KeyReading::Live`]) and for recovery
+/// ([`KeyReading::Backup`]).
+///
+/// An `age.key` that cannot be read (see [`read_age_identity`]) does not fail the
+/// read: its error is returned beside the entry, which then has no age identity, and
+/// the caller decides whether it refuses the Secret (recovery) or only skips the
+/// identity (the controller). Errors name the Secret and the field, never the bytes.
+pub fn read_entry(
+    secret: &Secret,
+    reading: KeyReading,
+) -> Result<(KeyEntry, Option<Error>), Error> {
+    let (key, certificate, time) = match reading {
+        KeyReading::Live(order) => {
+            let (key, certificate) = read_rsa(secret)?;
+            let time = order_time(secret, &certificate, order)
+                .ok_or_else(|| missing(secret, "metadata.creationTimestamp"))?;
+            (key, Some(certificate), time)
+        }
+        KeyReading::Backup => {
+            let pem = field(secret, TLS_KEY).ok_or_else(|| missing(secret, "data.tls.key"))?;
+            let key = private_key(secret, pem)?;
+            let time = field(secret, TLS_CERT)
+                .and_then(|pem| Certificate::from_pem(pem).ok())
+                .and_then(|cert| order_time(secret, &cert, KeyOrder::CertNotBefore))
+                .or_else(|| creation_time(secret))
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            (key, None, time)
+        }
+    };
+    let (age, age_error) = match read_age_identity(secret) {
+        Ok(age) => (age, None),
+        Err(e) => (None, Some(e)),
+    };
+    let entry = KeyEntry {
+        key,
+        certificate,
+        time,
+        age,
+    };
+    Ok((entry, age_error))
+}
+
 /// Reads a key Secret's RSA private key and certificate only.
 pub fn read_rsa(secret: &Secret) -> Result<(PrivateKey, Certificate), Error> {
-    let object = object_ref(&secret.metadata);
-    let missing = |field| Error::KeySecretMissingField {
-        secret: object.clone(),
-        field,
-    };
-    let key_pem = field(secret, TLS_KEY).ok_or_else(|| missing("data.tls.key"))?;
-    let cert_pem = field(secret, TLS_CERT).ok_or_else(|| missing("data.tls.crt"))?;
-    let key = PrivateKey::from_pem(key_pem).map_err(|source| Error::KeySecret {
-        secret: object.clone(),
-        field: "data.tls.key",
-        source,
-    })?;
+    let key_pem = field(secret, TLS_KEY).ok_or_else(|| missing(secret, "data.tls.key"))?;
+    let cert_pem = field(secret, TLS_CERT).ok_or_else(|| missing(secret, "data.tls.crt"))?;
+    let key = private_key(secret, key_pem)?;
     let certificate = Certificate::from_pem(cert_pem).map_err(|source| Error::KeySecret {
-        secret: object.clone(),
+        secret: object_ref(&secret.metadata),
         field: "data.tls.crt",
         source,
     })?;
     if !certificate.matches(&key) {
-        return Err(Error::KeyCertificateMismatch { secret: object });
+        return Err(Error::KeyCertificateMismatch {
+            secret: object_ref(&secret.metadata),
+        });
     }
     Ok((key, certificate))
+}
+
+/// The error for a key Secret that lacks `field`.
+fn missing(secret: &Secret, field: &'static str) -> Error {
+    Error::KeySecretMissingField {
+        secret: object_ref(&secret.metadata),
+        field,
+    }
+}
+
+/// Parses `pem`, the `tls.key` of `secret`.
+fn private_key(secret: &Secret, pem: &[u8]) -> Result<PrivateKey, Error> {
+    PrivateKey::from_pem(pem).map_err(|source| Error::KeySecret {
+        secret: object_ref(&secret.metadata),
+        field: "data.tls.key",
+        source,
+    })
 }
 
 /// Reads the optional [`AGE_KEY`] of a key Secret: `None` when the Secret has none
@@ -527,5 +647,182 @@ mod tests {
             err.contains("data.age.key") && !err.contains("NOPE"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn pkcs8_private_keys_are_read() {
+        let (key, _) = material();
+        let mut s = secret("k", None);
+        // Re-wrap the PKCS#1 key as PKCS#8 by hand: the DER of PrivateKeyInfo is
+        // SEQUENCE { INTEGER 0, AlgorithmIdentifier rsaEncryption NULL, OCTET STRING pkcs1 }.
+        let pkcs1_pem = key.expose_pkcs1_pem();
+        let pkcs1 = pem_body(pkcs1_pem.as_bytes());
+        let alg: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+            0x00,
+        ];
+        let mut body = vec![0x02, 0x01, 0x00];
+        body.extend_from_slice(alg);
+        body.extend(der_tlv(0x04, &pkcs1));
+        let pkcs8 = der_tlv(0x30, &body);
+        let pem8 = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pkcs8)
+        );
+        s.data
+            .as_mut()
+            .expect("data")
+            .insert(TLS_KEY.to_owned(), ByteString(pem8.into_bytes()));
+        let (entry, _) =
+            read_entry(&s, KeyReading::Live(KeyOrder::CertNotBefore)).expect("PKCS#8 reads");
+        assert_eq!(entry.key.fingerprint(), key.fingerprint());
+    }
+
+    fn pem_body(pem: &[u8]) -> Vec<u8> {
+        let text = std::str::from_utf8(pem).expect("utf8");
+        let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("b64")
+    }
+
+    fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 128 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    #[test]
+    fn secret_creation_timestamp_priority_needs_a_creation_timestamp() {
+        let s = secret("k", None);
+        assert_eq!(s.metadata.creation_timestamp, None);
+        let err =
+            read_entry(&s, KeyReading::Live(KeyOrder::SecretCreationTimestamp)).expect_err("fails");
+        assert!(
+            err.to_string().contains("metadata.creationTimestamp"),
+            "{err}"
+        );
+        assert!(read_entry(&s, KeyReading::Live(KeyOrder::CertNotBefore)).is_ok());
+    }
+
+    #[test]
+    fn live_entry_keeps_the_certificate_and_is_ordered_by_it() {
+        let (key, cert) = material();
+        let id = AgeIdentity::generate();
+        let (entry, age_error) = read_entry(
+            &secret("k", Some(&id)),
+            KeyReading::Live(KeyOrder::CertNotBefore),
+        )
+        .expect("reads");
+        assert!(age_error.is_none());
+        assert_eq!(entry.key.fingerprint(), key.fingerprint());
+        assert_eq!(
+            entry.certificate.as_ref().map(Certificate::fingerprint),
+            Some(cert.fingerprint())
+        );
+        assert_eq!(entry.time, cert.not_before());
+        assert_eq!(
+            entry.age.map(|a| a.recipient().to_string()),
+            Some(id.recipient().to_string())
+        );
+    }
+
+    #[test]
+    fn backup_entry_needs_only_tls_key_and_falls_back_to_creation_time_then_epoch() {
+        let (key, cert) = material();
+        let mut s = secret("k", None);
+        let (entry, _) = read_entry(&s, KeyReading::Backup).expect("reads");
+        assert_eq!(
+            entry.time,
+            cert.not_before(),
+            "a readable tls.crt orders it"
+        );
+        assert!(
+            entry.certificate.is_none(),
+            "a backup's certificate is not kept"
+        );
+
+        s.data
+            .as_mut()
+            .expect("data")
+            .insert(TLS_CERT.to_owned(), ByteString(b"not pem".to_vec()));
+        let (entry, _) = read_entry(&s, KeyReading::Backup).expect("an unreadable tls.crt");
+        assert_eq!(entry.key.fingerprint(), key.fingerprint());
+        assert_eq!(entry.time, OffsetDateTime::UNIX_EPOCH);
+
+        s.data.as_mut().expect("data").remove(TLS_CERT);
+        s.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("ts"),
+        ));
+        let (entry, _) = read_entry(&s, KeyReading::Backup).expect("no tls.crt");
+        assert_eq!(
+            Some(entry.time),
+            OffsetDateTime::from_unix_timestamp(1_800_000_000).ok()
+        );
+
+        s.data.as_mut().expect("data").remove(TLS_KEY);
+        let err = read_entry(&s, KeyReading::Backup).expect_err("no tls.key");
+        assert!(
+            matches!(
+                err,
+                Error::KeySecretMissingField {
+                    field: "data.tls.key",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unreadable_age_key_is_returned_beside_the_entry() {
+        let mut s = secret("k", None);
+        s.data.as_mut().expect("data").insert(
+            AGE_KEY.to_owned(),
+            ByteString(b"AGE-SECRET-KEY-1NOPE".to_vec()),
+        );
+        for reading in [
+            KeyReading::Live(KeyOrder::CertNotBefore),
+            KeyReading::Backup,
+        ] {
+            let (entry, age_error) = read_entry(&s, reading).expect("the RSA key reads");
+            assert!(entry.age.is_none());
+            let err = age_error.expect("the age error").to_string();
+            assert!(
+                err.contains("kube-system/k") && err.contains("data.age.key"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn insert_into_ties_the_age_identity_to_its_rsa_key_at_the_same_time() {
+        let (key, _) = material();
+        let id = AgeIdentity::generate();
+        let (entry, _) = read_entry(&secret("k", Some(&id)), KeyReading::Backup).expect("reads");
+        let time = entry.time;
+        let mut ring = KeyRing::new();
+        assert!(entry.insert_into(&mut ring));
+        let tied = ring.age_for_rsa(key.fingerprint()).expect("tied");
+        assert_eq!(tied.identity.recipient(), id.recipient());
+        assert_eq!(tied.created, time);
+        assert_eq!(ring.get(key.fingerprint()).map(|e| e.created), Some(time));
+
+        let (again, _) = read_entry(&secret("k", Some(&id)), KeyReading::Backup).expect("reads");
+        assert!(
+            !again.insert_into(&mut ring),
+            "a key held already is not new"
+        );
+        assert_eq!((ring.len(), ring.age_len()), (1, 1));
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use http_body_util::BodyExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sealant_crds::key_secret::KeyEntry;
 use sealant_crds::unseal;
 use sealant_keys::{OffsetDateTime, Scope};
 use tower::ServiceExt as _;
@@ -18,7 +19,7 @@ pub(super) fn keys(indices: &[usize]) -> Keys {
     let mut keys = Keys::default();
     for &i in indices {
         let (k, c) = &test_keys()[i];
-        keys.insert(k.clone(), c.clone(), None, c.not_before());
+        keys.insert(KeyEntry::new(k.clone(), c.clone(), None, c.not_before()));
     }
     keys
 }
@@ -125,7 +126,12 @@ fn keys_with_age(indices: &[usize]) -> (Keys, Vec<sealant_keys::AgeIdentity>) {
     for &i in indices {
         let (k, c) = &test_keys()[i];
         let identity = sealant_keys::AgeIdentity::generate();
-        keys.insert(k.clone(), c.clone(), Some(identity.clone()), c.not_before());
+        keys.insert(KeyEntry::new(
+            k.clone(),
+            c.clone(),
+            Some(identity.clone()),
+            c.not_before(),
+        ));
         identities.push(identity);
     }
     (keys, identities)

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt as _, Full};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use sealant_crds::SealedSecretStatus;
+use sealant_crds::key_secret::KeyEntry;
 
 use kube::runtime::events::Reporter;
 
@@ -126,7 +127,7 @@ fn context_with(fake: Fake, accept_template_data: bool) -> (Arc<Context>, Arc<Mu
     let client = Client::new(service, "default");
     let mut keys = Keys::default();
     for (k, c) in test_keys() {
-        keys.insert(k.clone(), c.clone(), None, c.not_before());
+        keys.insert(KeyEntry::new(k.clone(), c.clone(), None, c.not_before()));
     }
     let ctx = Context {
         client: client.clone(),
