@@ -156,38 +156,22 @@ pub(super) fn lex_action(
         let glue = glued && !spaced;
         let pos = i;
         let c = b[i];
-        let tok = match c {
-            b'(' => {
-                i += 1;
-                Tok::LParen
-            }
-            b')' => {
-                i += 1;
-                Tok::RParen
-            }
-            b'|' => {
-                i += 1;
-                Tok::Pipe
-            }
-            b',' => {
-                i += 1;
-                Tok::Comma
-            }
-            b'=' => {
-                i += 1;
-                Tok::Assign
-            }
+        // Each arm yields the token and the index just after it.
+        let (tok, end) = match c {
+            b'(' => (Tok::LParen, i + 1),
+            b')' => (Tok::RParen, i + 1),
+            b'|' => (Tok::Pipe, i + 1),
+            b',' => (Tok::Comma, i + 1),
+            b'=' => (Tok::Assign, i + 1),
             b':' => {
                 if b.get(i + 1) != Some(&b'=') {
                     return Err(error_at(src, pos, "expected :=".into()));
                 }
-                i += 2;
-                Tok::Declare
+                (Tok::Declare, i + 2)
             }
             b'"' => {
                 let (s, end) = lex_quoted(src, i)?;
-                i = end;
-                Tok::Str(s)
+                (Tok::Str(s), end)
             }
             b'`' => {
                 let Some(end) = find(b, i + 1, b"`") else {
@@ -198,13 +182,11 @@ pub(super) fn lex_action(
                     .copied()
                     .filter(|c| *c != b'\r')
                     .collect();
-                i = end + 1;
-                Tok::Str(raw)
+                (Tok::Str(raw), end + 1)
             }
             b'\'' => {
                 let (v, end) = lex_char(src, i)?;
-                i = end;
-                Tok::Int(v)
+                (Tok::Int(v), end)
             }
             b'.' => {
                 let name_end = ident_end(b, i + 1);
@@ -216,44 +198,38 @@ pub(super) fn lex_action(
                             "floating-point constants are not supported".into(),
                         ));
                     }
-                    i += 1;
-                    Tok::Dot
+                    (Tok::Dot, i + 1)
                 } else {
-                    let name = src[i + 1..name_end].to_owned();
-                    i = name_end;
-                    Tok::Field(name)
+                    (Tok::Field(src[i + 1..name_end].to_owned()), name_end)
                 }
             }
             b'$' => {
                 let name_end = ident_end(b, i + 1);
-                let name = src[i..name_end].to_owned();
-                i = name_end;
-                Tok::Var(name)
+                (Tok::Var(src[i..name_end].to_owned()), name_end)
             }
             b'0'..=b'9' | b'-' | b'+' => {
                 let (v, end) = lex_number(src, i)?;
-                i = end;
-                Tok::Int(v)
+                (Tok::Int(v), end)
             }
             c if c == b'_' || c.is_ascii_alphabetic() || c >= 0x80 => {
                 let end = ident_end(b, i);
                 if end == i {
                     return Err(error_at(src, pos, "unexpected character in action".into()));
                 }
-                let word = &src[i..end];
-                i = end;
-                match word {
+                let tok = match &src[i..end] {
                     "true" => Tok::Bool(true),
                     "false" => Tok::Bool(false),
                     "nil" => Tok::Nil,
-                    _ => Tok::Ident(word.to_owned()),
-                }
+                    word => Tok::Ident(word.to_owned()),
+                };
+                (tok, end)
             }
             _ => {
                 let ch = src[i..].chars().next().unwrap_or('?');
                 return Err(error_at(src, pos, format!("unexpected {ch:?} in action")));
             }
         };
+        i = end;
         toks.push(Token {
             tok,
             pos,

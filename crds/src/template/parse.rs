@@ -197,16 +197,7 @@ impl<'s> Parser<'s> {
                         pipe = self.pipeline(&etoks[2..], epos, word)?;
                         continue;
                     }
-                    if etoks.len() > 1 {
-                        return Err(self.err(epos, "unexpected tokens in {{else}}"));
-                    }
-                    let (body, end) = self.list()?;
-                    match end {
-                        Stop::End => {}
-                        Stop::Eof => return Err(self.err(self.src.len(), "unexpected EOF")),
-                        Stop::Else(_, p) => return Err(self.err(p, "expected end; found {{else}}")),
-                    }
-                    else_list = Some(body);
+                    else_list = Some(self.else_body(&etoks, epos)?);
                     break;
                 }
             }
@@ -230,22 +221,25 @@ impl<'s> Parser<'s> {
         let else_list = match end {
             Stop::End => None,
             Stop::Eof => return Err(self.err(self.src.len(), "unexpected EOF")),
-            Stop::Else(etoks, epos) => {
-                if etoks.len() > 1 {
-                    return Err(self.err(epos, "unexpected tokens in {{else}}"));
-                }
-                let (body, end) = self.list()?;
-                match end {
-                    Stop::End => {}
-                    Stop::Eof => return Err(self.err(self.src.len(), "unexpected EOF")),
-                    Stop::Else(_, p) => return Err(self.err(p, "expected end; found {{else}}")),
-                }
-                Some(body)
-            }
+            Stop::Else(etoks, epos) => Some(self.else_body(&etoks, epos)?),
         };
         self.vars.truncate(mark);
         self.depth -= 1;
         Ok(Node::Range(pipe, body, else_list))
+    }
+
+    /// The body after a plain `{{else}}` (its tokens `etoks`, at `epos`), up to the
+    /// `{{end}}` that closes the `if`, `with` or `range`.
+    fn else_body(&mut self, etoks: &[Token], epos: usize) -> Result<Vec<Node>, TemplateError> {
+        if etoks.len() > 1 {
+            return Err(self.err(epos, "unexpected tokens in {{else}}"));
+        }
+        let (body, end) = self.list()?;
+        match end {
+            Stop::End => Ok(body),
+            Stop::Eof => Err(self.err(self.src.len(), "unexpected EOF")),
+            Stop::Else(_, p) => Err(self.err(p, "expected end; found {{else}}")),
+        }
     }
 
     /// `[$x[, $y] (:=|=)] command (| command)*`
