@@ -62,6 +62,7 @@ use sealant_crds::api;
 use sealant_crds::{
     SealOptions, SealedSecret, Unsealed, decrypt, parse_documents, seal_secret, seal_value, to_json,
 };
+use sealant_keys::Certificate;
 
 use crate::Error;
 use crate::escrow::Escrow;
@@ -228,34 +229,32 @@ async fn admit(State(state): State<Arc<ApiState>>, request: Request, next: Next)
 }
 
 async fn verify(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
-    let keys = state.keys.snapshot();
-    let accept = state.accept_v1_data;
-    let limiter = state.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || verify_body(&body, &keys, accept, &limiter.limiter))
-            .await;
-    match outcome {
-        Ok(Outcome::Ok(())) => StatusCode::OK.into_response(),
-        Ok(other) => other.into_response(),
-        Err(_) => internal(),
-    }
+    on_blocking_pool(state, body, verify_body).await
 }
 
 async fn rotate(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    on_blocking_pool(state, body, |body, keys, accept_v1_data, limiter| {
+        rotate_body(body, keys, accept_v1_data, limiter)
+            .map(|json| ([(header::CONTENT_TYPE, "application/json")], json))
+    })
+    .await
+}
+
+/// Runs `work` (the body of `/v1/verify` or `/v1/rotate`) on the blocking pool, so its
+/// RSA work never holds an async worker, over a snapshot of the keys and the request
+/// body; a task that does not come back answers 500.
+async fn on_blocking_pool<T, F>(state: Arc<ApiState>, body: Bytes, work: F) -> Response
+where
+    T: IntoResponse + Send + 'static,
+    F: FnOnce(&[u8], &Keys, bool, &TokenBucket) -> Outcome<T> + Send + 'static,
+{
     let keys = state.keys.snapshot();
-    let accept = state.accept_v1_data;
-    let limiter = state.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || rotate_body(&body, &keys, accept, &limiter.limiter))
-            .await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        work(&body, &keys, state.accept_v1_data, &state.limiter)
+    })
+    .await;
     match outcome {
-        Ok(Outcome::Ok(json)) => {
-            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
-        }
-        Ok(Outcome::Unparsable(e)) => Outcome::<()>::Unparsable(e).into_response(),
-        Ok(Outcome::Undecryptable) => Outcome::<()>::Undecryptable.into_response(),
-        Ok(Outcome::TooManyValues) => Outcome::<()>::TooManyValues.into_response(),
-        Ok(Outcome::Failed(e)) => Outcome::<()>::Failed(e).into_response(),
+        Ok(outcome) => outcome.into_response(),
         Err(_) => internal(),
     }
 }
@@ -314,10 +313,24 @@ pub enum Outcome<T> {
     Failed(String),
 }
 
-impl IntoResponse for Outcome<()> {
+impl<T> Outcome<T> {
+    /// The same outcome with its success value mapped by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Ok(value) => Outcome::Ok(f(value)),
+            Outcome::Unparsable(m) => Outcome::Unparsable(m),
+            Outcome::Undecryptable => Outcome::Undecryptable,
+            Outcome::TooManyValues => Outcome::TooManyValues,
+            Outcome::Failed(m) => Outcome::Failed(m),
+        }
+    }
+}
+
+/// A success answers `T` (`()` is an empty 200); a failure, its status and message.
+impl<T: IntoResponse> IntoResponse for Outcome<T> {
     fn into_response(self) -> Response {
         match self {
-            Outcome::Ok(()) => StatusCode::OK.into_response(),
+            Outcome::Ok(value) => value.into_response(),
             Outcome::Unparsable(m) | Outcome::Failed(m) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, format!("{m}\n")).into_response()
             }
@@ -422,8 +435,26 @@ pub fn rotate_body(
     let Some(unsealed) = decrypt_checked(&sealed, keys, accept_v1_data) else {
         return Outcome::Undecryptable;
     };
+    match reseal(&sealed, unsealed, cert) {
+        Ok(out) => Outcome::Ok(to_json(&out)),
+        Err(source) => Outcome::Failed(
+            Error::Reseal {
+                object: sealed.object_ref(),
+                source: Box::new(source),
+            }
+            .to_string(),
+        ),
+    }
+}
+
+/// `sealed` with its sealed values, decrypted into `unsealed`, sealed again to `cert`
+/// under the scope of its own metadata, and no status.
+fn reseal(
+    sealed: &SealedSecret,
+    unsealed: Unsealed,
+    cert: &Certificate,
+) -> Result<SealedSecret, sealant_crds::Error> {
     let scope = scope_of(&sealed.metadata);
-    let object = sealed.object_ref();
     let mut out = sealed.clone();
     if sealed.spec.data.is_some() {
         let secret = unsealed.into_secret();
@@ -431,48 +462,23 @@ pub fn rotate_body(
             scope: Some(scope),
             allow_empty_data: true,
         };
-        match seal_secret(&secret, cert.public_key(), &opts) {
-            Ok(resealed) => {
-                out.spec = resealed.spec;
-            }
-            Err(source) => {
-                return Outcome::Failed(
-                    Error::Reseal {
-                        object,
-                        source: Box::new(source),
-                    }
-                    .to_string(),
-                );
-            }
-        }
+        out.spec = seal_secret(&secret, cert.public_key(), &opts)?.spec;
     } else {
         let namespace = sealed.metadata.namespace.clone().unwrap_or_default();
         let name = sealed.metadata.name.clone().unwrap_or_default();
         for (k, v) in unsealed.data() {
-            match seal_value(
+            let b64 = seal_value(
                 cert.public_key(),
                 v.expose_secret(),
                 scope,
                 &namespace,
                 &name,
-            ) {
-                Ok(b64) => {
-                    out.spec.encrypted_data.insert(k.clone(), b64);
-                }
-                Err(source) => {
-                    return Outcome::Failed(
-                        Error::Reseal {
-                            object,
-                            source: Box::new(source),
-                        }
-                        .to_string(),
-                    );
-                }
-            }
+            )?;
+            out.spec.encrypted_data.insert(k.clone(), b64);
         }
     }
     out.status = None;
-    Outcome::Ok(to_json(&out))
+    Ok(out)
 }
 
 #[cfg(test)]
