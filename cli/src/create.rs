@@ -40,7 +40,7 @@ pub fn build_secret(args: &CreateArgs) -> Result<Secret> {
     Ok(Secret {
         metadata: ObjectMeta {
             name: Some(args.name.clone()),
-            namespace: args.cluster.namespace.clone(),
+            namespace: args.sealing.to.cluster.namespace.clone(),
             ..ObjectMeta::default()
         },
         type_: Some(args.secret_type.clone()),

@@ -162,22 +162,21 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
         eprintln!("Flag --rotate has been deprecated, please use --re-encrypt instead");
     }
     let re_encrypt = args.re_encrypt || args.rotate;
-    if args.seal.merge_into.is_some() && args.output.sealed_secret_file.is_some() {
-        bail!("--merge-into updates its file in place and cannot be combined with -w");
-    }
-    let mut out = Output::from_args(&args.output);
+    let sealing = &args.sealing;
+    sealing.refuse_merge_into_with_output_file()?;
+    let mut out = Output::from_args(&sealing.output);
     // --re-encrypt with only -f rewrites that file in place, as kubeseal does.
     if re_encrypt
-        && args.output.sealed_secret_file.is_none()
+        && sealing.output.sealed_secret_file.is_none()
         && let Some(input) = &args.secret_file
     {
         out = Output::from_args(&args::OutputArgs {
-            format: args.output.format,
+            format: sealing.output.format,
             sealed_secret_file: Some(input.clone()),
         });
     }
 
-    if args.recipients.is_given() {
+    if sealing.to.recipients.is_given() {
         let mode = if args.recovery_unseal {
             Some("--recovery-unseal")
         } else if args.validate {
@@ -227,13 +226,13 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
         return fetch_recipient(&args, &out);
     }
     if args.fetch_cert {
-        let pem = cert::fetch(&args.cert, &args.cluster)?;
+        let pem = cert::fetch(&sealing.to.cert, &sealing.to.cluster)?;
         return out.write(&pem, false);
     }
-    let key = SealingKey::load(&args.cert, &args.recipients, &args.cluster)?;
-    let scope = args.seal.scope_override();
+    let key = SealingKey::load(&sealing.to)?;
+    let scope = sealing.seal.scope_override();
 
-    if args.raw && args.seal.merge_into.is_none() {
+    if args.raw && sealing.seal.merge_into.is_none() {
         return raw(&args, key.sealer(), scope, &out);
     }
 
@@ -242,16 +241,16 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
     let mut sealer = Sealing {
         to: key.sealer(),
         scope,
-        allow_empty_data: args.seal.allow_empty_data,
+        allow_empty_data: sealing.seal.allow_empty_data,
         name: args.name.as_deref(),
-        namespaces: Namespaces::new(&args.cluster),
+        namespaces: Namespaces::new(&sealing.to.cluster),
     };
-    if let Some(path) = &args.seal.merge_into {
+    if let Some(path) = &sealing.seal.merge_into {
         let inputs = docs
             .iter()
             .map(|doc| (doc.label().to_string(), doc.to_secret()))
             .collect();
-        return seal::merge_into_file(path, inputs, &mut sealer, args.output.format);
+        return seal::merge_into_file(path, inputs, &mut sealer, sealing.output.format);
     }
     let rendered = seal::seal_documents(&docs, &mut sealer, out.format)?;
     out.write(rendered.as_bytes(), false)
@@ -259,14 +258,20 @@ fn kubeseal(args: KubesealArgs) -> Result<()> {
 
 /// `--fetch-recipient`: the controller's age recipient, checked, on one line.
 fn fetch_recipient(args: &KubesealArgs, out: &Output) -> Result<()> {
-    let cluster = cluster::Cluster::connect(
-        &args.cluster,
-        &args.cert.controller_namespace,
-        &args.cert.controller_name,
-    )?;
+    let cluster = connect_controller(&args.sealing.to)?;
     let text = cluster.fetch_age_recipient()?;
     let recipient = recipients::parse_controller_answer(&text)?;
     out.write(format!("{recipient}\n").as_bytes(), false)
+}
+
+/// The connection to the controller named by `--controller-namespace` and
+/// `--controller-name`, through the API server's service proxy.
+fn connect_controller(to: &args::SealToArgs) -> Result<cluster::Cluster> {
+    cluster::Cluster::connect(
+        &to.cluster,
+        &to.cert.controller_namespace,
+        &to.cert.controller_name,
+    )
 }
 
 /// `--raw`: seal one value and print bare base64, no newline.
@@ -285,13 +290,15 @@ fn raw(
     let namespace = match scope {
         Scope::ClusterWide => String::new(),
         _ => match args
+            .sealing
+            .to
             .cluster
             .namespace
             .as_deref()
             .filter(|ns| !ns.is_empty())
         {
             Some(ns) => ns.to_owned(),
-            None => Namespaces::new(&args.cluster).default_namespace()?,
+            None => Namespaces::new(&args.sealing.to.cluster).default_namespace()?,
         },
     };
     let value = match args.from_file.as_slice() {
@@ -355,36 +362,31 @@ fn controller_requests(args: &KubesealArgs) -> Result<(cluster::Cluster, Vec<Req
             Ok((label, body))
         })
         .collect::<Result<Vec<_>>>()?;
-    let cluster = cluster::Cluster::connect(
-        &args.cluster,
-        &args.cert.controller_namespace,
-        &args.cert.controller_name,
-    )?;
+    let cluster = connect_controller(&args.sealing.to)?;
     Ok((cluster, bodies))
 }
 
 /// `sealant create NAME ...`.
 fn create(args: &CreateArgs) -> Result<()> {
-    let out = Output::from_args(&args.output);
-    if args.seal.merge_into.is_some() && args.output.sealed_secret_file.is_some() {
-        bail!("--merge-into updates its file in place and cannot be combined with -w");
-    }
-    let key = SealingKey::load(&args.cert, &args.recipients, &args.cluster)?;
+    let sealing = &args.sealing;
+    let out = Output::from_args(&sealing.output);
+    sealing.refuse_merge_into_with_output_file()?;
+    let key = SealingKey::load(&sealing.to)?;
     let secret = create::build_secret(args)?;
     let mut sealer = Sealing {
         to: key.sealer(),
-        scope: args.seal.scope_override(),
-        allow_empty_data: args.seal.allow_empty_data,
+        scope: sealing.seal.scope_override(),
+        allow_empty_data: sealing.seal.allow_empty_data,
         name: None,
-        namespaces: Namespaces::new(&args.cluster),
+        namespaces: Namespaces::new(&sealing.to.cluster),
     };
-    if let Some(path) = &args.seal.merge_into {
+    if let Some(path) = &sealing.seal.merge_into {
         let label = format!("secret {}", args.name);
         return seal::merge_into_file(
             path,
             vec![(label, Ok(secret))],
             &mut sealer,
-            args.output.format,
+            sealing.output.format,
         );
     }
     let rendered = seal::seal_secrets(vec![secret], &mut sealer, out.format)?;
@@ -440,10 +442,13 @@ mod tests {
         ])
         .expect("parses");
         assert_eq!(
-            cli.kubeseal.cluster.kubeconfig.as_deref(),
+            cli.kubeseal.sealing.to.cluster.kubeconfig.as_deref(),
             Some(std::path::Path::new("/second"))
         );
-        assert_eq!(cli.kubeseal.cluster.namespace.as_deref(), Some("b"));
+        assert_eq!(
+            cli.kubeseal.sealing.to.cluster.namespace.as_deref(),
+            Some("b")
+        );
         // Repeatable flags still collect every value.
         let cli = Cli::try_parse_from([
             "sealant",

@@ -19,7 +19,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use sealant_keys::{AgeRecipient, Certificate};
 
-use crate::args::{CertArgs, ClusterArgs, RecipientArgs};
+use crate::args::{RecipientArgs, SealToArgs};
 use crate::cert;
 use crate::files::{self, Limit};
 
@@ -34,15 +34,11 @@ pub enum SealingKey {
 impl SealingKey {
     /// Recipients when any recipient flag was given, else the certificate from
     /// `--cert` or the controller.
-    pub fn load(
-        cert: &CertArgs,
-        recipients: &RecipientArgs,
-        cluster: &ClusterArgs,
-    ) -> Result<Self> {
-        if !recipients.is_given() {
-            return cert::load(cert, cluster).map(Self::Certificate);
+    pub fn load(to: &SealToArgs) -> Result<Self> {
+        if !to.recipients.is_given() {
+            return cert::load(&to.cert, &to.cluster).map(Self::Certificate);
         }
-        if cert.cert.is_some() {
+        if to.cert.cert.is_some() {
             bail!(
                 "--cert (or SEALED_SECRETS_CERT) cannot be combined with --recipient or \
                  --recipients-file: a value is sealed either to the certificate or to age \
@@ -50,7 +46,7 @@ impl SealingKey {
                  environment)"
             );
         }
-        load(recipients).map(Self::Recipients)
+        load(&to.recipients).map(Self::Recipients)
     }
 
     /// The `sealant-crds` view of it.
@@ -101,6 +97,7 @@ pub fn parse_controller_answer(text: &str) -> Result<AgeRecipient> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{CertArgs, ClusterArgs};
     use sealant_keys::AgeIdentity;
 
     fn args(recipient: &[String], files: &[&Path]) -> RecipientArgs {
@@ -141,9 +138,12 @@ mod tests {
             controller_name: "sealed-secrets-controller".into(),
         };
         let recipients = args(&[AgeIdentity::generate().recipient().to_string()], &[]);
-        let err = SealingKey::load(&cert, &recipients, &ClusterArgs::default())
-            .err()
-            .expect("conflict");
+        let to = SealToArgs {
+            cert,
+            recipients,
+            cluster: ClusterArgs::default(),
+        };
+        let err = SealingKey::load(&to).err().expect("conflict");
         assert!(err.to_string().contains("--cert"), "{err}");
     }
 

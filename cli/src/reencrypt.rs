@@ -66,11 +66,11 @@ use crate::{documents, files, output};
 pub fn run(args: &ReencryptArgs) -> Result<()> {
     let candidates = collect(&args.paths)?;
     let ring = recovery::load_keys(&args.recovery_private_key)?;
-    args.cluster.refuse_namespace(
+    args.to.cluster.refuse_namespace(
         "sealant reencrypt",
         "each SealedSecret keeps its own namespace and scope",
     )?;
-    let key = SealingKey::load(&args.cert, &args.recipients, &args.cluster)?;
+    let key = SealingKey::load(&args.to)?;
     let target = Target::new(&key);
 
     let mut plans = Vec::new();

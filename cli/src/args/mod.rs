@@ -88,25 +88,9 @@ pub enum Command {
 /// Every kubeseal flag, for the top-level (kubeseal-compatible) mode.
 #[derive(Debug, Args)]
 pub struct KubesealArgs {
-    /// Where the sealing certificate comes from.
+    /// What to seal to, the output, and the sealing options (shared with `create`).
     #[command(flatten)]
-    pub cert: CertArgs,
-
-    /// age recipients to seal to instead of the certificate.
-    #[command(flatten)]
-    pub recipients: RecipientArgs,
-
-    /// How to reach the cluster, and the default namespace.
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
-    /// Output format and file.
-    #[command(flatten)]
-    pub output: OutputArgs,
-
-    /// Sealing options shared with `create`.
-    #[command(flatten)]
-    pub seal: SealArgs,
+    pub sealing: SealingArgs,
 
     /// Secret (input) file [default: stdin]
     #[arg(short = 'f', long = "secret-file", value_name = "FILE")]
@@ -187,25 +171,9 @@ pub struct CreateArgs {
     #[arg(long = "from-env-file", value_name = "FILE")]
     pub from_env_file: Vec<PathBuf>,
 
-    /// Where the sealing certificate comes from.
+    /// What to seal to, the output, and the sealing options.
     #[command(flatten)]
-    pub cert: CertArgs,
-
-    /// age recipients to seal to instead of the certificate.
-    #[command(flatten)]
-    pub recipients: RecipientArgs,
-
-    /// How to reach the cluster, and the namespace.
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
-    /// Output format and file.
-    #[command(flatten)]
-    pub output: OutputArgs,
-
-    /// Sealing options.
-    #[command(flatten)]
-    pub seal: SealArgs,
+    pub sealing: SealingArgs,
 }
 
 /// `sealant keygen-escrow`: a new offline age identity.
@@ -221,6 +189,51 @@ pub struct KeygenEscrowArgs {
     /// every value sealed only to its recipient
     #[arg(long)]
     pub force: bool,
+}
+
+/// Everything that decides how a Secret is sealed and where the result goes: the
+/// options the kubeseal mode and `create` share.
+#[derive(Debug, Args)]
+pub struct SealingArgs {
+    /// What values are sealed to, and the cluster.
+    #[command(flatten)]
+    pub to: SealToArgs,
+
+    /// Output format and file.
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Sealing options.
+    #[command(flatten)]
+    pub seal: SealArgs,
+}
+
+impl SealingArgs {
+    /// Refuses `--merge-into` together with `-w`.
+    pub fn refuse_merge_into_with_output_file(&self) -> anyhow::Result<()> {
+        if self.seal.merge_into.is_some() && self.output.sealed_secret_file.is_some() {
+            anyhow::bail!("--merge-into updates its file in place and cannot be combined with -w");
+        }
+        Ok(())
+    }
+}
+
+/// What values are sealed to: the certificate (a file, a URL, or the controller's,
+/// fetched through the cluster) or age recipients; and how to reach that cluster. The
+/// options of every command that seals (`sealant`, `create`, `reencrypt`).
+#[derive(Debug, Args)]
+pub struct SealToArgs {
+    /// Where the sealing certificate comes from.
+    #[command(flatten)]
+    pub cert: CertArgs,
+
+    /// age recipients to seal to instead of the certificate.
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+
+    /// How to reach the cluster, and the default namespace.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// age recipients to seal to, instead of the certificate. Values sealed to them are
@@ -414,8 +427,11 @@ mod tests {
         ])
         .expect("valid kubeseal flags");
         assert!(cli.command.is_none());
-        assert_eq!(cli.kubeseal.output.format, Some(Format::Yaml));
-        assert_eq!(cli.kubeseal.seal.scope, Some(ScopeArg::NamespaceWide));
+        assert_eq!(cli.kubeseal.sealing.output.format, Some(Format::Yaml));
+        assert_eq!(
+            cli.kubeseal.sealing.seal.scope,
+            Some(ScopeArg::NamespaceWide)
+        );
         assert_eq!(cli.kubeseal.recovery_private_key.len(), 3);
         assert!(cli.kubeseal.rotate);
     }
@@ -432,8 +448,11 @@ mod tests {
             "r.txt",
         ])
         .expect("valid recipient flags");
-        assert_eq!(cli.kubeseal.recipients.recipient, ["age1a", "age1b"]);
-        assert!(cli.kubeseal.recipients.is_given());
+        assert_eq!(
+            cli.kubeseal.sealing.to.recipients.recipient,
+            ["age1a", "age1b"]
+        );
+        assert!(cli.kubeseal.sealing.to.recipients.is_given());
         assert!(Cli::try_parse_from(["sealant", "--fetch-cert", "--recipient", "age1a"]).is_err());
         assert!(Cli::try_parse_from(["sealant", "--fetch-cert", "--fetch-recipient"]).is_err());
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CertArgs, ClusterArgs, RecipientArgs};
+use super::SealToArgs;
 
 /// `sealant reencrypt PATH...`: re-seal SealedSecrets in files to a new key, offline.
 #[derive(Debug, Args)]
@@ -24,18 +24,11 @@ pub struct ReencryptArgs {
     #[arg(long, value_name = "FILE", value_delimiter = ',', required = true)]
     pub recovery_private_key: Vec<PathBuf>,
 
-    /// Where the new certificate comes from.
+    /// The new certificate or age recipients, and how to reach the cluster whose
+    /// certificate is fetched without --cert (`-n` is refused: each SealedSecret keeps
+    /// its own namespace).
     #[command(flatten)]
-    pub cert: CertArgs,
-
-    /// age recipients to seal to instead of the certificate.
-    #[command(flatten)]
-    pub recipients: RecipientArgs,
-
-    /// How to reach the cluster whose certificate is fetched without --cert (`-n` is
-    /// refused: each SealedSecret keeps its own namespace).
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub to: SealToArgs,
 
     /// Write nothing; print, for each value, the key that opened it and what would be
     /// done
