@@ -1,20 +1,22 @@
-//! The listener of the API and metrics servers: a cap on connections and limits on
-//! how long one may be silent or open, so that slow clients cannot pin connections or
-//! memory (issue 11, finding 5). Request timeouts are the router's
-//! ([`super::REQUEST_TIMEOUT`]).
+//! The listener of the API and metrics servers: a cap on connections, a smaller cap
+//! per client address, and limits on how long one may be silent or open, so that slow
+//! clients cannot pin connections or memory (issue 11, finding 5). Request timeouts
+//! are the router's ([`super::REQUEST_TIMEOUT`]).
 //!
 //! ```text
 //!   TcpListener ──accept (one permit of max_connections)──▶ LimitedStream ──▶ hyper
+//!                     a client address already at max_per_client ──▶ closed at once
 //!                     read: silent for `idle` while read ──▶ TimedOut ──▶ hyper closes
 //!                     read/write: open for `lifetime`     ──▶ TimedOut ──▶ hyper closes
 //!   drop(LimitedStream) ──▶ permit back ──▶ the next connection is accepted
 //! ```
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,6 +31,9 @@ use tokio::time::Sleep;
 pub struct ConnectionLimits {
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Connections served at once from one client address; more are closed as soon as
+    /// they are accepted, so that one client cannot take every slot.
+    pub max_per_client: usize,
     /// How long a connection may send nothing while the server waits to read from it
     /// (headers, a body, the next keep-alive request).
     pub idle: Duration,
@@ -38,9 +43,14 @@ pub struct ConnectionLimits {
 
 /// The limits of the API and metrics listeners. A request through the API server's
 /// service proxy takes milliseconds; 60 s is room for the slowest honest client, and
-/// 256 connections for many replicas of `kubeseal` and Prometheus at once.
+/// 256 connections for many replicas of `kubeseal` and Prometheus at once. One client
+/// address gets a quarter of them: a pod that opens connections and trickles bytes
+/// into them holds at most 64, and every other client (the API server's service
+/// proxy, which is one address for all `kubeseal` users, and Prometheus) keeps the
+/// rest.
 pub const CONNECTION_LIMITS: ConnectionLimits = ConnectionLimits {
     max_connections: 256,
+    max_per_client: 64,
     idle: Duration::from_secs(10),
     lifetime: Duration::from_secs(60),
 };
@@ -54,6 +64,50 @@ pub struct LimitedListener {
     inner: TcpListener,
     limits: ConnectionLimits,
     permits: Arc<Semaphore>,
+    clients: Arc<Clients>,
+}
+
+/// The open connections of each client address.
+#[derive(Debug, Default)]
+struct Clients(Mutex<HashMap<IpAddr, usize>>);
+
+impl Clients {
+    /// Counts one more connection from `ip`, unless it already has `max`.
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+/// One connection's place in its client's count; given back when dropped.
+#[derive(Debug)]
+struct ClientSlot {
+    clients: Arc<Clients>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .clients
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl LimitedListener {
@@ -63,6 +117,7 @@ impl LimitedListener {
             inner,
             limits,
             permits: Arc::new(Semaphore::new(limits.max_connections)),
+            clients: Arc::default(),
         }
     }
 }
@@ -75,8 +130,15 @@ impl Listener for LimitedListener {
         // The semaphore is never closed, so acquiring fails never; without a permit the
         // connection would still be served, only uncounted.
         let permit = self.permits.clone().acquire_owned().await.ok();
-        let (stream, addr) = Listener::accept(&mut self.inner).await;
-        (LimitedStream::new(stream, permit, self.limits), addr)
+        loop {
+            let (stream, addr) = Listener::accept(&mut self.inner).await;
+            let Some(slot) = self.clients.enter(addr.ip(), self.limits.max_per_client) else {
+                // Dropping the stream closes it; the permit serves the next one.
+                tracing::debug!(client = %addr.ip(), "connection refused: the client has too many open");
+                continue;
+            };
+            return (LimitedStream::new(stream, permit, slot, self.limits), addr);
+        }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -92,12 +154,14 @@ pub struct LimitedStream {
     idle: Pin<Box<Sleep>>,
     end: Pin<Box<Sleep>>,
     _permit: Option<OwnedSemaphorePermit>,
+    _slot: ClientSlot,
 }
 
 impl LimitedStream {
     fn new(
         inner: TcpStream,
         permit: Option<OwnedSemaphorePermit>,
+        slot: ClientSlot,
         limits: ConnectionLimits,
     ) -> Self {
         LimitedStream {
@@ -106,6 +170,7 @@ impl LimitedStream {
             idle: Box::pin(tokio::time::sleep(limits.idle)),
             end: Box::pin(tokio::time::sleep(limits.lifetime)),
             _permit: permit,
+            _slot: slot,
         }
     }
 
@@ -187,6 +252,8 @@ impl AsyncWrite for LimitedStream {
 mod tests {
     use std::future::IntoFuture as _;
 
+    use tokio::net::TcpSocket;
+
     use super::*;
     use crate::http::api_router;
     use crate::http::tests::{keys, state};
@@ -244,6 +311,7 @@ mod tests {
         // the slow connection is gone.
         let addr = serve_limited(ConnectionLimits {
             max_connections: 1,
+            max_per_client: 1,
             idle: Duration::from_millis(200),
             lifetime: Duration::from_secs(3600),
         })
@@ -291,9 +359,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_client_address_gets_no_more_than_its_share_and_others_are_still_served() {
+        let inner = TcpListener::bind("0.0.0.0:0").await.expect("bind");
+        let port = inner.local_addr().expect("address").port();
+        let mut listener = LimitedListener::new(
+            inner,
+            ConnectionLimits {
+                max_connections: 8,
+                max_per_client: 2,
+                ..CONNECTION_LIMITS
+            },
+        );
+        let hog: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let client = TcpStream::connect(hog).await.expect("connect");
+            held.push((client, Listener::accept(&mut listener).await));
+        }
+        // A third connection from the same address is closed without being served...
+        let third = TcpStream::connect(hog).await.expect("connect");
+        // ...while another address (127.0.0.2 is loopback too) is accepted.
+        let other = TcpSocket::new_v4().expect("socket");
+        other
+            .bind(([127, 0, 0, 2], 0).into())
+            .expect("bind a second loopback address");
+        let _other = other.connect(hog).await.expect("connect");
+        let (_served, addr) = Listener::accept(&mut listener).await;
+        assert_eq!(addr.ip(), IpAddr::from([127, 0, 0, 2]));
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), recv(&third, &mut buf))
+            .await
+            .expect("the refused connection is closed at once");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        // When one of its connections ends, the client may open another.
+        drop(held.pop());
+        let _again = TcpStream::connect(hog).await.expect("connect");
+        let (_, addr) = Listener::accept(&mut listener).await;
+        assert_eq!(addr.ip(), IpAddr::from([127, 0, 0, 1]));
+    }
+
+    #[tokio::test]
     async fn a_connection_is_cut_after_its_lifetime_even_when_never_idle() {
         let addr = serve_limited(ConnectionLimits {
             max_connections: 4,
+            max_per_client: 4,
             idle: Duration::from_secs(3600),
             lifetime: Duration::from_millis(200),
         })
