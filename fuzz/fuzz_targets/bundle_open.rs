@@ -1,0 +1,5 @@
+//! libFuzzer entry point of [`sealant_fuzz::bundle_open`] (scripts/fuzz.sh).
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sealant_fuzz::bundle_open(data));
