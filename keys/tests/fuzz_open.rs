@@ -8,7 +8,8 @@
 //! a 2^-128 event), and the untouched blob must still open. The RSA keys are the
 //! committed vector keys, so no RSA key generation.
 //!
-//! `keys/fuzz/` holds the same property as a cargo-fuzz target for longer runs.
+//! `fuzz/` holds the same property as the cargo-fuzz targets `hybrid_open` and
+//! `age_open`, for longer runs (scripts/fuzz.sh).
 
 mod common;
 
