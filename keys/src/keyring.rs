@@ -103,12 +103,7 @@ impl KeyRing {
         if self.get(key.fingerprint()).is_some() {
             return false;
         }
-        let at = self
-            .entries
-            .iter()
-            .position(|e| e.created < created)
-            .unwrap_or(self.entries.len());
-        self.entries.insert(at, RingEntry { key, created });
+        insert_newest_first(&mut self.entries, RingEntry { key, created }, |e| e.created);
         true
     }
 
@@ -160,19 +155,12 @@ impl KeyRing {
         if self.age_entry(identity.recipient()).is_some() {
             return false;
         }
-        let at = self
-            .age
-            .iter()
-            .position(|e| e.created < created)
-            .unwrap_or(self.age.len());
-        self.age.insert(
-            at,
-            AgeEntry {
-                identity,
-                created,
-                rsa,
-            },
-        );
+        let entry = AgeEntry {
+            identity,
+            created,
+            rsa,
+        };
+        insert_newest_first(&mut self.age, entry, |e| e.created);
         true
     }
 
@@ -267,5 +255,40 @@ impl KeyRing {
             }
         }
         Err(Error::Decrypt)
+    }
+}
+
+/// Inserts `item` into `list`, which is ordered newest first by `created`: after every
+/// item at least as new, so that on equal times the item inserted first stays newer
+/// (Bitnami's rule: it registers keys in creation order and replaces the newest only
+/// on a strictly later time). The one ordering rule of RSA keys and age identities.
+fn insert_newest_first<T>(list: &mut Vec<T>, item: T, created: impl Fn(&T) -> OffsetDateTime) {
+    let time = created(&item);
+    let at = list
+        .iter()
+        .position(|e| created(e) < time)
+        .unwrap_or(list.len());
+    list.insert(at, item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_insertion_keeps_the_first_inserted_ahead_on_equal_times() {
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(s).expect("time");
+        let mut list: Vec<(OffsetDateTime, &str)> = Vec::new();
+        for item in [
+            (t(10), "a"),
+            (t(30), "b"),
+            (t(20), "c"),
+            (t(30), "d"),
+            (t(5), "e"),
+        ] {
+            insert_newest_first(&mut list, item, |e| e.0);
+        }
+        let names: Vec<&str> = list.iter().map(|e| e.1).collect();
+        assert_eq!(names, ["b", "d", "c", "a", "e"]);
     }
 }
