@@ -51,45 +51,37 @@ pub(super) fn at_least(name: &str, a: &[Value<'_>], n: usize) -> Result<(), Stri
 pub(super) fn want_str<'v>(name: &str, a: &'v [Value<'_>], i: usize) -> Result<&'v [u8], String> {
     match &a[i] {
         Value::Str(b) => Ok(b.as_slice()),
-        Value::Nil => Err(format!(
-            "argument {} of {name}: invalid value; expected string",
-            i + 1
-        )),
-        v => Err(format!(
-            "argument {} of {name}: wrong type for value; expected string; got {}",
-            i + 1,
-            v.type_name()
-        )),
+        v => Err(wrong_argument(name, i, "string", v)),
     }
 }
 
 pub(super) fn want_int(name: &str, a: &[Value<'_>], i: usize) -> Result<i64, String> {
     match &a[i] {
         Value::Int(n) => Ok(*n),
-        Value::Nil => Err(format!(
-            "argument {} of {name}: invalid value; expected int",
-            i + 1
-        )),
-        v => Err(format!(
-            "argument {} of {name}: wrong type for value; expected int; got {}",
-            i + 1,
-            v.type_name()
-        )),
+        v => Err(wrong_argument(name, i, "int", v)),
     }
 }
 
 pub(super) fn want_bool(name: &str, a: &[Value<'_>], i: usize) -> Result<bool, String> {
     match &a[i] {
         Value::Bool(b) => Ok(*b),
-        Value::Nil => Err(format!(
-            "argument {} of {name}: invalid value; expected bool",
+        v => Err(wrong_argument(name, i, "bool", v)),
+    }
+}
+
+/// Go's words for argument `i` (0-based) of `name`, the value `v`, when it is not of
+/// the `expected` type.
+fn wrong_argument(name: &str, i: usize, expected: &str, v: &Value<'_>) -> String {
+    match v {
+        Value::Nil => format!(
+            "argument {} of {name}: invalid value; expected {expected}",
             i + 1
-        )),
-        v => Err(format!(
-            "argument {} of {name}: wrong type for value; expected bool; got {}",
+        ),
+        v => format!(
+            "argument {} of {name}: wrong type for value; expected {expected}; got {}",
             i + 1,
             v.type_name()
-        )),
+        ),
     }
 }
 
