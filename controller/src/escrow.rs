@@ -362,6 +362,7 @@ mod tests {
     use sealant_keys::AgeIdentity;
 
     use super::*;
+    use crate::fixtures::request_parts;
     use crate::key_secrets::tests::test_keys;
     use crate::key_secrets::{ACTIVE, KEY_LABEL, new_key_secret};
     use sealant_crds::key_secret::KeyEntry;
@@ -644,7 +645,7 @@ mod tests {
         stored: Option<ConfigMap>,
         conflicts: usize,
     ) -> (Api<ConfigMap>, Arc<std::sync::Mutex<FakeApi>>) {
-        use http_body_util::{BodyExt as _, Full};
+        use http_body_util::Full;
         let state = Arc::new(std::sync::Mutex::new(FakeApi {
             stored,
             conflicts,
@@ -654,14 +655,8 @@ mod tests {
         let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
             let shared = shared.clone();
             async move {
-                let method = req.method().to_string();
-                let path = req.uri().path().to_owned();
-                let bytes = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
+                let (method, uri, bytes) = request_parts(req).await;
+                let path = uri.path();
                 let sent: Option<ConfigMap> = serde_json::from_slice(&bytes).ok();
                 let mut fake = shared.lock().expect("lock");
                 fake.log.push((

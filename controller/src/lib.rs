@@ -38,6 +38,8 @@ mod decode;
 pub mod digest;
 mod error;
 pub mod escrow;
+#[cfg(test)]
+mod fixtures;
 pub mod flags;
 pub mod http;
 mod key_manager;

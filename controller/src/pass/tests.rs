@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Mutex;
 
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use sealant_crds::SealedSecretStatus;
@@ -14,6 +14,7 @@ use sealant_crds::key_secret::KeyEntry;
 use kube::runtime::events::Reporter;
 
 use super::*;
+use crate::fixtures::request_parts;
 use crate::key_secrets::tests::{sealed_app_db, test_keys};
 use crate::reconcile::EVENT_COMPONENT;
 
@@ -69,14 +70,8 @@ fn context_with(fake: Fake, accept_template_data: bool) -> (Arc<Context>, Arc<Mu
         let log = log.clone();
         let fake = fake.clone();
         async move {
-            let method = req.method().to_string();
-            let path = req.uri().to_string();
-            let bytes = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let (method, uri, bytes) = request_parts(req).await;
+            let path = uri.to_string();
             let body: serde_json::Value =
                 serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
             log.lock()
