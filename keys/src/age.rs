@@ -142,13 +142,9 @@ impl AgeIdentity {
     /// an error.
     pub fn parse_file(text: &str) -> Result<Vec<Self>, Error> {
         let mut identities = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (number, line) in content_lines(text) {
             let identity = parse_identity(line).map_err(|reason| Error::InvalidAgeIdentity {
-                line: Some(index + 1),
+                line: Some(number),
                 reason,
             })?;
             identities.push(identity);
@@ -256,12 +252,8 @@ impl AgeRecipient {
     /// A file with no recipient at all is an error.
     pub fn parse_file(text: &str) -> Result<Vec<Self>, Error> {
         let mut recipients = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            recipients.push(parse_recipient(line, Some(index + 1))?);
+        for (number, line) in content_lines(text) {
+            recipients.push(parse_recipient(line, Some(number))?);
         }
         if recipients.is_empty() {
             return Err(Error::InvalidAgeRecipient {
@@ -298,6 +290,16 @@ impl fmt::Debug for AgeRecipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AgeRecipient({})", self.0)
     }
+}
+
+/// The lines of an identity or recipients file that hold something, trimmed, with
+/// their 1-based numbers: blank lines and `#` comment lines are skipped, as age reads
+/// them (CRLF line endings included).
+fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
 }
 
 fn parse_recipient(text: &str, line: Option<usize>) -> Result<AgeRecipient, Error> {
