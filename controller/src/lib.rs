@@ -15,8 +15,9 @@
 //! ```
 //!
 //! - [`flags`]: every Bitnami controller flag and its `SEALED_SECRETS_*` variable.
-//! - [`key_secrets`]: reading and writing key Secrets as Bitnami stores them, and when
-//!   to renew.
+//! - [`key_secrets`]: which Secrets are keys, loading them (each read by
+//!   [`sealant_crds::key_secret::read_entry`], the loader the CLI shares), writing new
+//!   ones as Bitnami stores them, and when to renew.
 //! - [`digest`]: the zero-decryption in-sync check.
 //! - [`reconcile`]: the pure decision of what to do with one SealedSecret, the `Synced`
 //!   condition, and the retry policy.
@@ -27,6 +28,7 @@
 //! - [`mod@run`]: the wiring (servers, leader election, one kube-runtime Controller per
 //!   watched namespace); `pass` (one reconcile pass and its `Context`) and
 //!   `key_manager` (load, generate, renew and watch key Secrets) are what it runs.
+//! - `fixtures` (tests only): what the mock-API tests share.
 //!
 //! ## Errors
 //!

@@ -20,7 +20,9 @@
 //! - [`unseal`] and [`Unsealed`]: what the controller does; [`owner_reference`];
 //!   [`decrypt`], the same without templates, for `/v1/verify` and `/v1/rotate`.
 //! - [`key_secret`]: key Secrets in Bitnami's shape, and the key backups and escrow
-//!   bundles (a `List` of them) that the CLI and the controller share.
+//!   bundles (a `List` of them) that the CLI and the controller share; its
+//!   [`key_secret::read_entry`] is the one loader from key Secret to key ring, for the
+//!   controller and for recovery alike.
 //! - [`proof`]: where the controller keeps its in-sync proof (a status condition)
 //!   and the proof's text format.
 //! - [`template`]: `spec.template.data`, Go `text/template` over the decrypted values.

@@ -11,6 +11,13 @@
 //! Flag names, short forms, defaults and `SEALED_SECRETS_*` environment variables
 //! follow `kubeseal`; where kubeseal reads an environment variable for every flag, we
 //! read it for the ones that carry values people set per machine or per pipeline.
+//!
+//! The option groups several commands share live here, below the commands, which
+//! import them (never the reverse): [`SealToArgs`] (the certificate or age recipients,
+//! and the cluster) is what every sealing command seals to, and [`SealingArgs`] (that,
+//! the output and the sealing options) is what the kubeseal mode and `create` share.
+//! `--controller-namespace` is declared again by `scan` and `keys`: it reads the same
+//! variable with the same default, but each command's help says what it is for there.
 
 pub mod keys;
 pub mod reencrypt;
