@@ -29,6 +29,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use sealant_controller::chain;
 use sealant_controller::http::{self, Outcome, TokenBucket};
 use sealant_controller::key_secrets::Keys;
 use sealant_crds::key_secret::KeyEntry;
@@ -156,19 +157,6 @@ fn secrets_not_in(input: &str, values: &BTreeMap<String, Plaintext>) -> Vec<Vec<
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// An error with its whole chain of sources, as the controller writes it to status,
-/// events and logs.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 fn assert_quotes_none(what: &str, text: &str, secrets: &[Vec<u8>]) {
