@@ -3,7 +3,10 @@
 # (docs/design.md, "Testing ladder", rungs 4 and 5): etcd, kube-apiserver,
 # kube-controller-manager, Bitnami's kubeseal and controller, and the reference age
 # tools (filippo.io/age: age and age-keygen), which open sealant's bundles and values,
-# and Bitnami's own integration suite (its Ginkgo specs, compiled to a test binary).
+# Bitnami's own integration suite (its Ginkgo specs, compiled to a test binary), and the
+# two GitOps health judges: kstatus (sigs.k8s.io/cli-utils, which Flux uses) and Argo
+# CD's health.lua for SealedSecret run in gopher-lua (tests/peers/kstatus and
+# tests/peers/argocd-health: tiny Go programs committed here).
 #
 # Everything is built from the Go module proxy with the machine's Go toolchain and
 # cached outside the repository. The script is idempotent: a binary that already
@@ -14,7 +17,8 @@
 #                                           #   kube-controller-manager kubeseal
 #                                           #   sealed-secrets-controller age
 #                                           #   age-keygen bitnami-integration
-#                                           #   bitnami-crd kubectl (default: all)
+#                                           #   bitnami-crd kubectl kstatus
+#                                           #   argocd-health (default: all)
 #   eval "$(tests/peers/build.sh)"          # sets TEST_ASSET_* in the current shell
 #   export $(tests/peers/build.sh)          # same, exported
 #   tests/peers/build.sh >> "$GITHUB_ENV"   # CI
@@ -25,12 +29,12 @@
 #   TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER,
 #   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER, TEST_ASSET_AGE,
 #   TEST_ASSET_AGE_KEYGEN, TEST_ASSET_BITNAMI_INTEGRATION, TEST_ASSET_BITNAMI_CRD,
-#   TEST_ASSET_KUBECTL
+#   TEST_ASSET_KUBECTL, TEST_ASSET_KSTATUS, TEST_ASSET_ARGOCD_HEALTH
 #                         use this binary instead of building it (printed as given).
 #   SEALANT_TEST_ASSETS   a KUBEBUILDER_ASSETS-style directory; a peer found there as
 #                         etcd, kube-apiserver, kube-controller-manager, kubeseal,
-#                         sealed-secrets-controller (or controller), age, age-keygen or
-#                         bitnami-integration is used as is.
+#                         sealed-secrets-controller (or controller), age, age-keygen,
+#                         bitnami-integration, kstatus or argocd-health is used as is.
 #   SEALANT_CACHE         cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/sealant).
 #   SEALANT_NICE=1        run the Go builds under `nice -n 19`.
 #   SEALANT_GO_P          go build -p (default 2).
@@ -45,10 +49,15 @@ ETCD_VERSION=v3.6.16            # go.etcd.io/etcd/server/v3 (its module root is 
 KUBERNETES_VERSION=v1.34.10     # k8s.io/kubernetes
 SEALED_SECRETS_VERSION=v0.36.6  # github.com/bitnami-labs/sealed-secrets
 AGE_VERSION=v1.3.2              # filippo.io/age (cmd/age, cmd/age-keygen)
+KSTATUS_VERSION=v0.37.2         # sigs.k8s.io/cli-utils (pkg/kstatus), as tests/peers/kstatus/go.mod
+# github.com/argoproj/argo-cd/v3: its health.lua for SealedSecret, run in the gopher-lua
+# its go.mod requires (tests/peers/argocd-health/go.mod must match). v3.6.x needs Go 1.27.
+ARGOCD_VERSION=v3.5.8
 
 # ---- Environment -----------------------------------------------------------------
 CACHE=${SEALANT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sealant}
 BIN=$CACHE/bin
+PEERS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WRAPPERS=$CACHE/go/wrappers
 GO_P=${SEALANT_GO_P:-2}
 
@@ -75,7 +84,7 @@ run_go() {
 
 # ---- Argument handling -----------------------------------------------------------
 ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller
-    age age-keygen bitnami-integration bitnami-crd kubectl)
+    age age-keygen bitnami-integration bitnami-crd kubectl kstatus argocd-health)
 if [[ $# -eq 0 ]]; then
     PEERS=("${ALL_PEERS[@]}")
 else
@@ -87,7 +96,7 @@ else
             exit 0
             ;;
         etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller | \
-            age | age-keygen | bitnami-integration | bitnami-crd | kubectl)
+            age | age-keygen | bitnami-integration | bitnami-crd | kubectl | kstatus | argocd-health)
             PEERS+=("$p")
             ;;
         *) die "unknown peer '$p' (known: ${ALL_PEERS[*]})" ;;
@@ -290,8 +299,14 @@ build_sealed_secrets() {
 # bitnami_module_dir: the Bitnami module's directory in the module cache (downloaded
 # if needed).
 bitnami_module_dir() {
+    module_dir "github.com/bitnami-labs/sealed-secrets@$SEALED_SECRETS_VERSION"
+}
+
+# module_dir MODULE@VERSION: the module's directory in the module cache (downloaded,
+# and checked against the checksum database, if needed).
+module_dir() {
     need_go
-    (cd "$CACHE" && go mod download -json "github.com/bitnami-labs/sealed-secrets@$SEALED_SECRETS_VERSION" |
+    (cd "$CACHE" && go mod download -json "$1" |
         sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 }
 
@@ -345,6 +360,61 @@ build_age() {
     install_checked "$tmp" "$out" "$AGE_VERSION"
 }
 
+# ---- GitOps health judges ----------------------------------------------------------
+# tests/peers/kstatus and tests/peers/argocd-health are small Go programs committed
+# with a tidy go.mod (no go.sum, as for the wrappers above: the build list is fixed by
+# the go.mod, and every module is checked against the checksum database). Each is
+# copied into a wrapper directory in the cache, where `go mod tidy` writes its go.sum;
+# a go.mod that tidy would change is an error, so nothing is resolved to "latest".
+# The cache name carries the pinned version and a hash of the committed sources, so
+# an edited program is rebuilt.
+
+# src_hash NAME: the first 8 hex digits of the SHA-256 of tests/peers/NAME's files.
+src_hash() {
+    (cd "$PEERS_DIR/$1" && cat go.mod main.go | sha256sum | cut -c1-8)
+}
+
+# build_program NAME OUT LDFLAGS EXPECTED [FILE...]: builds tests/peers/NAME (plus the
+# given files, copied beside it) into OUT; `OUT --version` must contain EXPECTED.
+build_program() {
+    local name=$1 out=$2 ldflags=$3 expected=$4 dir tmp
+    shift 4
+    need_go
+    dir=$WRAPPERS/$name-$(src_hash "$name")
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$PEERS_DIR/$name/go.mod" "$PEERS_DIR/$name/main.go" "$@" "$dir/"
+    chmod u+w "$dir"/*
+    log "building $name ($expected)"
+    (cd "$dir" && run_go mod tidy)
+    cmp -s "$dir/go.mod" "$PEERS_DIR/$name/go.mod" ||
+        die "tests/peers/$name/go.mod is not tidy: run \`go mod tidy\` there (the build list must not float)"
+    new_tmp && tmp=$NEW_TMP
+    (cd "$dir" && run_go build -p "$GO_P" -trimpath -ldflags "$ldflags" -o "$tmp" .)
+    install_checked "$tmp" "$out" "$expected"
+}
+
+build_kstatus() {
+    grep -q "^[[:space:]]*sigs.k8s.io/cli-utils $KSTATUS_VERSION\$" "$PEERS_DIR/kstatus/go.mod" ||
+        die "tests/peers/kstatus/go.mod does not require sigs.k8s.io/cli-utils $KSTATUS_VERSION"
+    build_program kstatus "$1" "-s -w" "kstatus sigs.k8s.io/cli-utils $KSTATUS_VERSION"
+}
+
+# Argo CD's health check is a Lua file in its Go module. It is taken from the module
+# cache (never copied into this repository) and embedded into the program, which runs
+# it in gopher-lua at the version Argo CD's own go.mod requires.
+build_argocd_health() {
+    local out=$1 argo lua lua_version
+    argo=$(module_dir "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
+    lua=$argo/resource_customizations/bitnami.com/SealedSecret/health.lua
+    [[ -f $lua ]] || die "no health.lua for bitnami.com/SealedSecret in argo-cd $ARGOCD_VERSION"
+    lua_version=$(awk '$1 == "github.com/yuin/gopher-lua" { print $2 }' "$argo/go.mod")
+    [[ -n $lua_version ]] || die "argo-cd $ARGOCD_VERSION's go.mod requires no github.com/yuin/gopher-lua"
+    grep -q "github.com/yuin/gopher-lua $lua_version\$" "$PEERS_DIR/argocd-health/go.mod" ||
+        die "tests/peers/argocd-health/go.mod must require github.com/yuin/gopher-lua $lua_version, as argo-cd $ARGOCD_VERSION does"
+    build_program argocd-health "$out" "-s -w -X main.argoVersion=$ARGOCD_VERSION" \
+        "argocd-health argo-cd $ARGOCD_VERSION gopher-lua $lua_version" "$lua"
+}
+
 # ---- Resolution ------------------------------------------------------------------
 # resolve PEER: append VAR=path for one peer to LINES, building it if needed.
 # (Not run in a subshell, so the lock, the EXIT trap and `die` apply.)
@@ -367,6 +437,8 @@ resolve() {
     bitnami-integration) var=TEST_ASSET_BITNAMI_INTEGRATION version=$SEALED_SECRETS_VERSION ;;
     bitnami-crd) var=TEST_ASSET_BITNAMI_CRD version=$SEALED_SECRETS_VERSION ;;
     kubectl) var=TEST_ASSET_KUBECTL version=$KUBERNETES_VERSION ;;
+    kstatus) var=TEST_ASSET_KSTATUS version=$KSTATUS_VERSION-$(src_hash kstatus) ;;
+    argocd-health) var=TEST_ASSET_ARGOCD_HEALTH version=$ARGOCD_VERSION-$(src_hash argocd-health) ;;
     esac
 
     # Every peer is a program, except the CRD (a YAML file).
@@ -406,6 +478,8 @@ resolve() {
             age | age-keygen) build_age "$peer" "$file" ;;
             bitnami-integration) build_bitnami_integration "$file" ;;
             bitnami-crd) copy_bitnami_crd "$file" ;;
+            kstatus) build_kstatus "$file" ;;
+            argocd-health) build_argocd_health "$file" ;;
             esac
         fi
     fi

@@ -35,6 +35,12 @@ pub struct Peers {
     pub bitnami_crd: PathBuf,
     /// `kubectl`, from the same Kubernetes release as the API server.
     pub kubectl: PathBuf,
+    /// kstatus (sigs.k8s.io/cli-utils), the status library Flux judges resources with:
+    /// `tests/peers/kstatus`, an object's JSON on stdin, `{"status","message"}` out.
+    pub kstatus: PathBuf,
+    /// Argo CD's health check for SealedSecret (its `health.lua`, from the argo-cd
+    /// module) run in gopher-lua: `tests/peers/argocd-health`, same input and output.
+    pub argocd_health: PathBuf,
 }
 
 /// The peers, resolved once per test binary.
@@ -46,7 +52,7 @@ pub fn peers() -> Result<&'static Peers> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-const VARS: [&str; 10] = [
+const VARS: [&str; 12] = [
     "TEST_ASSET_ETCD",
     "TEST_ASSET_KUBE_APISERVER",
     "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
@@ -57,6 +63,8 @@ const VARS: [&str; 10] = [
     "TEST_ASSET_BITNAMI_INTEGRATION",
     "TEST_ASSET_BITNAMI_CRD",
     "TEST_ASSET_KUBECTL",
+    "TEST_ASSET_KSTATUS",
+    "TEST_ASSET_ARGOCD_HEALTH",
 ];
 
 impl Peers {
@@ -95,6 +103,8 @@ impl Peers {
             bitnami_integration: take(VARS[7])?,
             bitnami_crd: take(VARS[8])?,
             kubectl: take(VARS[9])?,
+            kstatus: take(VARS[10])?,
+            argocd_health: take(VARS[11])?,
         })
     }
 }
