@@ -36,9 +36,41 @@
 //! - an immutable Secret whose data, type or immutability would change is refused
 //!   with [`Error::Immutable`], which is [`ErrorClass::Terminal`]: no retry until
 //!   something changes; a metadata-only change is still applied, as Kubernetes allows;
-//! - the status is rewritten only when `Synced`'s status, reason or message,
-//!   `observedGeneration`, or `keyFingerprints` (which keys opened the values) change:
-//!   never for timestamps alone, so writing status does not re-trigger the controller.
+//! - the status is rewritten only when a condition's status, reason or message,
+//!   `observedGeneration`, `keyFingerprints` (which keys opened the values) or the
+//!   in-sync proof change: never for timestamps alone, so writing status does not
+//!   re-trigger the controller, and a restart over in-sync objects writes nothing.
+//!
+//! Status, for GitOps tools (see [`synced_status`]):
+//!
+//! ```text
+//!   pass succeeded       Synced=True   Ready=True (Unsealed)
+//!   permanent failure    Synced=False  Ready=False (reason)  Stalled=True (reason)
+//!   transient failure    Synced=False  Ready=False (reason)  Reconciling=True (reason)
+//!   not processed yet    observedGeneration < metadata.generation
+//! ```
+//!
+//! - `Synced` is exactly Bitnami's (no reason; the error as its message), first in the
+//!   list, where the printer columns look; Argo CD's health check reads it. `Ready`,
+//!   `Stalled` and `Reconciling` are for kstatus (Flux): `Stalled` makes it report
+//!   Failed, `Reconciling` InProgress, `Ready=True` Current. Their reasons are the
+//!   `REASON_*` constants and their message is `Synced`'s: the error text, which
+//!   names objects, fields and keys, never a value (unseal errors are coarse).
+//! - `Stalled` and `Reconciling` are present only while `True`.
+//! - Work pending is shown by `observedGeneration`, not by writing `Reconciling=True`
+//!   when a pass starts: that would be a second status write per object (a cold sync
+//!   writes one Secret, one status and one event per object, and no more). The
+//!   controller writes status only after a pass, so until then `observedGeneration`
+//!   lags `metadata.generation`, which kstatus and Argo CD's health check both read
+//!   as in progress. For a new object, our CRD's schema defaults `status` to
+//!   `{observedGeneration: 0}`; under Bitnami's CRD a new object has no status, and
+//!   kstatus calls it Current until the first pass. `Reconciling=True` is written
+//!   only with the result of a pass that failed and will be retried soon.
+//! - `Ready=True` says the Secret matched at the end of the last pass. A Secret edited
+//!   or deleted by hand triggers the pass that repairs it; the status does not change
+//!   for it (the repaired Secret is in sync again).
+//! - After an upgrade from a version that wrote only `Synced`, each object's status
+//!   is written once more, to add `Ready`.
 //!
 //! Differences from Bitnami, on purpose: the `Unsealed` event is emitted when a
 //! Secret is created or updated, not on every pass (a restart over 10,000 objects
@@ -52,8 +84,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sealant_crds::annotations::{MANAGED, PATCH, is_true};
 use sealant_crds::proof::{self, CONDITION_IN_SYNC_PROOF, LEGACY_ANNOTATION};
 use sealant_crds::{
-    CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, SealedSecret, SealedSecretCondition,
-    SealedSecretStatus, Unsealed, owner_reference, unseal,
+    CONDITION_FALSE, CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, CONDITION_SYNCED,
+    CONDITION_TRUE, SealedSecret, SealedSecretCondition, SealedSecretStatus, Unsealed,
+    owner_reference, unseal,
 };
 use sealant_keys::{Fingerprint, KeyRing};
 
@@ -76,6 +109,34 @@ pub const EVENT_ERR_UPDATE_FAILED: &str = "ErrUpdateFailed";
 
 /// The message of the `Unsealed` event, as Bitnami's.
 pub const UNSEALED_MESSAGE: &str = "SealedSecret unsealed successfully";
+
+/// Condition reason (`Ready=True`): the Secret was produced from the SealedSecret.
+pub const REASON_UNSEALED: &str = "Unsealed";
+/// Condition reason: no active key can decrypt a value (named in the message).
+pub const REASON_DECRYPTION_FAILED: &str = "DecryptionFailed";
+/// Condition reason: a `spec.template.data` template failed (or exceeded its budget).
+pub const REASON_TEMPLATE_FAILED: &str = "TemplateFailed";
+/// Condition reason: `spec.template.data` while `--accept-template-data=false`.
+pub const REASON_TEMPLATE_DATA_REFUSED: &str = "TemplateDataRefused";
+/// Condition reason: `spec.data` while `--accept-deprecated-v1-data=false`.
+pub const REASON_DEPRECATED_DATA_REFUSED: &str = "DeprecatedDataRefused";
+/// Condition reason: the spec cannot be unsealed as written (bad base64, both `data`
+/// and `encryptedData`, a decrypted `spec.data` that is not a Secret, ...).
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+/// Condition reason: a Secret the SealedSecret does not own is in the way.
+pub const REASON_UNMANAGED_SECRET: &str = "UnmanagedSecret";
+/// Condition reason: the Secret is immutable and would have to change.
+pub const REASON_IMMUTABLE_SECRET: &str = "ImmutableSecret";
+/// Condition reason: the API server refused the Secret as invalid (400, 422).
+pub const REASON_SECRET_REJECTED: &str = "SecretRejected";
+/// Condition reason: the SealedSecret cannot be decoded (see [`crate::decode`]).
+pub const REASON_UNDECODABLE: &str = "Undecodable";
+/// Condition reason (`Reconciling`): no key is loaded yet.
+pub const REASON_NO_KEYS: &str = "NoKeys";
+/// Condition reason (`Reconciling`): a Kubernetes API call failed; retried soon.
+pub const REASON_API_ERROR: &str = "APIError";
+/// Condition reason (`Reconciling`): an internal error; retried soon.
+pub const REASON_INTERNAL_ERROR: &str = "InternalError";
 
 /// Backoff after a transient error (API unavailable, conflict, timeout).
 pub const TRANSIENT_BACKOFF: Duration = Duration::from_secs(5);
@@ -287,74 +348,189 @@ pub struct Record {
     pub proof: Option<String>,
 }
 
-/// The status after a pass: the `Synced` condition (`Ok(())` or the error's message)
-/// and, after a successful pass, `record`: the keys that opened the values
-/// (`keyFingerprints`) and the in-sync proof (a `sealant.dev/InSyncProof` condition).
-/// `None` keeps both as they are (a failed pass says nothing new about either).
+/// A failed pass, as the status tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure<'a> {
+    /// The message of every condition it sets: the error with its causes.
+    pub message: &'a str,
+    /// One of the `REASON_*` constants.
+    pub reason: &'static str,
+    /// Permanent (`Stalled=True`); otherwise retried soon (`Reconciling=True`).
+    pub stalled: bool,
+}
+
+impl<'a> Failure<'a> {
+    /// The failure `error` stands for, with `message` (its text with causes).
+    pub fn of(error: &Error, message: &'a str) -> Self {
+        Self {
+            message,
+            reason: failure_reason(error),
+            stalled: error.class() != ErrorClass::Transient,
+        }
+    }
+}
+
+/// The condition reason for `error`: one of the `REASON_*` constants.
+pub fn failure_reason(error: &Error) -> &'static str {
+    match error {
+        Error::Unseal(sealant_crds::Error::Decrypt { .. }) => REASON_DECRYPTION_FAILED,
+        Error::Unseal(sealant_crds::Error::Template { .. }) => REASON_TEMPLATE_FAILED,
+        Error::Unseal(_) => REASON_INVALID_SPEC,
+        Error::TemplateDataRefused { .. } => REASON_TEMPLATE_DATA_REFUSED,
+        Error::DeprecatedDataRefused { .. } => REASON_DEPRECATED_DATA_REFUSED,
+        Error::Unmanaged { .. } => REASON_UNMANAGED_SECRET,
+        Error::Immutable { .. } => REASON_IMMUTABLE_SECRET,
+        Error::NoKeys => REASON_NO_KEYS,
+        Error::Kube { .. } if error.class() == ErrorClass::Transient => REASON_API_ERROR,
+        Error::Kube { .. } => REASON_SECRET_REJECTED,
+        _ => REASON_INTERNAL_ERROR,
+    }
+}
+
+/// The conditions this controller owns (the in-sync proof aside): every other type
+/// someone else wrote is kept as it is.
+const OWN_CONDITIONS: [&str; 4] = [
+    CONDITION_SYNCED,
+    CONDITION_READY,
+    CONDITION_STALLED,
+    CONDITION_RECONCILING,
+];
+
+/// One condition as a pass wants it, timestamps aside.
+#[derive(Debug, PartialEq)]
+struct Wanted<'a> {
+    type_: &'static str,
+    status: &'static str,
+    reason: Option<&'static str>,
+    message: Option<&'a str>,
+}
+
+impl Wanted<'_> {
+    fn matches(&self, c: &SealedSecretCondition) -> bool {
+        c.type_ == self.type_
+            && c.status == self.status
+            && c.reason.as_deref() == self.reason
+            && c.message.as_deref() == self.message
+    }
+}
+
+/// The conditions after a pass with `outcome` (see the module docs).
+fn wanted(outcome: Result<(), Failure<'_>>) -> Vec<Wanted<'_>> {
+    let Err(f) = outcome else {
+        return vec![
+            Wanted {
+                type_: CONDITION_SYNCED,
+                status: CONDITION_TRUE,
+                reason: None,
+                message: None,
+            },
+            Wanted {
+                type_: CONDITION_READY,
+                status: CONDITION_TRUE,
+                reason: Some(REASON_UNSEALED),
+                message: None,
+            },
+        ];
+    };
+    let because = |type_, status| Wanted {
+        type_,
+        status,
+        reason: Some(f.reason),
+        message: Some(f.message),
+    };
+    vec![
+        // Bitnami's: no reason.
+        Wanted {
+            type_: CONDITION_SYNCED,
+            status: CONDITION_FALSE,
+            reason: None,
+            message: Some(f.message),
+        },
+        because(CONDITION_READY, CONDITION_FALSE),
+        if f.stalled {
+            because(CONDITION_STALLED, CONDITION_TRUE)
+        } else {
+            because(CONDITION_RECONCILING, CONDITION_TRUE)
+        },
+    ]
+}
+
+/// The status after a pass: `Synced`, `Ready`, and `Stalled` or `Reconciling` for a
+/// failure (see the module docs), and, after a successful pass, `record`: the keys
+/// that opened the values (`keyFingerprints`) and the in-sync proof (a
+/// `sealant.dev/InSyncProof` condition). `None` keeps both as they are (a failed pass
+/// says nothing new about either).
 ///
-/// Returns `None` when the current status already says the same (status, reason,
-/// message, `observedGeneration`, `keyFingerprints` and the proof), so no write
-/// happens for timestamps alone. `lastTransitionTime` moves only when the status
-/// flips.
+/// Returns `None` when the current status already says the same (each condition's
+/// status, reason and message, `observedGeneration`, `keyFingerprints` and the proof),
+/// so no write happens for timestamps alone. A condition's `lastTransitionTime`
+/// moves only when its status flips.
 pub fn synced_status(
     current: Option<&SealedSecretStatus>,
     generation: Option<i64>,
-    outcome: Result<(), &str>,
+    outcome: Result<(), Failure<'_>>,
     record: Option<Record>,
     now: Time,
 ) -> Option<SealedSecretStatus> {
-    let (status, message) = match outcome {
-        Ok(()) => (CONDITION_TRUE, None),
-        Err(m) => (CONDITION_FALSE, Some(m.to_owned())),
-    };
     let current_keys = current.and_then(|s| s.key_fingerprints.clone());
     let current_proof = current.and_then(|s| s.in_sync_proof()).map(str::to_owned);
     let (key_fingerprints, proof) = match record {
         Some(r) => ((!r.keys.is_empty()).then_some(r.keys), r.proof),
         None => (current_keys.clone(), current_proof.clone()),
     };
-    let find = |type_: &str| {
-        current
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == type_))
-    };
-    let previous = find(CONDITION_SYNCED);
-    let same_condition =
-        previous.is_some_and(|p| p.status == status && p.message == message && p.reason.is_none());
-    if same_condition
+    let current_conditions = current
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let find = |type_: &str| current_conditions.iter().find(|c| c.type_ == type_);
+    let wanted = wanted(outcome);
+    let own_now = current_conditions
+        .iter()
+        .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+        .count();
+    let same_conditions = own_now == wanted.len()
+        && wanted
+            .iter()
+            .all(|w| find(w.type_).is_some_and(|c| w.matches(c)));
+    if same_conditions
         && current.and_then(|s| s.observed_generation) == generation
         && current_keys == key_fingerprints
         && current_proof == proof
     {
         return None;
     }
-    let last_transition_time = match previous {
-        Some(p) if p.status == status => p.last_transition_time.clone().or(Some(now.clone())),
-        _ => Some(now.clone()),
-    };
-    let condition = SealedSecretCondition {
-        type_: CONDITION_SYNCED.to_owned(),
-        status: status.to_owned(),
-        last_update_time: Some(now.clone()),
-        last_transition_time,
-        reason: None,
-        message,
+    let written = |w: &Wanted<'_>| {
+        let last_transition_time = match find(w.type_) {
+            Some(p) if p.status == w.status => p.last_transition_time.clone().or(Some(now.clone())),
+            _ => Some(now.clone()),
+        };
+        SealedSecretCondition {
+            type_: w.type_.to_owned(),
+            status: w.status.to_owned(),
+            last_update_time: Some(now.clone()),
+            last_transition_time,
+            reason: w.reason.map(str::to_owned),
+            message: w.message.map(str::to_owned),
+        }
     };
     // An unchanged proof keeps its condition (and timestamps) as it is.
     let proof_condition = proof.map(|p| match find(CONDITION_IN_SYNC_PROOF) {
         Some(c) if c.message.as_deref() == Some(p.as_str()) => c.clone(),
-        _ => proof::condition(p, now),
+        _ => proof::condition(p, now.clone()),
     });
-    // Keep any other condition types someone else wrote; Synced goes first, where the
-    // printer columns (`.status.conditions[0]`) look.
-    let mut conditions = vec![condition];
+    // Synced first, where the printer columns (`.status.conditions[0]`) look, then the
+    // proof, then Ready and Stalled or Reconciling, then any other condition types
+    // someone else wrote.
+    let (synced, rest) = wanted.split_first()?;
+    let mut conditions = vec![written(synced)];
     conditions.extend(proof_condition);
+    conditions.extend(rest.iter().map(written));
     conditions.extend(
-        current
-            .and_then(|s| s.conditions.clone())
-            .into_iter()
-            .flatten()
-            .filter(|c| c.type_ != CONDITION_SYNCED && c.type_ != CONDITION_IN_SYNC_PROOF),
+        current_conditions
+            .iter()
+            .filter(|c| {
+                !OWN_CONDITIONS.contains(&c.type_.as_str()) && c.type_ != CONDITION_IN_SYNC_PROOF
+            })
+            .cloned(),
     );
     Some(SealedSecretStatus {
         observed_generation: generation,
@@ -824,6 +1000,32 @@ mod tests {
         Time(Timestamp::from_second(secs).expect("valid"))
     }
 
+    /// A permanent failure with `message`.
+    fn bad(message: &str) -> Failure<'_> {
+        Failure {
+            message,
+            reason: REASON_DECRYPTION_FAILED,
+            stalled: true,
+        }
+    }
+
+    /// The conditions of `status` as (type, status, reason, message).
+    fn summary(status: &SealedSecretStatus) -> Vec<(&str, &str, Option<&str>, Option<&str>)> {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c.type_.as_str(),
+                    c.status.as_str(),
+                    c.reason.as_deref(),
+                    c.message.as_deref(),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn first_status_sets_synced_true_and_observed_generation() {
         let st = synced_status(None, Some(3), Ok(()), None, now(100)).expect("written");
@@ -841,17 +1043,18 @@ mod tests {
             synced_status(Some(&st), Some(3), Ok(()), None, now(200)),
             None
         );
-        let failed = synced_status(None, Some(3), Err("bad"), None, now(100)).expect("written");
+        let failed =
+            synced_status(None, Some(3), Err(bad("bad")), None, now(100)).expect("written");
         assert_eq!(
-            synced_status(Some(&failed), Some(3), Err("bad"), None, now(200)),
+            synced_status(Some(&failed), Some(3), Err(bad("bad")), None, now(200)),
             None
         );
     }
 
     #[test]
     fn new_generation_or_new_message_rewrites_status_keeping_transition_time() {
-        let st = synced_status(None, Some(3), Err("bad"), None, now(100)).expect("written");
-        let next = synced_status(Some(&st), Some(4), Err("bad"), None, now(200))
+        let st = synced_status(None, Some(3), Err(bad("bad")), None, now(100)).expect("written");
+        let next = synced_status(Some(&st), Some(4), Err(bad("bad")), None, now(200))
             .expect("generation moved");
         assert_eq!(next.observed_generation, Some(4));
         let c = &next.conditions.as_ref().expect("c")[0];
@@ -861,7 +1064,7 @@ mod tests {
             "status did not flip"
         );
         assert_eq!(c.last_update_time, Some(now(200)));
-        let other = synced_status(Some(&next), Some(4), Err("worse"), None, now(300))
+        let other = synced_status(Some(&next), Some(4), Err(bad("worse")), None, now(300))
             .expect("message moved");
         assert_eq!(
             other.conditions.as_ref().expect("c")[0].message.as_deref(),
@@ -871,7 +1074,7 @@ mod tests {
 
     #[test]
     fn flipping_to_true_moves_transition_time_and_clears_message() {
-        let st = synced_status(None, Some(1), Err("bad"), None, now(100)).expect("written");
+        let st = synced_status(None, Some(1), Err(bad("bad")), None, now(100)).expect("written");
         let ok = synced_status(Some(&st), Some(1), Ok(()), None, now(200)).expect("flipped");
         let c = &ok.conditions.expect("c")[0];
         assert_eq!(c.status, "True");
@@ -894,7 +1097,8 @@ mod tests {
         let next = synced_status(Some(&st), Some(1), Ok(()), None, now(1)).expect("written");
         let conditions = next.conditions.expect("c");
         assert_eq!(conditions[0].type_, "Synced");
-        assert_eq!(conditions[1], foreign);
+        assert_eq!(conditions.last(), Some(&foreign), "kept, after ours");
+        assert_eq!(conditions.len(), 3, "Synced, Ready, Other");
     }
 
     #[test]
@@ -1010,8 +1214,8 @@ mod tests {
         )
         .expect("moved");
         assert_eq!(changed.key_fingerprints, Some(ab.clone()));
-        let failed =
-            synced_status(Some(&changed), Some(1), Err("bad"), None, now(300)).expect("failed");
+        let failed = synced_status(Some(&changed), Some(1), Err(bad("bad")), None, now(300))
+            .expect("failed");
         assert_eq!(
             failed.key_fingerprints,
             Some(ab),
@@ -1056,7 +1260,8 @@ mod tests {
             None,
             "same proof: no write"
         );
-        let failed = synced_status(Some(&st), Some(1), Err("bad"), None, now(300)).expect("failed");
+        let failed =
+            synced_status(Some(&st), Some(1), Err(bad("bad")), None, now(300)).expect("failed");
         assert_eq!(
             failed.in_sync_proof(),
             Some(p1),
@@ -1077,7 +1282,18 @@ mod tests {
         )
         .expect("new proof");
         assert_eq!(moved.in_sync_proof(), Some(p2));
-        assert_eq!(moved.conditions.as_ref().expect("c").len(), 2, "one proof");
+        let proofs = moved
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| c.type_ == CONDITION_IN_SYNC_PROOF)
+            .count();
+        assert_eq!(proofs, 1, "one proof");
+        assert_eq!(
+            moved.conditions.as_ref().expect("c").len(),
+            3,
+            "Synced, proof, Ready"
+        );
         let dropped = synced_status(
             Some(&moved),
             Some(1),
@@ -1087,5 +1303,167 @@ mod tests {
         )
         .expect("proof dropped");
         assert_eq!(dropped.in_sync_proof(), None);
+    }
+
+    #[test]
+    fn success_is_synced_and_ready_with_no_stalled_or_reconciling() {
+        let st = synced_status(None, Some(2), Ok(()), None, now(100)).expect("written");
+        assert_eq!(
+            summary(&st),
+            [
+                ("Synced", "True", None, None),
+                ("Ready", "True", Some(REASON_UNSEALED), None),
+            ]
+        );
+        assert_eq!(st.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn permanent_failure_is_stalled_with_synceds_message_and_bitnamis_synced() {
+        let message = "unable to decrypt sealed secret app/db: no key could decrypt secret \
+                       (spec.encryptedData.password)";
+        let err = Error::Unseal(sealant_crds::Error::Decrypt {
+            object: "app/db".to_owned(),
+            fields: vec!["spec.encryptedData.password".to_owned()],
+        });
+        let failure = Failure::of(&err, message);
+        assert_eq!(
+            failure,
+            Failure {
+                message,
+                reason: REASON_DECRYPTION_FAILED,
+                stalled: true
+            }
+        );
+        let st = synced_status(None, Some(1), Err(failure), None, now(100)).expect("written");
+        assert_eq!(
+            summary(&st),
+            [
+                ("Synced", "False", None, Some(message)),
+                (
+                    "Ready",
+                    "False",
+                    Some(REASON_DECRYPTION_FAILED),
+                    Some(message)
+                ),
+                (
+                    "Stalled",
+                    "True",
+                    Some(REASON_DECRYPTION_FAILED),
+                    Some(message)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn transient_failure_is_reconciling_not_stalled() {
+        let err = Error::NoKeys;
+        let message = err.to_string();
+        let failure = Failure::of(&err, &message);
+        assert!(!failure.stalled);
+        let st = synced_status(None, Some(1), Err(failure), None, now(100)).expect("written");
+        let types: Vec<_> = summary(&st).into_iter().map(|c| (c.0, c.1, c.2)).collect();
+        assert_eq!(
+            types,
+            [
+                ("Synced", "False", None),
+                ("Ready", "False", Some(REASON_NO_KEYS)),
+                ("Reconciling", "True", Some(REASON_NO_KEYS)),
+            ]
+        );
+    }
+
+    #[test]
+    fn recovery_drops_stalled_and_flips_ready_and_synced() {
+        let failed = synced_status(None, Some(1), Err(bad("bad")), None, now(100)).expect("w");
+        let ok = synced_status(Some(&failed), Some(1), Ok(()), None, now(200)).expect("w");
+        assert_eq!(
+            summary(&ok),
+            [
+                ("Synced", "True", None, None),
+                ("Ready", "True", Some(REASON_UNSEALED), None),
+            ]
+        );
+        let ready = &ok.conditions.as_ref().expect("c")[1];
+        assert_eq!(ready.last_transition_time, Some(now(200)), "flipped");
+        // A stall that turns into a retry replaces Stalled with Reconciling.
+        let retry = Failure {
+            message: "bad",
+            reason: REASON_API_ERROR,
+            stalled: false,
+        };
+        let retrying =
+            synced_status(Some(&failed), Some(1), Err(retry), None, now(300)).expect("w");
+        let types: Vec<_> = summary(&retrying).into_iter().map(|c| c.0).collect();
+        assert_eq!(types, ["Synced", "Ready", "Reconciling"]);
+        let ready = &retrying.conditions.as_ref().expect("c")[1];
+        assert_eq!(ready.last_transition_time, Some(now(100)), "still False");
+    }
+
+    #[test]
+    fn a_new_reason_or_a_missing_ready_rewrites_status_but_nothing_else_does() {
+        let failed = synced_status(None, Some(1), Err(bad("bad")), None, now(100)).expect("w");
+        let other_reason = Failure {
+            reason: REASON_TEMPLATE_FAILED,
+            ..bad("bad")
+        };
+        let moved =
+            synced_status(Some(&failed), Some(1), Err(other_reason), None, now(200)).expect("w");
+        assert_eq!(
+            moved.conditions.as_ref().expect("c")[2].reason.as_deref(),
+            Some(REASON_TEMPLATE_FAILED)
+        );
+        assert_eq!(
+            synced_status(Some(&moved), Some(1), Err(other_reason), None, now(300)),
+            None
+        );
+        // A status written before Ready existed (Synced only) is completed once.
+        let ok = synced_status(None, Some(1), Ok(()), None, now(100)).expect("w");
+        let old = SealedSecretStatus {
+            conditions: ok.conditions.as_ref().map(|c| c[..1].to_vec()),
+            ..ok.clone()
+        };
+        let completed = synced_status(Some(&old), Some(1), Ok(()), None, now(200)).expect("w");
+        assert_eq!(summary(&completed), summary(&ok));
+        assert_eq!(
+            synced_status(Some(&completed), Some(1), Ok(()), None, now(300)),
+            None
+        );
+    }
+
+    #[test]
+    fn failure_reasons_name_the_cause_and_only_transient_errors_reconcile() {
+        let template = Error::Unseal(sealant_crds::Error::BothDataAndEncryptedData {
+            object: "app/db".to_owned(),
+        });
+        assert_eq!(failure_reason(&template), REASON_INVALID_SPEC);
+        let unmanaged = Error::Unmanaged {
+            name: "db".to_owned(),
+        };
+        assert_eq!(failure_reason(&unmanaged), REASON_UNMANAGED_SECRET);
+        assert!(Failure::of(&unmanaged, "m").stalled);
+        let immutable = Error::Immutable {
+            object: "app/db".to_owned(),
+        };
+        assert_eq!(failure_reason(&immutable), REASON_IMMUTABLE_SECRET);
+        assert!(Failure::of(&immutable, "m").stalled);
+        let refused = Error::TemplateDataRefused {
+            object: "app/db".to_owned(),
+        };
+        assert_eq!(failure_reason(&refused), REASON_TEMPLATE_DATA_REFUSED);
+        let api = |code: u16| Error::Kube {
+            action: "write Secret",
+            object: "app/db".to_owned(),
+            source: kube::Error::Api(
+                kube::core::Status::failure("boom", "Reason")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        };
+        assert_eq!(failure_reason(&api(503)), REASON_API_ERROR);
+        assert!(!Failure::of(&api(503), "m").stalled);
+        assert_eq!(failure_reason(&api(422)), REASON_SECRET_REJECTED);
+        assert!(Failure::of(&api(422), "m").stalled);
     }
 }

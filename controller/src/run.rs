@@ -382,7 +382,11 @@ mod tests {
         status_only.status = reconcile::synced_status(
             None,
             Some(1),
-            Err("x"),
+            Err(reconcile::Failure {
+                message: "x",
+                reason: reconcile::REASON_DECRYPTION_FAILED,
+                stalled: true,
+            }),
             None,
             Time(k8s_openapi::jiff::Timestamp::now()),
         );

@@ -56,9 +56,9 @@ pub use format::{
 };
 pub use seal::{SealOptions, Sealer, merge_into, seal_secret, seal_value};
 pub use types::{
-    API_VERSION, CONDITION_FALSE, CONDITION_SYNCED, CONDITION_TRUE, CONDITION_UNKNOWN, GROUP, KIND,
-    PLURAL, SealedSecret, SealedSecretCondition, SealedSecretSpec, SealedSecretStatus,
-    SecretTemplateSpec, VERSION,
+    API_VERSION, CONDITION_FALSE, CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED,
+    CONDITION_SYNCED, CONDITION_TRUE, CONDITION_UNKNOWN, GROUP, KIND, PLURAL, SealedSecret,
+    SealedSecretCondition, SealedSecretSpec, SealedSecretStatus, SecretTemplateSpec, VERSION,
 };
 pub use unseal::{Unsealed, decrypt, owner_reference, secret_shell, unseal};
 

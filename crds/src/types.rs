@@ -25,8 +25,19 @@ pub const KIND: &str = "SealedSecret";
 /// The resource's plural name, as in `kubectl get sealedsecrets`.
 pub const PLURAL: &str = "sealedsecrets";
 
-/// The only condition type a SealedSecret carries.
+/// Condition type: Bitnami's, the one Argo CD's health check reads. `True` when the
+/// Secret was produced from the SealedSecret; `False`, with the error, when not.
 pub const CONDITION_SYNCED: &str = "Synced";
+/// Condition type (sealant; kstatus and Flux read it): `True` when the Secret is in sync
+/// with the SealedSecret, `False` (with `Synced`'s message) when it is not.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type (sealant; kstatus reads it): present and `True` only while a failed
+/// pass will be retried soon (an API error, no key loaded yet).
+pub const CONDITION_RECONCILING: &str = "Reconciling";
+/// Condition type (sealant; kstatus reads it): present and `True` only while the
+/// SealedSecret fails permanently (it cannot be decrypted, a template fails, a Secret
+/// it does not own is in the way), until it, its Secret or the keys change.
+pub const CONDITION_STALLED: &str = "Stalled";
 /// Condition status: the Secret matches the SealedSecret.
 pub const CONDITION_TRUE: &str = "True";
 /// Condition status: the last attempt to produce the Secret failed.
@@ -96,14 +107,21 @@ pub struct SecretTemplateSpec {
 }
 
 /// The most recently observed status of the SealedSecret.
+///
+/// The schema defaults it to `{observedGeneration: 0}`: the API server shows every
+/// SealedSecret that no controller has reported on yet with that status, so a reader
+/// that compares `observedGeneration` with `metadata.generation` (kstatus, hence Flux;
+/// Argo CD's health check) sees a new object as in progress, not as done.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = status_default)]
 pub struct SealedSecretStatus {
     /// The `metadata.generation` the controller last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// The controller's latest observations; the only type is `Synced`.
+    /// The controller's latest observations: `Synced` (first, as Bitnami's), `Ready`,
+    /// and `Stalled` or `Reconciling` while a pass fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<SealedSecretCondition>>,
 
@@ -120,7 +138,8 @@ pub struct SealedSecretStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretCondition {
-    /// The condition type: `Synced`.
+    /// The condition type: `Synced`, `Ready`, `Stalled` or `Reconciling` (and
+    /// sealant's in-sync proof, `sealant.dev/InSyncProof`).
     #[serde(rename = "type")]
     pub type_: String,
 
@@ -142,6 +161,19 @@ pub struct SealedSecretCondition {
     /// Details for a person, such as why unsealing failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl SealedSecretStatus {
+    /// Whether a controller wrote this status: anything but the schema's default
+    /// (`observedGeneration: 0` and nothing else), which the API server shows before
+    /// any controller has reported on the object.
+    pub fn is_reported(&self) -> bool {
+        *self
+            != Self {
+                observed_generation: Some(0),
+                ..Self::default()
+            }
+    }
 }
 
 impl SealedSecret {
@@ -212,6 +244,16 @@ fn require_encrypted_data(schema: &mut schemars::Schema) {
             list.push(name);
         }
     }
+}
+
+/// `status` defaults to `{observedGeneration: 0}` (see [`SealedSecretStatus`]). The
+/// API server applies a default when it reads an object without a status, so the
+/// stored object is unchanged and no controller write is needed.
+fn status_default(schema: &mut schemars::Schema) {
+    schema.insert(
+        "default".to_owned(),
+        serde_json::json!({ "observedGeneration": 0 }),
+    );
 }
 
 /// `spec.data`: a base64 string, as Go's `[]byte` appears in Bitnami's schema.
@@ -329,6 +371,28 @@ mod tests {
         assert_eq!(
             s.scope_label().expect("label"),
             (Scope::ClusterWide, Vec::new())
+        );
+    }
+
+    #[test]
+    fn only_the_schema_default_status_is_unreported() {
+        let default: SealedSecretStatus =
+            serde_json::from_value(serde_json::json!({"observedGeneration": 0})).expect("parses");
+        assert!(!default.is_reported());
+        assert!(
+            SealedSecretStatus::default().is_reported(),
+            "{{}} was written"
+        );
+        let written = SealedSecretStatus {
+            observed_generation: Some(0),
+            conditions: Some(Vec::new()),
+            key_fingerprints: None,
+        };
+        assert!(written.is_reported());
+        let crd = serde_json::to_value(crate::crd()).expect("json");
+        assert_eq!(
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["default"],
+            serde_json::json!({"observedGeneration": 0})
         );
     }
 

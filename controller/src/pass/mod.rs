@@ -34,7 +34,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt as _};
-use sealant_crds::{CONDITION_SYNCED, SealedSecret, secret_shell};
+use sealant_crds::{CONDITION_SYNCED, SealedSecret, SealedSecretStatus, secret_shell};
 use sealant_keys::Fingerprint;
 use tracing::{info, instrument, warn};
 
@@ -136,6 +136,11 @@ pub(crate) async fn reconcile(
 
     if ctx.update_status {
         let message = outcome.as_ref().err().map(|(_, e)| chain(e));
+        let failure = outcome
+            .as_ref()
+            .err()
+            .zip(message.as_deref())
+            .map(|((_, e), m)| reconcile::Failure::of(e, m));
         let record = outcome
             .as_ref()
             .ok()
@@ -148,7 +153,7 @@ pub(crate) async fn reconcile(
         if let Some(status) = reconcile::synced_status(
             sealed.status.as_ref(),
             sealed.metadata.generation,
-            message.as_deref().map_or(Ok(()), Err),
+            failure.map_or(Ok(()), Err),
             record,
             now,
         ) {
@@ -224,7 +229,13 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Synced, (Er
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    if sealed.status.is_some() {
+    // Under our CRD the API server shows an unreported object with the schema's
+    // default status, which is no report.
+    if sealed
+        .status
+        .as_ref()
+        .is_some_and(SealedSecretStatus::is_reported)
+    {
         created(ctx).remove(&uid);
     } else if ctx.update_status && !created(ctx).contains(&uid) {
         match sync_secret_from(sealed, ctx, Assume::Absent).await {
@@ -404,7 +415,8 @@ async fn publish(
 }
 
 /// Reports a SealedSecret that cannot be decoded ([`crate::decode`]) on itself: a
-/// `Synced=False` status naming the field and an `ErrUnsealFailed` event, once per
+/// `Synced=False`, `Ready=False` and `Stalled=True` status (reason
+/// [`reconcile::REASON_UNDECODABLE`]) naming the field and an `ErrUnsealFailed` event, once per
 /// message (its own status write comes back as a watch event, which must not write
 /// again). It never reaches the cache or reconcile; the others go on.
 pub(crate) async fn report_unreadable(
@@ -448,15 +460,27 @@ pub(crate) async fn report_unreadable(
         return;
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let patch = serde_json::json!({ "status": {
-        "observedGeneration": object.metadata.generation,
-        "conditions": [{
-            "type": CONDITION_SYNCED,
-            "status": sealant_crds::CONDITION_FALSE,
+    let condition = |type_: &str, status: &str, reason: Option<&str>| {
+        let mut c = serde_json::json!({
+            "type": type_,
+            "status": status,
             "lastUpdateTime": now,
             "lastTransitionTime": now,
             "message": message,
-        }],
+        });
+        if let Some(reason) = reason {
+            c["reason"] = reason.into();
+        }
+        c
+    };
+    let reason = Some(reconcile::REASON_UNDECODABLE);
+    let patch = serde_json::json!({ "status": {
+        "observedGeneration": object.metadata.generation,
+        "conditions": [
+            condition(CONDITION_SYNCED, sealant_crds::CONDITION_FALSE, None),
+            condition(sealant_crds::CONDITION_READY, sealant_crds::CONDITION_FALSE, reason),
+            condition(sealant_crds::CONDITION_STALLED, sealant_crds::CONDITION_TRUE, reason),
+        ],
     }});
     // Untyped: the answer is the object itself, which does not decode as a
     // SealedSecret (and the client would log the whole body if asked to).
