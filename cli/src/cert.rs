@@ -20,7 +20,7 @@ use crate::files::{self, Limit};
 pub fn fetch(cert: &CertArgs, cluster: &ClusterArgs) -> Result<Vec<u8>> {
     match cert.cert.as_deref() {
         Some(location) => open_local(location),
-        None => Cluster::connect(cluster, &cert.controller_namespace, &cert.controller_name)?
+        None => Cluster::connect(cluster, cert.controller.namespace(), cert.controller.name())?
             .fetch_cert(),
     }
 }

@@ -269,8 +269,8 @@ fn fetch_recipient(args: &KubesealArgs, out: &Output) -> Result<()> {
 fn connect_controller(to: &args::SealToArgs) -> Result<cluster::Cluster> {
     cluster::Cluster::connect(
         &to.cluster,
-        &to.cert.controller_namespace,
-        &to.cert.controller_name,
+        to.cert.controller.namespace(),
+        to.cert.controller.name(),
     )
 }
 

@@ -97,7 +97,7 @@ pub fn parse_controller_answer(text: &str) -> Result<AgeRecipient> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::{CertArgs, ClusterArgs};
+    use crate::args::{CertArgs, ClusterArgs, ControllerNamespaceArg, ControllerServiceArgs};
     use sealant_keys::AgeIdentity;
 
     fn args(recipient: &[String], files: &[&Path]) -> RecipientArgs {
@@ -134,8 +134,12 @@ mod tests {
     fn certificate_and_recipients_together_are_refused() {
         let cert = CertArgs {
             cert: Some("cert.pem".into()),
-            controller_namespace: "kube-system".into(),
-            controller_name: "sealed-secrets-controller".into(),
+            controller: ControllerServiceArgs {
+                namespace: ControllerNamespaceArg {
+                    controller_namespace: "kube-system".into(),
+                },
+                controller_name: "sealed-secrets-controller".into(),
+            },
         };
         let recipients = args(&[AgeIdentity::generate().recipient().to_string()], &[]);
         let to = SealToArgs {

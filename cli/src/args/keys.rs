@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::ClusterArgs;
+use super::{ClusterArgs, ControllerNamespaceArg};
 
 /// `sealant keys`: back up, restore, list, retire and prune the controller's keys.
 #[derive(Debug, Args)]
@@ -43,14 +43,9 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
-    /// Namespace of the sealed-secrets controller: where its key Secrets live
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
-        default_value = "kube-system",
-        value_name = "NAMESPACE"
-    )]
-    pub controller_namespace: String,
+    /// Where its key Secrets live.
+    #[command(flatten)]
+    pub namespace: ControllerNamespaceArg,
 
     /// Name prefix of the key Secrets (the controller's --key-prefix); an unlabelled
     /// Secret named exactly this is a legacy key, as in Bitnami

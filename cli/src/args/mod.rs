@@ -16,8 +16,10 @@
 //! import them (never the reverse): [`SealToArgs`] (the certificate or age recipients,
 //! and the cluster) is what every sealing command seals to, and [`SealingArgs`] (that,
 //! the output and the sealing options) is what the kubeseal mode and `create` share.
-//! `--controller-namespace` is declared again by `scan` and `keys`: it reads the same
-//! variable with the same default, but each command's help says what it is for there.
+//! The controller's flags are declared once too: [`ControllerServiceArgs`]
+//! (`--controller-namespace`, `--controller-name`) wherever the controller's Service
+//! is reached, and [`ControllerNamespaceArg`] alone for `keys`, which reads key
+//! Secrets and never calls the Service.
 
 pub mod keys;
 pub mod reencrypt;
@@ -274,7 +276,16 @@ pub struct CertArgs {
     #[arg(long, env = "SEALED_SECRETS_CERT", value_name = "FILE|URL")]
     pub cert: Option<String>,
 
-    /// Namespace of the sealed-secrets controller
+    /// The controller's Service, asked for the certificate without --cert.
+    #[command(flatten)]
+    pub controller: ControllerServiceArgs,
+}
+
+/// The namespace of the sealed-secrets controller: where its Service and its key
+/// Secrets live. Every command that reaches the controller or its keys takes it.
+#[derive(Clone, Debug, Args)]
+pub struct ControllerNamespaceArg {
+    /// Namespace of the sealed-secrets controller (its Service and key Secrets)
     #[arg(
         long,
         env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
@@ -282,6 +293,15 @@ pub struct CertArgs {
         value_name = "NAMESPACE"
     )]
     pub controller_namespace: String,
+}
+
+/// The sealed-secrets controller's Service, reached through the API server's service
+/// proxy: for its certificate, and for `--validate` and `--re-encrypt`.
+#[derive(Clone, Debug, Args)]
+pub struct ControllerServiceArgs {
+    /// Its namespace.
+    #[command(flatten)]
+    pub namespace: ControllerNamespaceArg,
 
     /// Name of the sealed-secrets controller (its Service)
     #[arg(
@@ -291,6 +311,18 @@ pub struct CertArgs {
         value_name = "NAME"
     )]
     pub controller_name: String,
+}
+
+impl ControllerServiceArgs {
+    /// The Service's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace.controller_namespace
+    }
+
+    /// The Service's name.
+    pub fn name(&self) -> &str {
+        &self.controller_name
+    }
 }
 
 /// The kubectl-style flags that choose a cluster and a namespace.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::ClusterArgs;
+use super::{ClusterArgs, ControllerServiceArgs};
 
 /// The report format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -61,23 +61,9 @@ pub struct ScanArgs {
     #[arg(long)]
     pub fetch_cert: bool,
 
-    /// Namespace of the sealed-secrets controller (with --fetch-cert).
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
-        default_value = "kube-system",
-        value_name = "NAMESPACE"
-    )]
-    pub controller_namespace: String,
-
-    /// Name of the sealed-secrets controller (with --fetch-cert).
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAME",
-        default_value = "sealed-secrets-controller",
-        value_name = "NAME"
-    )]
-    pub controller_name: String,
+    /// The controller's Service (with --fetch-cert).
+    #[command(flatten)]
+    pub controller: ControllerServiceArgs,
 
     /// How to reach the cluster (with --fetch-cert).
     #[command(flatten)]

@@ -69,12 +69,13 @@ impl Session {
             "sealant keys",
             "key Secrets live in the controller's namespace; use --controller-namespace",
         )?;
-        if args.controller_namespace.is_empty() {
+        let namespace = &args.namespace.controller_namespace;
+        if namespace.is_empty() {
             bail!("--controller-namespace must not be empty");
         }
         Ok(Self {
-            cluster: Cluster::connect(&args.cluster, &args.controller_namespace, "")?,
-            namespace: args.controller_namespace.clone(),
+            cluster: Cluster::connect(&args.cluster, namespace, "")?,
+            namespace: namespace.clone(),
             prefix: args.key_prefix.clone(),
         })
     }

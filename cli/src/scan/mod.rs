@@ -230,8 +230,7 @@ fn certificate_key_bytes(args: &ScanArgs) -> Result<Option<usize>> {
     }
     let cert_args = CertArgs {
         cert: args.cert.clone(),
-        controller_namespace: args.controller_namespace.clone(),
-        controller_name: args.controller_name.clone(),
+        controller: args.controller.clone(),
     };
     let pem = crate::cert::fetch(&cert_args, &args.cluster)?;
     let what = args.cert.as_deref().unwrap_or("the controller");
