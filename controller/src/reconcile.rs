@@ -60,12 +60,15 @@
 //! - Work pending is shown by `observedGeneration`, not by writing `Reconciling=True`
 //!   when a pass starts: that would be a second status write per object (a cold sync
 //!   writes one Secret, one status and one event per object, and no more). The
-//!   controller writes status only after a pass, so until then `observedGeneration`
-//!   lags `metadata.generation`, which kstatus and Argo CD's health check both read
-//!   as in progress. For a new object, our CRD's schema defaults `status` to
-//!   `{observedGeneration: 0}`; under Bitnami's CRD a new object has no status, and
-//!   kstatus calls it Current until the first pass. `Reconciling=True` is written
-//!   only with the result of a pass that failed and will be retried soon.
+//!   controller writes status only after a pass, so after a spec edit
+//!   `observedGeneration` lags `metadata.generation` until the pass, which kstatus and
+//!   Argo CD's health check both read as in progress. A new object has no status until
+//!   its first pass: Argo CD's check calls it Progressing (no `observedGeneration`), but
+//!   kstatus calls it Current, as it calls any object without a status. That gap lasts
+//!   until the first pass; closing it would take that second write, or a schema
+//!   default for `status`, which breaks Bitnami's rule that a status means processed
+//!   (its integration suite relies on it). `Reconciling=True` comes only with the
+//!   result of a pass that failed and is retried soon (no key yet, an API error).
 //! - `Ready=True` says the Secret matched at the end of the last pass. A Secret edited
 //!   or deleted by hand triggers the pass that repairs it; the status does not change
 //!   for it (the repaired Secret is in sync again).
@@ -1430,6 +1433,29 @@ mod tests {
             synced_status(Some(&completed), Some(1), Ok(()), None, now(300)),
             None
         );
+    }
+
+    #[test]
+    fn unseal_failures_are_told_apart_by_reason() {
+        let mut ring = KeyRing::new();
+        ring.insert(test_keys()[2].0.clone(), OffsetDateTime::now_utc());
+        let no_key: Error = unseal(&sealed(), &KeyRing::new(), None)
+            .expect_err("no key")
+            .into();
+        assert_eq!(failure_reason(&no_key), REASON_DECRYPTION_FAILED);
+        let mut s = sealed();
+        s.spec.template.get_or_insert_default().data =
+            Some([("dsn".to_owned(), "{{ nosuchfunction }}".to_owned())].into());
+        let template: Error = unseal(&s, &ring, None).expect_err("template").into();
+        assert!(
+            matches!(
+                template,
+                Error::Unseal(sealant_crds::Error::Template { .. })
+            ),
+            "{template:?}"
+        );
+        assert_eq!(failure_reason(&template), REASON_TEMPLATE_FAILED);
+        assert!(Failure::of(&template, "m").stalled);
     }
 
     #[test]

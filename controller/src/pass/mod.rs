@@ -34,7 +34,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt as _};
-use sealant_crds::{CONDITION_SYNCED, SealedSecret, SealedSecretStatus, secret_shell};
+use sealant_crds::{CONDITION_SYNCED, SealedSecret, secret_shell};
 use sealant_keys::Fingerprint;
 use tracing::{info, instrument, warn};
 
@@ -229,13 +229,7 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Synced, (Er
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    // Under our CRD the API server shows an unreported object with the schema's
-    // default status, which is no report.
-    if sealed
-        .status
-        .as_ref()
-        .is_some_and(SealedSecretStatus::is_reported)
-    {
+    if sealed.status.is_some() {
         created(ctx).remove(&uid);
     } else if ctx.update_status && !created(ctx).contains(&uid) {
         match sync_secret_from(sealed, ctx, Assume::Absent).await {
