@@ -121,6 +121,13 @@ async fn status_in_sync_proof_key_inventory_and_escrow_work_under_bitnamis_crd()
             ("Synced", "True")
         );
         assert_eq!(conditions[1].type_, CONDITION_IN_SYNC_PROOF);
+        // Ready, for kstatus (Flux), survives the schema too.
+        assert!(
+            conditions
+                .iter()
+                .any(|c| (c.type_.as_str(), c.status.as_str()) == ("Ready", "True")),
+            "{conditions:?}"
+        );
         assert_eq!(status.observed_generation, Some(1));
         assert_eq!(
             status.key_fingerprints, None,
@@ -240,14 +247,23 @@ async fn a_sealed_secret_no_reader_can_decode_is_reported_alone_and_never_stops_
     .await;
     // The poisoned one reports on itself, naming the field (read untyped: it cannot
     // be decoded as a SealedSecret, which is the point).
-    let message = eventually("the poisoned object's Synced=False", &first, || async {
+    let conditions = eventually("the poisoned object's Synced=False", &first, || async {
         let o = raw.get_opt("poisoned").await.ok().flatten()?;
-        let c = o.data.get("status")?.get("conditions")?.get(0)?.clone();
-        (c["type"] == "Synced" && c["status"] == "False")
-            .then(|| c["message"].as_str().unwrap_or_default().to_owned())
+        let conditions = o.data.get("status")?.get("conditions")?.as_array()?.clone();
+        let c = conditions.first()?;
+        (c["type"] == "Synced" && c["status"] == "False").then_some(conditions)
     })
     .await;
+    let message = conditions[0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("spec.template.metadata"), "{message}");
+    // Stalled (kstatus: Failed), with the same message.
+    assert!(
+        conditions.iter().any(|c| c["type"] == "Stalled"
+            && c["status"] == "True"
+            && c["reason"] == "Undecodable"
+            && c["message"] == message),
+        "{conditions:?}"
+    );
     assert!(
         secrets.get_opt("poisoned").await.expect("get").is_none(),
         "the poisoned object made no Secret"
