@@ -374,16 +374,17 @@ src_hash() {
     (cd "$PEERS_DIR/$1" && cat go.mod main.go | sha256sum | cut -c1-8)
 }
 
-# build_program NAME OUT LDFLAGS EXPECTED [FILE...]: builds tests/peers/NAME (plus the
-# given files, copied beside it) into OUT; `OUT --version` must contain EXPECTED.
+# build_program NAME OUT LDFLAGS EXPECTED [PATH...]: builds tests/peers/NAME (plus the
+# given files or directories, copied beside it) into OUT; `OUT --version` must contain
+# EXPECTED.
 build_program() {
     local name=$1 out=$2 ldflags=$3 expected=$4 dir tmp
     shift 4
     need_go
     dir=$WRAPPERS/$name-$(src_hash "$name")
     rm -rf "$dir" && mkdir -p "$dir"
-    cp "$PEERS_DIR/$name/go.mod" "$PEERS_DIR/$name/main.go" "$@" "$dir/"
-    chmod u+w "$dir"/*
+    cp -R "$PEERS_DIR/$name/go.mod" "$PEERS_DIR/$name/main.go" "$@" "$dir/"
+    chmod -R u+w "$dir"
     log "building $name ($expected)"
     (cd "$dir" && run_go mod tidy)
     cmp -s "$dir/go.mod" "$PEERS_DIR/$name/go.mod" ||
@@ -400,19 +401,23 @@ build_kstatus() {
 }
 
 # Argo CD's health check is a Lua file in its Go module. It is taken from the module
-# cache (never copied into this repository) and embedded into the program, which runs
-# it in gopher-lua at the version Argo CD's own go.mod requires.
+# cache (never copied into this repository) and embedded into the program, with Argo
+# CD's own test cases for it, which the program runs in gopher-lua at the version Argo
+# CD's own go.mod requires.
 build_argocd_health() {
-    local out=$1 argo lua lua_version
+    local out=$1 argo custom lua lua_version
     argo=$(module_dir "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
-    lua=$argo/resource_customizations/bitnami.com/SealedSecret/health.lua
-    [[ -f $lua ]] || die "no health.lua for bitnami.com/SealedSecret in argo-cd $ARGOCD_VERSION"
+    custom=$argo/resource_customizations/bitnami.com/SealedSecret
+    lua=$custom/health.lua
+    [[ -f $lua && -f $custom/health_test.yaml && -d $custom/testdata ]] ||
+        die "no health.lua with its tests for bitnami.com/SealedSecret in argo-cd $ARGOCD_VERSION"
     lua_version=$(awk '$1 == "github.com/yuin/gopher-lua" { print $2 }' "$argo/go.mod")
     [[ -n $lua_version ]] || die "argo-cd $ARGOCD_VERSION's go.mod requires no github.com/yuin/gopher-lua"
     grep -q "github.com/yuin/gopher-lua $lua_version\$" "$PEERS_DIR/argocd-health/go.mod" ||
         die "tests/peers/argocd-health/go.mod must require github.com/yuin/gopher-lua $lua_version, as argo-cd $ARGOCD_VERSION does"
     build_program argocd-health "$out" "-s -w -X main.argoVersion=$ARGOCD_VERSION" \
-        "argocd-health argo-cd $ARGOCD_VERSION gopher-lua $lua_version" "$lua"
+        "argocd-health argo-cd $ARGOCD_VERSION gopher-lua $lua_version" \
+        "$lua" "$custom/health_test.yaml" "$custom/testdata"
 }
 
 # ---- Resolution ------------------------------------------------------------------

@@ -328,3 +328,32 @@ fn kstatus_calls_a_sealed_secret_without_status_current_and_argo_cd_progressing(
     assert_eq!(argo.status, "Progressing", "{argo:?}");
     assert_eq!(flux.message, "Resource is current");
 }
+
+#[test]
+fn argocd_health_peer_gives_argo_cds_own_expected_results_for_sealed_secret() {
+    // Argo CD's own test cases for this health.lua (health_test.yaml and testdata/,
+    // embedded in the peer from the same module): the peer runs the script as Argo CD
+    // does, or these differ.
+    let peer = &peers().expect("peers").argocd_health;
+    let out = tools::run(Command::new(peer).arg("--argo-tests"), b"").expect("--argo-tests");
+    let files: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&out.stdout).expect("a JSON object of files");
+    let suite: serde_json::Value =
+        serde_yaml_ng::from_str(&files["health_test.yaml"]).expect("health_test.yaml");
+    let cases = suite["tests"].as_array().expect("tests");
+    assert!(cases.len() >= 6, "{} cases", cases.len());
+    for case in cases {
+        let path = case["inputPath"].as_str().expect("inputPath");
+        let object: serde_json::Value =
+            serde_yaml_ng::from_str(&files[path]).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let want = &case["healthStatus"];
+        assert_eq!(
+            judge(peer, &object),
+            Verdict {
+                status: want["status"].as_str().expect("status").to_owned(),
+                message: want["message"].as_str().unwrap_or_default().to_owned(),
+            },
+            "{path}"
+        );
+    }
+}

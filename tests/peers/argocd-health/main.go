@@ -4,21 +4,25 @@
 // interpreter, at the version Argo CD builds with, with the object as the global
 // `obj`. It is a test peer of sealant's end-to-end suite (tests/tests/gitops_health.rs).
 //
-// tests/peers/build.sh copies health.lua out of the argo-cd module (it is not in
-// sealant's repository) next to this file and embeds it, and sets argoVersion.
+// tests/peers/build.sh copies health.lua, with Argo CD's own test cases for it
+// (health_test.yaml and testdata/), out of the argo-cd module (none of them is in
+// sealant's repository) next to this file, embeds them, and sets argoVersion.
 //
 // Input: the JSON of one SealedSecret on stdin, as `kubectl get -o json` prints it.
 // Output: one JSON line, {"status": "<health status>", "message": "<its message>"}.
 // `argocd-health --version` prints the argo-cd and gopher-lua versions.
+// `argocd-health --argo-tests` prints Argo CD's test files, as one JSON object from
+// path to text, so that a test can check this program against them.
 package main
 
 import (
 	"bytes"
 	"context"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime/debug"
 	"time"
@@ -29,6 +33,9 @@ import (
 //go:embed health.lua
 var script string
 
+//go:embed health_test.yaml testdata
+var argoTests embed.FS
+
 // Set at link time by tests/peers/build.sh: the argo-cd module version health.lua
 // comes from.
 var argoVersion = "unknown"
@@ -36,6 +43,26 @@ var argoVersion = "unknown"
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == "--version" {
 		fmt.Printf("argocd-health argo-cd %s gopher-lua %s\n", argoVersion, luaVersion())
+		return
+	}
+	if len(os.Args) == 2 && os.Args[1] == "--argo-tests" {
+		files := map[string]string{}
+		err := fs.WalkDir(argoTests, ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			text, err := argoTests.ReadFile(path)
+			files[path] = string(text)
+			return err
+		})
+		if err != nil {
+			fail(err)
+		}
+		out, err := json.Marshal(files)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Println(string(out))
 		return
 	}
 	if len(os.Args) != 1 {
