@@ -90,4 +90,23 @@ mod tests {
             "never above capacity"
         );
     }
+
+    #[test]
+    fn charged_work_is_a_debt_that_later_requests_wait_out() {
+        // Only offsets from `t0` matter: the bucket never reads a clock itself.
+        let bucket = TokenBucket::new(1, 1);
+        let t0 = Instant::now();
+        assert!(bucket.try_acquire(t0), "2 tokens, 1 left");
+        bucket.charge(3, t0);
+        assert!(
+            !bucket.try_acquire(t0 + Duration::from_secs(2)),
+            "-2 + 2 s at 1/s is 0 tokens"
+        );
+        assert!(bucket.try_acquire(t0 + Duration::from_secs(3)));
+        bucket.charge(0, t0 + Duration::from_secs(3));
+        assert!(
+            !bucket.try_acquire(t0 + Duration::from_secs(3)),
+            "charging nothing changes nothing"
+        );
+    }
 }

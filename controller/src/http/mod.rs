@@ -222,7 +222,7 @@ async fn admit(State(state): State<Arc<ApiState>>, request: Request, next: Next)
         )
             .into_response();
     }
-    if !state.limiter.try_acquire(Instant::now()) {
+    if !state.limiter.try_acquire(bucket_now()) {
         return too_many();
     }
     next.run(request).await
@@ -284,6 +284,13 @@ async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Nex
         start.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The token bucket's clock: tokio's, which is the system's monotonic clock except in
+/// a test that pauses it (`start_paused`, `tokio::time::advance`), where the bucket's
+/// refill is then driven without waiting. Outside a runtime it is the system's.
+fn bucket_now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 fn too_many() -> Response {
@@ -384,7 +391,7 @@ fn charge_values(sealed: &SealedSecret, limiter: &TokenBucket) -> bool {
         return false;
     }
     let tokens = values.div_ceil(VALUES_PER_TOKEN).max(1);
-    limiter.charge(tokens - 1, Instant::now());
+    limiter.charge(tokens - 1, bucket_now());
     true
 }
 

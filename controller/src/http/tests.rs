@@ -287,22 +287,60 @@ async fn verify_accepts_yaml() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn verify_is_rate_limited_with_burst_plus_one() {
+// The bucket reads tokio's clock (`bucket_now`), paused here: it moves only when the
+// test advances it, so the refill is counted, never waited for.
+#[tokio::test(start_paused = true)]
+async fn verify_and_rotate_share_a_bucket_of_burst_plus_one_refilled_at_the_rate() {
     let router = api_router(state(keys(&[1]), 1, 2));
     let body = sealed_json(1, None, "v");
+    let post = |path: &'static str| call(router.clone(), "POST", path, body.clone());
     let mut codes = Vec::new();
-    for _ in 0..5 {
-        codes.push(
-            call(router.clone(), "POST", "/v1/verify", body.clone())
-                .await
-                .0,
-        );
+    for _ in 0..4 {
+        codes.push(post("/v1/verify").await.0);
     }
-    assert_eq!(&codes[..3], &[StatusCode::OK; 3]);
-    assert!(
-        codes[3..].contains(&StatusCode::TOO_MANY_REQUESTS),
-        "{codes:?}"
+    assert_eq!(
+        codes,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "burst + 1 pass"
+    );
+    assert_eq!(
+        post("/v1/rotate").await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "/v1/rotate draws on the same bucket"
+    );
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(
+        post("/v1/verify").await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "half a token is not a token"
+    );
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(
+        post("/v1/rotate").await.0,
+        StatusCode::OK,
+        "one token a second"
+    );
+    assert_eq!(post("/v1/verify").await.0, StatusCode::TOO_MANY_REQUESTS);
+    // A long quiet spell refills no more than the capacity.
+    tokio::time::advance(Duration::from_secs(100)).await;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(post("/v1/verify").await.0);
+    }
+    assert_eq!(
+        codes,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "refilled to burst + 1, not beyond"
     );
 }
 
@@ -509,7 +547,8 @@ async fn requests_are_counted_by_route_and_code() {
     );
 }
 
-#[tokio::test]
+// Paused: the 50 ms timeout elapses on tokio's clock as soon as the body stalls.
+#[tokio::test(start_paused = true)]
 async fn a_request_whose_body_stalls_gets_408() {
     let (_tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     let request = Request::builder()
