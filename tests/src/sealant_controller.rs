@@ -22,6 +22,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
 use crate::bitnami::apply_manifests;
 use crate::control_plane::{ControlPlane, http_get, wait_until};
+use crate::fixtures::{kubectl_apply, seal};
 use crate::process::Component;
 
 /// The controller's ServiceAccount (in `kube-system`), as `deploy/` names it.
@@ -129,15 +130,42 @@ impl SealantController {
     /// Waits (as [`eventually`]) until it has proven at least `n` SealedSecrets in sync
     /// without decrypting them (`sealant_controller_in_sync_skips_total`).
     pub async fn wait_for_in_sync_skips(&self, n: usize) {
-        eventually(
-            &format!("{n} SealedSecrets proven in sync"),
-            self,
-            || async {
-                let skips = self.metric("sealant_controller_in_sync_skips_total").ok()?;
-                (skips >= n as f64).then_some(())
-            },
-        )
+        self.wait_for_metric("sealant_controller_in_sync_skips_total", n as f64)
+            .await;
+    }
+
+    /// Waits (as [`eventually`]) until the unlabelled metric `name` is at least `n`.
+    pub async fn wait_for_metric(&self, name: &str, n: f64) {
+        eventually(&format!("{name} >= {n}"), self, || async {
+            (self.metric(name).ok()? >= n).then_some(())
+        })
         .await;
+    }
+
+    /// The anchor of a negative check ("X did not happen"): applies a new SealedSecret
+    /// `name` in its namespace, sealed to its certificate, and waits until it reports
+    /// the object `Synced=True` in `sealed_secrets_controller_condition_info` (its
+    /// Secret written, then its status), then checks that it is still running.
+    ///
+    /// A controller that crashed, stalled or never watched anything fails here, so an
+    /// absence checked afterwards is the controller's doing. Work already queued when
+    /// the object was applied (a watch event for an earlier change, say) has had a
+    /// pass started by then; whether that pass is also finished is for the caller's
+    /// counters (`sealant_controller_decryptions_total`, which counts before any RSA
+    /// work) to tell.
+    pub async fn wait_for_later_object(&self, cluster: &ControlPlane, name: &str) {
+        let cert = self.cert_pem().expect("cert.pem");
+        kubectl_apply(
+            cluster,
+            &seal(&cert, &self.namespace, name, &[("later", "unsealed")]),
+        );
+        let synced = format!(
+            r#"sealed_secrets_controller_condition_info{{namespace="{}",name="{name}",condition="Synced"}}"#,
+            self.namespace
+        );
+        self.wait_for_metric(&synced, 1.0).await;
+        self.check_running()
+            .expect("sealant-controller is still running");
     }
 
     /// Everything it has logged so far.

@@ -511,11 +511,20 @@ async fn with_skip_recreate_a_deleted_secret_stays_deleted() {
         matches!(secrets.get_opt("once").await, Ok(None)).then_some(())
     })
     .await;
-    // A controller that re-creates does so within 0.3 s (see the tests above).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The anchor: a SealedSecret applied after the deletion is unsealed. A controller
+    // that re-creates reacts to the deletion's watch event, which came first (the test
+    // above shows it does), so it would have decrypted "once" again by then.
+    controller.wait_for_later_object(cp, "later").await;
     assert!(
         secrets.get_opt("once").await.expect("get").is_none(),
         "--skip-recreate: the Secret was re-created"
+    );
+    assert_eq!(
+        controller
+            .metric("sealant_controller_decryptions_total")
+            .expect("metric"),
+        2.0,
+        "one decryption for \"once\", one for \"later\", none after the deletion"
     );
 }
 
@@ -713,23 +722,43 @@ async fn verify_and_rotate_are_rate_limited_and_cap_the_body_size() {
         413
     );
 
-    // A burst of verifications: the bucket (burst 3, 1 per second) runs dry.
-    let codes: Vec<u16> = (0..8)
-        .map(|_| http_post(controller.addr, "/v1/verify", sealed.len(), &sealed))
-        .collect();
-    assert_eq!(&codes[..4], &[200; 4], "burst + 1 pass at once: {codes:?}");
-    assert!(codes.contains(&429), "the rest are rate limited: {codes:?}");
-    // /v1/rotate shares the bucket (one of three may meet a token refilled meanwhile).
-    let rotations: Vec<u16> = (0..3)
-        .map(|_| http_post(controller.addr, "/v1/rotate", sealed.len(), &sealed))
-        .collect();
-    assert!(rotations.contains(&429), "{rotations:?}");
+    // Counted, never timed: the clock only adds tokens (1 a second here), so what
+    // follows holds however slow the machine is, short of a second per request.
+    let verify = || http_post(controller.addr, "/v1/verify", sealed.len(), &sealed);
+    let rotate = || http_post(controller.addr, "/v1/rotate", sealed.len(), &sealed);
+    let mut refused = 0;
+    // The bucket starts full: burst + 1 pass at once.
+    let codes: Vec<u16> = (0..4).map(|_| verify()).collect();
+    assert_eq!(codes, [200; 4], "burst + 1 pass");
+    // Then it runs dry.
+    let first_other = |call: &dyn Fn() -> u16, tries: usize| {
+        (0..tries)
+            .map(|_| call())
+            .enumerate()
+            .find(|(_, c)| *c != 200)
+    };
+    let (passed, code) = first_other(&verify, 20).expect("20 more verifications passed");
+    assert_eq!(code, 429, "after {passed} more verifications");
+    refused += 1;
+    // /v1/rotate draws on the same bucket: with one of its own, burst + 1 would pass.
+    let (rotated, code) = first_other(&rotate, 4).expect("burst + 1 rotations passed at once");
+    assert_eq!(code, 429, "after {rotated} rotations");
     // It refills.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    eventually("a verification after the refill", &controller, || {
+        let code = verify();
+        if code == 429 {
+            refused += 1;
+        }
+        async move { (code == 200).then_some(()) }
+    })
+    .await;
+    // The controller counted each refusal it answered.
+    let counted = r#"sealed_secrets_controller_http_requests_total{handler="/v1/verify",method="POST",code="429"}"#;
     assert_eq!(
-        http_post(controller.addr, "/v1/verify", sealed.len(), &sealed),
-        200
+        controller.metric(counted).expect("metric"),
+        f64::from(refused)
     );
+    controller.check_running().expect("still running");
 }
 
 /// `sealed` (YAML) with `template` merged into `spec.template`, as JSON.
@@ -1064,9 +1093,27 @@ async fn label_selector_limits_which_sealed_secrets_are_unsealed() {
     };
     kubectl_apply(cp, &seal(&cert, &ns.name, "ignored", &[("k", "v")]));
     kubectl_apply(cp, &labelled);
-    let secrets: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    // The anchor: the labelled one, applied after the unlabelled one, is unsealed and
+    // reported. A controller that watched the unlabelled one got its watch event
+    // first, and had started its pass (and counted a decryption) by then.
     secret_where(&secrets, &controller, "picked", |_| true).await;
-    // The unlabelled one was applied first; a pass over it would have been done by now.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    event(&client, &ns.name, &controller, "picked", "Unsealed").await;
     assert!(secrets.get_opt("ignored").await.expect("get").is_none());
+    assert_eq!(
+        controller
+            .metric("sealant_controller_decryptions_total")
+            .expect("metric"),
+        1.0,
+        "only the labelled SealedSecret was decrypted"
+    );
+    let sealed: Api<SealedSecret> = Api::namespaced(client, &ns.name);
+    let ignored = sealed.get("ignored").await.expect("SealedSecret");
+    assert!(
+        ignored.status.is_none(),
+        "the unlabelled SealedSecret got a status: {:?}",
+        ignored.status
+    );
+    controller.check_running().expect("still running");
 }
