@@ -116,6 +116,18 @@ async fn standby_takes_over_when_the_leader_dies_and_finishes_the_work() {
         "leader is {new_leader}"
     );
     assert_eq!(second.metric("sealant_controller_leader").unwrap(), 1.0);
+    // The anchor of the standby's zero above: now that it leads it did see "before",
+    // proved it in sync, and decrypted "after" only. A standby that had unsealed
+    // "before" while the first replica led (even after the early read) would count two
+    // decryptions here.
+    second.wait_for_in_sync_skips(1).await;
+    assert_eq!(
+        second
+            .metric("sealant_controller_decryptions_total")
+            .unwrap(),
+        1.0,
+        "the standby decrypted only what arrived after the takeover"
+    );
     record_timing(&format!(
         "leader killed (SIGKILL) -> standby wrote the pending Secret: {:.2} s (lease duration 4 s, retry 0.5 s)",
         takeover.as_secs_f64()
@@ -145,6 +157,17 @@ async fn standby_takes_over_when_the_leader_dies_and_finishes_the_work() {
         last_leader.starts_with(&pod_name(&third)),
         "leader is {last_leader}"
     );
+    // The same anchor for the third replica's standby: both earlier objects proven in
+    // sync once it led, the one that arrived during the hand-over alone decrypted.
+    third.wait_for_in_sync_skips(2).await;
+    assert_eq!(
+        third
+            .metric("sealant_controller_decryptions_total")
+            .unwrap(),
+        1.0,
+        "the third replica decrypted only what arrived after the hand-over"
+    );
+    third.check_running().expect("the leader is running");
     assert!(
         second
             .log()
