@@ -89,6 +89,36 @@ fn bundle_of(cm: &ConfigMap) -> &str {
         .expect("data.bundle.age")
 }
 
+/// Renews `controller`'s key (SIGUSR1) and waits for the second active key; returns
+/// the active fingerprints, newest first. Creation times have a resolution of one
+/// second: it renews only once the clock has passed the first key's second, so
+/// "newest" is well defined.
+async fn renew(controller: &SealantController, secrets: &Api<Secret>) -> Vec<String> {
+    let first_created = secrets
+        .list(&ListParams::default().labels(KEY_SELECTOR))
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter_map(|s| {
+            s.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+        })
+        .max()
+        .expect("the first key's creation time");
+    while k8s_openapi::jiff::Timestamp::now().as_second() <= first_created {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    controller.renew_key().expect("SIGUSR1");
+    eventually("a second key", controller, || async {
+        let f = active_fingerprints(secrets).await;
+        (f.len() == 2).then_some(f)
+    })
+    .await
+}
+
 /// Waits until the ConfigMap's annotation lists exactly `want`.
 async fn configmap_covering(
     api: &Api<ConfigMap>,
@@ -174,31 +204,7 @@ async fn escrow_bundle_covers_the_active_keys_follows_renewal_and_retirement_and
     .await;
 
     // Renewal: the new key joins, newest first, in the ConfigMap and the endpoint.
-    // Creation times have a resolution of one second: renew only once the clock has
-    // passed the first key's second, so "newest" is well defined.
-    let first_created = secrets
-        .list(&ListParams::default().labels(KEY_SELECTOR))
-        .await
-        .expect("list")
-        .items
-        .iter()
-        .filter_map(|s| {
-            s.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_second())
-        })
-        .max()
-        .expect("the first key's creation time");
-    while k8s_openapi::jiff::Timestamp::now().as_second() <= first_created {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    controller.renew_key().expect("SIGUSR1");
-    let renewed = eventually("a second key", &controller, || async {
-        let f = active_fingerprints(&secrets).await;
-        (f.len() == 2).then_some(f)
-    })
-    .await;
+    let renewed = renew(&controller, &secrets).await;
     assert_eq!(renewed[1], first[0]);
     let cm = configmap_covering(&configmaps, &controller, &renewed).await;
     assert_eq!(open(&identity, bundle_of(&cm)), renewed);
@@ -275,10 +281,10 @@ async fn without_escrow_recipient_the_endpoint_is_404_and_no_configmap_is_writte
     let (code, body) = http_get(controller.addr, "/v1/escrow-bundle").expect("GET");
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("--escrow-recipient"), "{body}");
-    // The key is loaded (start() waited for cert.pem), so an escrowing controller
-    // would be writing by now; give it time all the same.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    controller.check_running().expect("still running");
+    // The anchor: a SealedSecret applied now is unsealed. An escrowing controller
+    // starts its bundle writer before its reconcile loops, with the keys it already
+    // holds, so it would have written the ConfigMap by then.
+    controller.wait_for_later_object(cp, "later").await;
     assert!(
         configmaps
             .get_opt(CONFIG_MAP)
@@ -321,7 +327,7 @@ async fn with_two_replicas_only_the_leader_writes_the_bundle_both_serve_it_and_a
         .expect("first replica");
     let keys = active_fingerprints(&secrets).await;
     assert_eq!(keys.len(), 1);
-    let written = configmap_covering(&configmaps, &leader, &keys).await;
+    configmap_covering(&configmaps, &leader, &keys).await;
     // The standby serves the same keys from its own bundle, but never writes.
     let standby = SealantController::start(cp, &ns.name, &args)
         .await
@@ -329,6 +335,12 @@ async fn with_two_replicas_only_the_leader_writes_the_bundle_both_serve_it_and_a
     assert_eq!(standby.metric("sealant_controller_leader").unwrap(), 0.0);
     endpoint_covering(&standby, &identity, &keys).await;
     endpoint_covering(&leader, &identity, &keys).await;
+    // The anchor of "never writes": a renewal, which makes the leader write the bundle
+    // again, reaches the standby too (its own bundle covers the new key), and the
+    // standby still has written nothing.
+    let renewed = renew(&leader, &secrets).await;
+    let written = configmap_covering(&configmaps, &leader, &renewed).await;
+    endpoint_covering(&standby, &identity, &renewed).await;
     assert_eq!(standby.metric(BUNDLE_KEYS_METRIC).unwrap(), 0.0);
     assert!(
         !standby
@@ -336,12 +348,13 @@ async fn with_two_replicas_only_the_leader_writes_the_bundle_both_serve_it_and_a
             .expect("log")
             .contains("escrow bundle written")
     );
+    standby.check_running().expect("the standby is running");
 
     // The leader dies; the standby takes over and finds the bundle up to date.
     leader.kill();
     eventually("the standby to lead", &standby, || async {
         let leads = standby.metric("sealant_controller_leader").ok()? == 1.0;
-        let confirmed = standby.metric(BUNDLE_KEYS_METRIC).ok()? == 1.0;
+        let confirmed = standby.metric(BUNDLE_KEYS_METRIC).ok()? == renewed.len() as f64;
         (leads && confirmed).then_some(())
     })
     .await;
