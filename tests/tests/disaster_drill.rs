@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
+use sealant_crds::SealedSecret;
 use sealant_crds::key_secret::parse_key_list;
 use sealant_e2e::control_plane::{block_on_own_thread, http_get};
 use sealant_e2e::fixtures::{expected, grant_in_namespace, kubectl, seal, seal_to_recipients};
@@ -379,6 +380,18 @@ enum Restore {
     BitnamiBackupBeforeStart,
 }
 
+/// Whether the controller has reported `sealed` `Synced=False`.
+fn synced_is_false(sealed: &SealedSecret) -> bool {
+    sealed
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == sealant_crds::CONDITION_SYNCED && c.status == "False")
+        })
+}
+
 /// Runs `sealant keys restore` of `what` into `b`; returns how long it took.
 fn restore(b: &ControlPlane, repo: &Repo, what: Restore) -> Duration {
     let mut args: Vec<&std::ffi::OsStr> = vec!["keys".as_ref(), "restore".as_ref()];
@@ -430,21 +443,50 @@ async fn drill_on_b(what: Restore) {
             .expect("sealant-controller on B");
         let controller_took = start.elapsed();
         assert_eq!(key_secrets(b, &repo.controller_namespace).await.len(), 1);
-        // GitOps order: the SealedSecrets arrive first and fail with B's own new key...
+        // GitOps order: the SealedSecrets arrive first and fail with B's own new key,
+        // every one of them (each reports Synced=False), and none made a Secret...
         apply_repo(b, &repo.dir);
-        let failing = format!(
-            r#"sealed_secrets_controller_unseal_errors_total{{reason="unseal",namespace="{}"}}"#,
-            repo.app_namespaces[0]
-        );
-        eventually(
-            "the SealedSecrets to fail before the restore",
-            &controller,
-            || {
-                let failed = controller.metric(&failing).is_ok_and(|v| v >= 1.0);
-                async move { failed.then_some(()) }
-            },
-        )
-        .await;
+        let client = b.client().await.expect("client on B");
+        let limit = Duration::from_secs(120) + Duration::from_millis(200) * n as u32;
+        let start = Instant::now();
+        loop {
+            let mut failed = 0;
+            for ns in &repo.app_namespaces {
+                let listed = Api::<SealedSecret>::namespaced(client.clone(), ns)
+                    .list(&ListParams::default())
+                    .await;
+                failed += listed
+                    .map(|l| l.items)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|s| synced_is_false(s))
+                    .count();
+            }
+            if failed == n {
+                break;
+            }
+            controller.check_running().expect("sealant-controller");
+            assert!(
+                start.elapsed() < limit,
+                "after {limit:?}, {failed} of {n} SealedSecrets had failed before the restore"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for ns in &repo.app_namespaces {
+            let made = Api::<Secret>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .expect("list Secrets")
+                .items
+                .into_iter()
+                .filter(|s| s.type_.as_deref() != Some("kubernetes.io/service-account-token"))
+                .filter_map(|s| s.metadata.name)
+                .collect::<Vec<_>>();
+            assert!(
+                made.is_empty(),
+                "Secrets before the restore in {ns}: {made:?}"
+            );
+        }
         // ... and the restore alone brings them back: no re-apply, no restart.
         let took = restore(b, repo, what);
         // Its key watch loads each restored key: the key metrics name them.
