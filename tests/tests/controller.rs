@@ -488,6 +488,7 @@ async fn sealed_secret_moved_to_another_namespace_is_not_synced_and_reports_unse
     let secrets: Api<Secret> = Api::namespaced(client, &ns.name);
     assert!(secrets.get_opt("m").await.expect("get").is_none());
     assert_no_plaintext_logged(&controller, &plaintext);
+    controller.check_running().expect("still running");
 }
 
 #[tokio::test]
@@ -886,6 +887,7 @@ async fn template_data_is_rendered_as_go_templates_over_the_decrypted_values() {
             .is_none()
     );
     assert_no_plaintext_logged(&controller, "s3cr3t");
+    controller.check_running().expect("still running");
 }
 
 #[tokio::test]

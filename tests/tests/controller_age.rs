@@ -279,6 +279,7 @@ async fn age_value_moved_to_another_name_is_not_synced_and_reports_unseal_failur
     let secrets: Api<Secret> = Api::namespaced(client, &ns.name);
     assert!(secrets.get_opt("moved").await.expect("get").is_none());
     assert!(!controller.log().expect("log").contains(&plaintext));
+    controller.check_running().expect("still running");
 }
 
 #[tokio::test]

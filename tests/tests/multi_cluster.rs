@@ -168,6 +168,9 @@ async fn value_sealed_to_one_clusters_recipient_is_refused_by_the_other() {
         secrets_b.get_opt("only-a").await.expect("get").is_none(),
         "B made no Secret"
     );
+    pair.controller_b
+        .check_running()
+        .expect("B's controller is still running");
 }
 
 /// Whether `pid` is gone or a zombie (killed, not yet reaped by its parent).
