@@ -14,6 +14,33 @@ use sealant_keys::{Certificate, OffsetDateTime, PrivateKey, Scope};
 
 use crate::{ControlPlane, tools};
 
+/// An active key Secret named `name` in Bitnami's shape (its label and TLS type),
+/// holding `key_pem` and `cert_pem` as given: a test may pass broken ones.
+pub fn key_secret(name: &str, key_pem: &str, cert_pem: &str) -> Secret {
+    Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(
+                [(
+                    "sealedsecrets.bitnami.com/sealed-secrets-key".to_owned(),
+                    "active".to_owned(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        string_data: Some(
+            [
+                ("tls.key".to_owned(), key_pem.to_owned()),
+                ("tls.crt".to_owned(), cert_pem.to_owned()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
 /// A fresh 2048-bit key and its self-signed certificate, valid for a day from
 /// `not_before`.
 pub fn key_and_cert(not_before: OffsetDateTime) -> (PrivateKey, Certificate) {

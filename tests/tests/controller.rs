@@ -12,7 +12,9 @@ use k8s_openapi::api::core::v1::{Event, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use sealant_crds::SealedSecret;
-use sealant_e2e::fixtures::{expected, key_and_cert, kubectl, kubectl_apply, seal, secret_values};
+use sealant_e2e::fixtures::{
+    expected, key_and_cert, key_secret, kubectl, kubectl_apply, seal, secret_values,
+};
 use sealant_e2e::sealant_controller::{SealantController, eventually};
 use sealant_e2e::{ControlPlane, TestNamespace, cluster, random_hex, record_timing, tools};
 
@@ -536,28 +538,6 @@ async fn key_secret_added_while_running_is_used_and_a_broken_one_is_skipped() {
     let ns = TestNamespace::new(cp, "new-key").await.expect("namespace");
     let client = cp.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-    let key_secret = |name: &str, key_pem: &str, cert_pem: &str| Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(
-                [(
-                    "sealedsecrets.bitnami.com/sealed-secrets-key".to_owned(),
-                    "active".to_owned(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".to_owned()),
-        string_data: Some(
-            [
-                ("tls.key".to_owned(), key_pem.to_owned()),
-                ("tls.crt".to_owned(), cert_pem.to_owned()),
-            ]
-            .into(),
-        ),
-        ..Default::default()
-    };
     // A key Secret that cannot be parsed: reported and skipped, not fatal.
     secrets
         .create(

@@ -17,7 +17,9 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use sealant_crds::SealedSecret;
-use sealant_e2e::fixtures::{expected, key_and_cert, kubectl_apply, seal, secret_values};
+use sealant_e2e::fixtures::{
+    expected, key_and_cert, key_secret, kubectl_apply, seal, secret_values,
+};
 use sealant_e2e::peers::peers;
 use sealant_e2e::sealant_controller::{SealantController, eventually};
 use sealant_e2e::{ControlPlane, TestNamespace, cluster, random_hex, record_timing, tools};
@@ -91,32 +93,6 @@ async fn processed(
         },
     )
     .await
-}
-
-/// A key Secret as the controller (and Bitnami's) loads it.
-fn key_secret(name: &str, key_pem: &str, cert_pem: &str) -> Secret {
-    Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(
-                [(
-                    "sealedsecrets.bitnami.com/sealed-secrets-key".to_owned(),
-                    "active".to_owned(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".to_owned()),
-        string_data: Some(
-            [
-                ("tls.key".to_owned(), key_pem.to_owned()),
-                ("tls.crt".to_owned(), cert_pem.to_owned()),
-            ]
-            .into(),
-        ),
-        ..Default::default()
-    }
 }
 
 async fn start(cp: &ControlPlane, namespace: &str) -> SealantController {
