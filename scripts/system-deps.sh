@@ -4,6 +4,8 @@
 #   iproute2      `ip`, for the end-to-end suites' network namespace
 #   python3-venv  the venvs of scripts/python-env.sh
 #   git           `sealant scan --staged/--since` and its pre-commit test
+#   buildah       scripts/image.sh assembles the container image with it
+#   skopeo        scripts/image.sh reads the image's digest with it
 # Each is checked first, so a machine that has them runs no apt-get at all. As root
 # with apt-get, the missing ones are installed; otherwise the script names them and
 # fails.
@@ -13,6 +15,8 @@ missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "system packages: all present"
