@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of sealant's fuzz targets into fuzz/corpus/<target>/.
+"""Writes the seed inputs of sealant's fuzz targets into DIR/<target>/.
 
 The seeds are real inputs: the known-answer vectors of keys/tests/testdata/ (made by
 independent Python implementations, gen_vectors.py and gen_age_vectors.py), the
 committed test keys and certificates, SealedSecrets built from those blobs, and
 templates of the kinds users write (connection strings, dockerconfigjson, TLS
-bundles). scripts/fuzz.sh runs this before fuzzing; the fuzzer then grows and
-minimises each corpus, and the result is committed.
+bundles). scripts/fuzz.sh writes them beside the committed corpus and fuzzes from
+both; what adds coverage is merged into fuzz/corpus/ and committed.
 
-Usage: python3 fuzz/seed.py
+Usage: python3 fuzz/seed.py [DIR]    (default: fuzz/corpus)
 """
 
 import base64
@@ -16,10 +16,11 @@ import glob
 import hashlib
 import json
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTDATA = os.path.join(ROOT, "keys", "tests", "testdata")
-CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+CORPUS = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "fuzz", "corpus")
 
 
 def write(target, data):

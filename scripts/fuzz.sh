@@ -56,7 +56,11 @@ if [ ! -x "$CARGO_FUZZ" ]; then
 fi
 
 cd "$ROOT"
-python3 fuzz/seed.py
+# The seeds go beside the committed corpus, not into it: the fuzzer reads both, and
+# the merge below keeps a seed only if it adds coverage.
+SEEDS=$WORK/seeds
+rm -rf "$SEEDS"
+python3 fuzz/seed.py "$SEEDS"
 
 # cargo-fuzz's release build with ASan, debug assertions and overflow checks. Thin
 # LTO (the product's release profile) would link every target for minutes; 16
@@ -83,7 +87,7 @@ for target in "${TARGETS[@]}"; do
     start=$(date +%s)
     status=0
     ASAN_OPTIONS=detect_odr_violation=0:quarantine_size_mb=64 \
-        "$BIN_DIR/$target" "$work" "${LIMITS[@]}" "${dict[@]}" \
+        "$BIN_DIR/$target" "$work" "$SEEDS/$target" "${LIMITS[@]}" "${dict[@]}" \
         -runs="$FUZZ_RUNS" -max_total_time="$FUZZ_SECONDS" \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1 || status=$?
     seconds=$(( $(date +%s) - start ))
@@ -93,7 +97,7 @@ for target in "${TARGETS[@]}"; do
     rm -rf "$merged"
     mkdir -p "$merged"
     ASAN_OPTIONS=detect_odr_violation=0 \
-        "$BIN_DIR/$target" -merge=1 "$merged" "$work" "${LIMITS[@]}" >"$log.merge" 2>&1
+        "$BIN_DIR/$target" -merge=1 "$merged" "$work" "$SEEDS/$target" "${LIMITS[@]}" >"$log.merge" 2>&1
     rm -rf "$corpus"
     mv "$merged" "$corpus"
     crashes=$(find "$artifacts" -type f | wc -l)
