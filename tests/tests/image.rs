@@ -100,6 +100,14 @@ fn the_image_holds_only_the_binaries_and_their_libraries_runs_as_65532_and_is_re
         "{c}"
     );
 
+    // The Docker archive is the same image: skopeo reads the same config from it.
+    let docker_config: Value = serde_json::from_str(&run(Command::new("skopeo")
+        .arg("inspect")
+        .arg("--config")
+        .arg(format!("docker-archive:{}", first["IMAGE_DOCKER"]))))
+    .expect("skopeo prints JSON");
+    assert_eq!(docker_config["config"], config["config"]);
+
     // Every layer, unpacked into one root filesystem.
     let rootfs = out.path().join("rootfs");
     fs::create_dir_all(&rootfs).expect("mkdir");
