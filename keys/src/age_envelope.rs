@@ -59,6 +59,38 @@ pub const MAX_PASSPHRASE_WORK_FACTOR: u8 = 20;
 /// Length of the fixed part before the label: the magic and the u16 length.
 const PREFIX_LEN: usize = MAGIC.len() + 2;
 
+/// The longest age header sealant hands to age's parser: from the version line to the
+/// end of the `---` MAC line. age's header parser takes time quadratic in the header's
+/// length (a 75 KiB header took 0.7 s and a 1 MiB one would take minutes: found by the
+/// `bundle_open` fuzz target), and the author of a SealedSecret chooses the blob, so a
+/// longer header is refused unread, as [`Error::Decrypt`]. 8 KiB parses in
+/// milliseconds and holds [`MAX_RECIPIENTS`] recipient stanzas with room to spare.
+pub const MAX_HEADER: usize = 8 << 10;
+
+/// The most age recipients one value or bundle is sealed to: their X25519 stanzas
+/// (about 100 bytes each) and age's grease stanza fit [`MAX_HEADER`].
+pub const MAX_RECIPIENTS: usize = 64;
+
+/// True when the header of the age file `blob` ends, MAC line included, within
+/// [`MAX_HEADER`] bytes: one linear pass, before age's parser sees the blob.
+pub(crate) fn header_fits(blob: &[u8]) -> bool {
+    let head = &blob[..blob.len().min(MAX_HEADER)];
+    head.windows(5)
+        .position(|w| w == b"\n--- ")
+        .is_some_and(|mac| head[mac + 1..].contains(&b'\n'))
+}
+
+/// Refuses more recipients than [`MAX_RECIPIENTS`], before anything is sealed.
+pub(crate) fn check_recipient_count(given: usize) -> Result<(), Error> {
+    if given > MAX_RECIPIENTS {
+        return Err(Error::TooManyAgeRecipients {
+            given,
+            max: MAX_RECIPIENTS,
+        });
+    }
+    Ok(())
+}
+
 /// True when `blob` is an age v1 file (binary), false for a Bitnami blob or anything
 /// else. Only the version line is looked at; see [`crate::age`] for why the two
 /// formats can never be confused.
@@ -98,6 +130,7 @@ pub fn seal(
     if recipients.is_empty() {
         return Err(Error::NoAgeRecipients);
     }
+    check_recipient_count(recipients.len())?;
     let label_len = u16::try_from(scope_label.len()).map_err(|_| Error::LabelTooLong {
         len: scope_label.len(),
     })?;
@@ -196,7 +229,7 @@ fn decrypt<'a>(
     identities: impl Iterator<Item = &'a dyn ::age::Identity>,
     blob: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
-    if !is_age(blob) {
+    if !is_age(blob) || !header_fits(blob) {
         return Err(Error::Decrypt);
     }
     let decryptor = ::age::Decryptor::new_buffered(blob).map_err(|_| Error::Decrypt)?;
@@ -341,6 +374,56 @@ mod tests {
             open(&[id], &longest, &blob).expect("open").expose_secret(),
             b"v"
         );
+    }
+
+    /// An age header of one stanza whose body runs for `lines` full lines: what the
+    /// `bundle_open` fuzz target found (age parses it in time quadratic in its length).
+    fn long_header(lines: usize) -> Vec<u8> {
+        let mut blob = b"age-encryption.org/v1\n-> X25519 AAAA\n".to_vec();
+        for _ in 0..lines {
+            blob.extend_from_slice(&[b'A'; 64]);
+            blob.push(b'\n');
+        }
+        blob.extend_from_slice(b"AA\n--- AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+        blob.extend_from_slice(&[0; 64]);
+        blob
+    }
+
+    #[test]
+    fn a_header_longer_than_max_header_is_refused_before_age_parses_it() {
+        let long = long_header(MAX_HEADER / 65 + 1);
+        assert!(!header_fits(&long));
+        let id = AgeIdentity::generate();
+        assert!(matches!(open(&[id], b"x", &long), Err(Error::Decrypt)));
+        // A header that fits is handed to age (which refuses this one on its own).
+        assert!(header_fits(&long_header(8)));
+        // No MAC line within the bound, or a MAC line cut off by it, does not fit.
+        assert!(!header_fits(b"age-encryption.org/v1\n-> X25519 AAAA\nAA\n"));
+        let mut cut = vec![b'A'; MAX_HEADER - 10];
+        cut.extend_from_slice(b"\n--- AAAAAAAAAAAAAAAA\n");
+        assert!(!header_fits(&cut));
+    }
+
+    #[test]
+    fn the_most_recipients_allowed_fit_the_header_bound_and_one_more_is_refused() {
+        let ids: Vec<AgeIdentity> = (0..MAX_RECIPIENTS)
+            .map(|_| AgeIdentity::generate())
+            .collect();
+        let mut recipients: Vec<AgeRecipient> = ids.iter().map(|i| i.recipient().clone()).collect();
+        let blob = seal(&recipients, b"ns/name", b"v").expect("seals to the most allowed");
+        assert!(header_fits(&blob));
+        let last = &ids[MAX_RECIPIENTS - 1];
+        assert_eq!(
+            open(std::slice::from_ref(last), b"ns/name", &blob)
+                .expect("the last recipient opens it")
+                .expose_secret(),
+            b"v"
+        );
+        recipients.push(AgeIdentity::generate().recipient().clone());
+        assert!(matches!(
+            seal(&recipients, b"ns/name", b"v"),
+            Err(Error::TooManyAgeRecipients { given, max }) if given == MAX_RECIPIENTS + 1 && max == MAX_RECIPIENTS
+        ));
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub fn seal(recipients: &[AgeRecipient], plaintext: &[u8]) -> Result<String, Err
     if recipients.is_empty() {
         return Err(Error::NoAgeRecipients);
     }
+    age_envelope::check_recipient_count(recipients.len())?;
     let recipients = recipients
         .iter()
         .map(|r| r.as_age() as &dyn ::age::Recipient);
@@ -124,7 +125,8 @@ fn armor(binary: &[u8]) -> Result<String, Error> {
 }
 
 /// The binary age file inside `file`, which may be armored (leading whitespace
-/// allowed, say from a YAML block) or already binary. Anything else is `Decrypt`.
+/// allowed, say from a YAML block) or already binary. Anything else, and a header
+/// longer than [`age_envelope::MAX_HEADER`], is `Decrypt`.
 fn dearmor(file: &[u8]) -> Result<Vec<u8>, Error> {
     if !is_encrypted(file) {
         return Err(Error::Decrypt);
@@ -138,6 +140,9 @@ fn dearmor(file: &[u8]) -> Result<Vec<u8>, Error> {
     ArmoredReader::new(file)
         .read_to_end(&mut binary)
         .map_err(|_| Error::Decrypt)?;
+    if !age_envelope::header_fits(&binary) {
+        return Err(Error::Decrypt);
+    }
     Ok(binary)
 }
 

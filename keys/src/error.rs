@@ -106,6 +106,16 @@ pub enum Error {
     #[error("no age recipient given: seal to at least one age1... recipient")]
     NoAgeRecipients,
 
+    /// More age recipients than a header sealant opens can hold
+    /// ([`crate::age_envelope::MAX_RECIPIENTS`]).
+    #[error("{given} age recipients is more than the {max} one value or bundle can be sealed to")]
+    TooManyAgeRecipients {
+        /// How many were given.
+        given: usize,
+        /// The most allowed.
+        max: usize,
+    },
+
     /// The age envelope stores the scope label's length in 16 bits.
     #[error("scope label of {len} bytes is longer than the age envelope allows (65535)")]
     LabelTooLong {
