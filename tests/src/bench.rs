@@ -39,6 +39,7 @@ use sealant_keys::{Certificate, OffsetDateTime, PrivateKey, Scope, hybrid};
 use serde::Serialize;
 
 use crate::ControlPlane;
+use crate::fixtures::key_secret;
 use crate::sealant_controller::SealantController;
 
 /// The flags the Bitnami controller gets in the `bitnami-raised` run, unless
@@ -456,31 +457,9 @@ async fn install_key(
     client: &kube::Client,
     (key, cert): &(PrivateKey, Certificate),
 ) -> Result<sealant_keys::PublicKey> {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            generate_name: Some("sealed-secrets-key".to_owned()),
-            labels: Some(
-                [(
-                    "sealedsecrets.bitnami.com/sealed-secrets-key".to_owned(),
-                    "active".to_owned(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".to_owned()),
-        data: Some(
-            [
-                (
-                    "tls.key".to_owned(),
-                    ByteString(key.expose_pkcs1_pem().as_bytes().to_vec()),
-                ),
-                ("tls.crt".to_owned(), ByteString(cert.to_pem().into_bytes())),
-            ]
-            .into(),
-        ),
-        ..Default::default()
-    };
+    let mut secret = key_secret("", &key.expose_pkcs1_pem(), &cert.to_pem());
+    secret.metadata.name = None;
+    secret.metadata.generate_name = Some("sealed-secrets-key".to_owned());
     Api::<Secret>::namespaced(client.clone(), "kube-system")
         .create(&PostParams::default(), &secret)
         .await
