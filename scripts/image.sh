@@ -30,6 +30,12 @@ for tool in buildah skopeo ldd git; do
     fi
 done
 
+# One build at a time: the source copy, the target directory and buildah's store are
+# shared by every clone on the machine.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/image.lock"
+flock 9
+
 commit=$(git rev-parse HEAD)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 TAG=${IMAGE_TAG:-$version-${commit:0:12}}
@@ -70,6 +76,9 @@ rm -f "$oci" "$docker"
 buildah_ push --quiet "localhost/sealant:$TAG" "oci-archive:$oci:sealant:$TAG"
 buildah_ push --quiet "localhost/sealant:$TAG" "docker-archive:$docker:localhost/sealant:$TAG"
 digest=$(skopeo inspect --format '{{.Digest}}' "oci-archive:$oci")
+# The archives are the output; buildah's copy (a full root filesystem per image with
+# the vfs driver) would only grow the cache with every commit.
+buildah_ rmi --force "localhost/sealant:$TAG" >/dev/null
 
 echo "IMAGE_OCI=$oci"
 echo "IMAGE_DOCKER=$docker"
