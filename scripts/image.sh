@@ -44,10 +44,17 @@ OUT=${IMAGE_OUT:-$CACHE/image}
 
 # The committed tree at a fixed path, so that neither the clone's path nor an
 # uncommitted change reaches the image.
+# It is unpacked again only for another commit, with the time of unpacking on every
+# file (`tar -m`), so that cargo rebuilds what changed; the commit's own file times
+# could be older than the last build, and cargo would keep stale binaries.
 SRC=$CACHE/image-src
-rm -rf "$SRC"
-mkdir -p "$SRC" "$OUT"
-git archive --format=tar "$commit" | tar -x -C "$SRC"
+mkdir -p "$OUT"
+if [ "$(cat "$SRC.commit" 2>/dev/null)" != "$commit" ]; then
+    rm -rf "$SRC" "$SRC.commit"
+    mkdir -p "$SRC"
+    git archive --format=tar "$commit" | tar -x -m -C "$SRC"
+    echo "$commit" >"$SRC.commit"
+fi
 
 echo "image.sh: building release binaries of $commit (cargo build --release)" >&2
 export CARGO_TARGET_DIR=$CACHE/image-target CARGO_INCREMENTAL=0
