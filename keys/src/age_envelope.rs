@@ -75,9 +75,13 @@ pub const MAX_RECIPIENTS: usize = 64;
 /// [`MAX_HEADER`] bytes: one linear pass, before age's parser sees the blob.
 pub(crate) fn header_fits(blob: &[u8]) -> bool {
     let head = &blob[..blob.len().min(MAX_HEADER)];
-    head.windows(5)
-        .position(|w| w == b"\n--- ")
-        .is_some_and(|mac| head[mac + 1..].contains(&b'\n'))
+    mac_line(head).is_some_and(|mac| head[mac + 1..].contains(&b'\n'))
+}
+
+/// Where the header's `---` MAC line begins (at its preceding newline), if anywhere
+/// in `blob`.
+fn mac_line(blob: &[u8]) -> Option<usize> {
+    blob.windows(5).position(|w| w == b"\n--- ")
 }
 
 /// Refuses more recipients than [`MAX_RECIPIENTS`], before anything is sealed.
@@ -106,10 +110,7 @@ pub fn recipient_stanzas(blob: &[u8]) -> usize {
     if !is_age(blob) {
         return 0;
     }
-    let header_end = blob
-        .windows(5)
-        .position(|w| w == b"\n--- ")
-        .unwrap_or(blob.len());
+    let header_end = mac_line(blob).unwrap_or(blob.len());
     blob[..header_end]
         .split(|b| *b == b'\n')
         .filter_map(|line| line.strip_prefix(b"-> "))
@@ -225,7 +226,7 @@ pub(crate) fn encrypt<'a>(
 }
 
 /// Decrypts a whole age file into a zeroizing buffer; any failure is `Decrypt`.
-fn decrypt<'a>(
+pub(crate) fn decrypt<'a>(
     identities: impl Iterator<Item = &'a dyn ::age::Identity>,
     blob: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, Error> {

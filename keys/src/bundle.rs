@@ -32,7 +32,6 @@
 use std::io::{Read as _, Write as _};
 
 use ::age::armor::{ArmoredReader, ArmoredWriter, Format};
-use zeroize::Zeroizing;
 
 use crate::{AgeIdentity, AgeRecipient, Error, Plaintext, age_envelope};
 
@@ -100,12 +99,7 @@ pub fn open(identities: &[AgeIdentity], file: &[u8]) -> Result<Plaintext, Error>
     let identities = identities
         .iter()
         .map(|i| i.as_age() as &dyn ::age::Identity);
-    let decryptor = ::age::Decryptor::new_buffered(&binary[..]).map_err(|_| Error::Decrypt)?;
-    let mut reader = decryptor.decrypt(identities).map_err(|_| Error::Decrypt)?;
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(binary.len()));
-    reader
-        .read_to_end(&mut plaintext)
-        .map_err(|_| Error::Decrypt)?;
+    let plaintext = age_envelope::decrypt(identities, &binary)?;
     Ok(age_envelope::into_plaintext(plaintext))
 }
 
