@@ -147,6 +147,8 @@ pub struct Metrics {
     key_age: Family<KeyLabels, Gauge>,
     key_renewal: Gauge,
     escrow_bundle_keys: Gauge,
+    escrow_recipients: Gauge,
+    pass_duration: Histogram,
     /// The keys each SealedSecret (`namespace/name`) needed at its last successful
     /// pass: what `key_sealed_secrets` counts.
     dependencies: Mutex<HashMap<String, BTreeSet<Fingerprint>>>,
@@ -186,6 +188,9 @@ impl Metrics {
         let key_age = Family::<KeyLabels, Gauge>::default();
         let key_renewal = Gauge::default();
         let escrow_bundle_keys = Gauge::default();
+        let escrow_recipients = Gauge::default();
+        // 1 ms to 65 s: a pass is an RSA open or two and a few API round trips.
+        let pass_duration = Histogram::new(exponential_buckets(0.001, 2.0, 17));
 
         {
             let bitnami = registry.sub_registry_with_prefix("sealed_secrets_controller");
@@ -258,6 +263,16 @@ impl Metrics {
                 "Keys in the escrow bundle last written to (or found current in) its ConfigMap",
                 escrow_bundle_keys.clone(),
             );
+            ours.register(
+                "reconcile_duration_seconds",
+                "Time of one reconcile pass over a SealedSecret (decrypt, write, status), in seconds",
+                pass_duration.clone(),
+            );
+            ours.register(
+                "escrow_recipients",
+                "Age recipients the keys are escrowed to (--escrow-recipient); 0 when escrow is off",
+                escrow_recipients.clone(),
+            );
         }
         Self {
             registry,
@@ -274,6 +289,8 @@ impl Metrics {
             key_age,
             key_renewal,
             escrow_bundle_keys,
+            escrow_recipients,
+            pass_duration,
             dependencies: Mutex::default(),
             inventory: Mutex::default(),
             omit_secret_labels,
@@ -401,6 +418,17 @@ impl Metrics {
     pub fn set_escrow_bundle_keys(&self, keys: usize) {
         self.escrow_bundle_keys
             .set(i64::try_from(keys).unwrap_or(i64::MAX));
+    }
+
+    /// Escrow is on with `recipients` recipients (0: off).
+    pub fn set_escrow_recipients(&self, recipients: usize) {
+        self.escrow_recipients
+            .set(i64::try_from(recipients).unwrap_or(i64::MAX));
+    }
+
+    /// One reconcile pass took `seconds`.
+    pub fn pass(&self, seconds: f64) {
+        self.pass_duration.observe(seconds);
     }
 
     /// One pass that reused the in-sync Secret's data.

@@ -77,6 +77,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
     ));
     let keys = Arc::new(KeyStore::default());
     let escrow = Arc::new(Escrow::new(flags.escrow_recipients()));
+    metrics.set_escrow_recipients(escrow.recipients().len());
     if escrow.is_enabled() {
         let recipients: Vec<String> = escrow
             .recipients()

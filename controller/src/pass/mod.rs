@@ -104,12 +104,19 @@ impl Context {
     }
 }
 
-/// One pass over one SealedSecret.
+/// One pass over one SealedSecret, timed for `reconcile_duration_seconds`.
 #[instrument(skip(sealed, ctx), fields(object = %sealed.object_ref()))]
 pub(crate) async fn reconcile(
     sealed: Arc<SealedSecret>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_once(sealed, ctx.clone()).await;
+    ctx.metrics.pass(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_once(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = sealed.namespace().unwrap_or_default();
     ctx.metrics.unseal_request();
     let outcome = sync_secret(&sealed, &ctx).await;
