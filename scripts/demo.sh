@@ -12,6 +12,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 started=$SECONDS
+# local-cluster's last line gives the time since this launch.
+export SEALANT_DEMO_LAUNCHED_AT=${SEALANT_DEMO_LAUNCHED_AT:-$(date +%s.%N)}
 cache=${SEALANT_CACHE:-$HOME/.cache/sealant}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/cargo-target}
 # As scripts/test.sh, so both share the same artifacts.

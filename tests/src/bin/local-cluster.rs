@@ -11,7 +11,7 @@
 //! input or Ctrl-C. Everything is torn down when it exits, exactly as after a test run.
 
 use std::io::BufRead as _;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 const USAGE: &str = "\
 Usage: cargo run -p sealant-e2e --bin local-cluster -- [--sealant | --bitnami]
@@ -76,15 +76,32 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    // scripts/demo.sh passes its own launch time, so the total includes the peers and
+    // the build it ran before starting this program.
+    let since_launch = launched_at()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_else(|| started.elapsed());
     println!(
-        "# ready {:.1} s after launch (the control plane took {:.1} s); press Enter or \
-         Ctrl-C to stop",
+        "# ready {:.1} s after launch (this program {:.1} s, of which the control plane \
+         {:.1} s); press Enter or Ctrl-C to stop",
+        since_launch.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         cp.timings.controller_manager.as_secs_f64()
     );
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     Ok(())
+}
+
+/// When `scripts/demo.sh` was launched: `SEALANT_DEMO_LAUNCHED_AT`, in seconds since
+/// the Unix epoch (`date +%s.%N`).
+fn launched_at() -> Option<SystemTime> {
+    let secs: f64 = std::env::var("SEALANT_DEMO_LAUNCHED_AT")
+        .ok()?
+        .parse()
+        .ok()?;
+    let since_epoch = std::time::Duration::try_from_secs_f64(secs).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(since_epoch)
 }
 
 /// Starts `sealant-controller` behind the service proxy and walks a secret through.
