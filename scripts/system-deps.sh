@@ -6,6 +6,7 @@
 #   git           `sealant scan --staged/--since` and its pre-commit test
 #   buildah       scripts/image.sh assembles the container image with it
 #   skopeo        scripts/image.sh reads the image's digest with it
+#   prometheus    promtool, which tests the chart's alerting rules (tests/tests/chart.rs)
 # Each is checked first, so a machine that has them runs no apt-get at all. As root
 # with apt-get, the missing ones are installed; otherwise the script names them and
 # fails.
@@ -17,6 +18,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "system packages: all present"

@@ -76,7 +76,7 @@ const NEEDED: &[Need] = &[
 
 /// Roles in `deploy/rbac.yaml` that are bound to others than the controller, and why.
 const NOT_THE_CONTROLLERS: &[(&str, &str)] = &[(
-    "Role/kube-system/sealed-secrets-service-proxier",
+    "Role/kube-system/sealed-secrets-controller-service-proxier",
     "bound to system:authenticated so that `sealant`/`kubeseal` reach the controller's \
      HTTP API through the API server's service proxy; the controller never uses it",
 )];

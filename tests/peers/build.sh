@@ -6,7 +6,8 @@
 # Bitnami's own integration suite (its Ginkgo specs, compiled to a test binary), and the
 # two GitOps health judges: kstatus (sigs.k8s.io/cli-utils, which Flux uses) and Argo
 # CD's health.lua for SealedSecret run in gopher-lua (tests/peers/kstatus and
-# tests/peers/argocd-health: tiny Go programs committed here).
+# tests/peers/argocd-health: tiny Go programs committed here), and helm, which renders
+# and checks charts/sealant.
 #
 # Everything is built from the Go module proxy with the machine's Go toolchain and
 # cached outside the repository. The script is idempotent: a binary that already
@@ -18,7 +19,7 @@
 #                                           #   sealed-secrets-controller age
 #                                           #   age-keygen bitnami-integration
 #                                           #   bitnami-crd kubectl kstatus
-#                                           #   argocd-health (default: all)
+#                                           #   argocd-health helm (default: all)
 #   eval "$(tests/peers/build.sh)"          # sets TEST_ASSET_* in the current shell
 #   export $(tests/peers/build.sh)          # same, exported
 #   tests/peers/build.sh >> "$GITHUB_ENV"   # CI
@@ -29,12 +30,13 @@
 #   TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER,
 #   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER, TEST_ASSET_AGE,
 #   TEST_ASSET_AGE_KEYGEN, TEST_ASSET_BITNAMI_INTEGRATION, TEST_ASSET_BITNAMI_CRD,
-#   TEST_ASSET_KUBECTL, TEST_ASSET_KSTATUS, TEST_ASSET_ARGOCD_HEALTH
+#   TEST_ASSET_KUBECTL, TEST_ASSET_KSTATUS, TEST_ASSET_ARGOCD_HEALTH, TEST_ASSET_HELM,
+#   TEST_ASSET_BITNAMI_CHART (a directory)
 #                         use this binary instead of building it (printed as given).
 #   SEALANT_TEST_ASSETS   a KUBEBUILDER_ASSETS-style directory; a peer found there as
 #                         etcd, kube-apiserver, kube-controller-manager, kubeseal,
 #                         sealed-secrets-controller (or controller), age, age-keygen,
-#                         bitnami-integration, kstatus or argocd-health is used as is.
+#                         bitnami-integration, kstatus, argocd-health or helm is used as is.
 #   SEALANT_CACHE         cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/sealant).
 #   SEALANT_NICE=1        run the Go builds under `nice -n 19`.
 #   SEALANT_GO_P          go build -p (default 2).
@@ -53,6 +55,7 @@ KSTATUS_VERSION=v0.37.2         # sigs.k8s.io/cli-utils (pkg/kstatus), as tests/
 # github.com/argoproj/argo-cd/v3: its health.lua for SealedSecret, run in the gopher-lua
 # its go.mod requires (tests/peers/argocd-health/go.mod must match). v3.6.x needs Go 1.27.
 ARGOCD_VERSION=v3.5.8
+HELM_VERSION=v4.3.2             # helm.sh/helm/v4 (cmd/helm): renders and installs charts/sealant
 
 # ---- Environment -----------------------------------------------------------------
 CACHE=${SEALANT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sealant}
@@ -84,7 +87,7 @@ run_go() {
 
 # ---- Argument handling -----------------------------------------------------------
 ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller
-    age age-keygen bitnami-integration bitnami-crd kubectl kstatus argocd-health)
+    age age-keygen bitnami-integration bitnami-crd bitnami-chart kubectl kstatus argocd-health helm)
 if [[ $# -eq 0 ]]; then
     PEERS=("${ALL_PEERS[@]}")
 else
@@ -96,7 +99,8 @@ else
             exit 0
             ;;
         etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller | \
-            age | age-keygen | bitnami-integration | bitnami-crd | kubectl | kstatus | argocd-health)
+            age | age-keygen | bitnami-integration | bitnami-crd | bitnami-chart | kubectl | kstatus | \
+            argocd-health | helm)
             PEERS+=("$p")
             ;;
         *) die "unknown peer '$p' (known: ${ALL_PEERS[*]})" ;;
@@ -330,6 +334,20 @@ build_bitnami_integration() {
 
 # Bitnami's CRD, as its Helm chart installs it (its status schema prunes fields it does
 # not know): the tests check what sealant's status and key inventory do under it.
+# Bitnami's Helm chart (helm/sealed-secrets, v2.18.x in this module), a directory: its
+# values.yaml is the values file a Bitnami user brings to charts/sealant.
+copy_bitnami_chart() {
+    local out=$1 dir tmp
+    dir=$(bitnami_module_dir)
+    [[ -f $dir/helm/sealed-secrets/Chart.yaml ]] || die "no chart in sealed-secrets $SEALED_SECRETS_VERSION"
+    mkdir -p "$BIN"
+    tmp=$(mktemp -d "$BIN/.tmp.XXXXXX")
+    TMPFILES+=("$tmp")
+    cp -R "$dir/helm/sealed-secrets/." "$tmp/" && chmod -R u+w,go+rX "$tmp"
+    mv -f "$tmp" "$out"
+    log "copied $out"
+}
+
 copy_bitnami_crd() {
     local out=$1 dir tmp
     dir=$(bitnami_module_dir)
@@ -358,6 +376,29 @@ build_age() {
     new_tmp && tmp=$NEW_TMP
     mv -f "$gobin/$cmd" "$tmp"
     install_checked "$tmp" "$out" "$AGE_VERSION"
+}
+
+# ---- helm ------------------------------------------------------------------------
+# helm.sh/helm/v4 has no replace directives, so `go install pkg@version` builds with
+# upstream's go.mod and go.sum. Its version is a link-time variable (upstream's
+# Makefile sets it the same way); without it `helm version` prints only "v4.3".
+build_helm() {
+    local out=$1 gobin
+    need_go
+    mkdir -p "$CACHE/go"
+    gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
+    TMPFILES+=("$gobin")
+    log "building helm $HELM_VERSION"
+    (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+        "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
+    local tmp printed
+    new_tmp && tmp=$NEW_TMP
+    mv -f "$gobin/helm" "$tmp"
+    printed=$("$tmp" version --template '{{.Version}}' 2>&1) || die "helm version failed: $printed"
+    [[ $printed == "$HELM_VERSION" ]] || die "helm version printed '$printed', expected '$HELM_VERSION'"
+    mv -f "$tmp" "$out"
+    log "built $out ($printed)"
 }
 
 # ---- GitOps health judges ----------------------------------------------------------
@@ -441,22 +482,26 @@ resolve() {
     age-keygen) var=TEST_ASSET_AGE_KEYGEN version=$AGE_VERSION ;;
     bitnami-integration) var=TEST_ASSET_BITNAMI_INTEGRATION version=$SEALED_SECRETS_VERSION ;;
     bitnami-crd) var=TEST_ASSET_BITNAMI_CRD version=$SEALED_SECRETS_VERSION ;;
+    bitnami-chart) var=TEST_ASSET_BITNAMI_CHART version=$SEALED_SECRETS_VERSION ;;
     kubectl) var=TEST_ASSET_KUBECTL version=$KUBERNETES_VERSION ;;
     kstatus) var=TEST_ASSET_KSTATUS version=$KSTATUS_VERSION-$(src_hash kstatus) ;;
     argocd-health) var=TEST_ASSET_ARGOCD_HEALTH version=$ARGOCD_VERSION-$(src_hash argocd-health) ;;
+    helm) var=TEST_ASSET_HELM version=$HELM_VERSION ;;
     esac
 
-    # Every peer is a program, except the CRD (a YAML file).
+    # Every peer is a program, except the CRD (a YAML file) and the chart (a directory).
     local test=-x
     [[ $peer == bitnami-crd ]] && test=-f
+    [[ $peer == bitnami-chart ]] && test=-d
     if [[ -n ${!var:-} ]]; then
-        test "$test" "${!var}" || die "$var=${!var} is not an executable file"
+        test "$test" "${!var}" || die "$var=${!var} is not a usable $peer (test $test failed)"
         emit "$var" "${!var}"
         return
     fi
     if [[ -n ${SEALANT_TEST_ASSETS:-} ]]; then
         for asset in "${asset_names[@]}"; do
-            if test "$test" "$SEALANT_TEST_ASSETS/$asset" && [[ ! -d $SEALANT_TEST_ASSETS/$asset ]]; then
+            if test "$test" "$SEALANT_TEST_ASSETS/$asset" &&
+                { [[ $test == -d ]] || [[ ! -d $SEALANT_TEST_ASSETS/$asset ]]; }; then
                 emit "$var" "$SEALANT_TEST_ASSETS/$asset"
                 return
             fi
@@ -483,8 +528,10 @@ resolve() {
             age | age-keygen) build_age "$peer" "$file" ;;
             bitnami-integration) build_bitnami_integration "$file" ;;
             bitnami-crd) copy_bitnami_crd "$file" ;;
+            bitnami-chart) copy_bitnami_chart "$file" ;;
             kstatus) build_kstatus "$file" ;;
             argocd-health) build_argocd_health "$file" ;;
+            helm) build_helm "$file" ;;
             esac
         fi
     fi

@@ -41,6 +41,11 @@ pub struct Peers {
     /// Argo CD's health check for SealedSecret (its `health.lua`, from the argo-cd
     /// module) run in gopher-lua: `tests/peers/argocd-health`, same input and output.
     pub argocd_health: PathBuf,
+    /// `helm` (helm.sh/helm/v4), which renders and installs `charts/sealant`.
+    pub helm: PathBuf,
+    /// Bitnami's Helm chart (`helm/sealed-secrets` of its module), a directory: its
+    /// `values.yaml` is what a Bitnami user brings to our chart.
+    pub bitnami_chart: PathBuf,
 }
 
 /// The peers, resolved once per test binary.
@@ -52,7 +57,7 @@ pub fn peers() -> Result<&'static Peers> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-const VARS: [&str; 12] = [
+const VARS: [&str; 14] = [
     "TEST_ASSET_ETCD",
     "TEST_ASSET_KUBE_APISERVER",
     "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
@@ -65,6 +70,8 @@ const VARS: [&str; 12] = [
     "TEST_ASSET_KUBECTL",
     "TEST_ASSET_KSTATUS",
     "TEST_ASSET_ARGOCD_HEALTH",
+    "TEST_ASSET_HELM",
+    "TEST_ASSET_BITNAMI_CHART",
 ];
 
 impl Peers {
@@ -84,9 +91,15 @@ impl Peers {
                 .get(var)
                 .cloned()
                 .with_context(|| format!("tests/peers/build.sh printed no {var}"))?;
-            if !path.is_file() {
+            // Every peer is a file, except Bitnami's chart (a directory).
+            let usable = if var == "TEST_ASSET_BITNAMI_CHART" {
+                path.is_dir()
+            } else {
+                path.is_file()
+            };
+            if !usable {
                 bail!(
-                    "{var}={} is not a file; unset it to let tests/peers/build.sh build the peer",
+                    "{var}={} does not exist; unset it to let tests/peers/build.sh build the peer",
                     path.display()
                 );
             }
@@ -105,6 +118,8 @@ impl Peers {
             kubectl: take(VARS[9])?,
             kstatus: take(VARS[10])?,
             argocd_health: take(VARS[11])?,
+            helm: take(VARS[12])?,
+            bitnami_chart: take(VARS[13])?,
         })
     }
 }

@@ -13,7 +13,7 @@
 //!   [`SealantController::log`] reads it back (to prove no plaintext is ever logged).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use anyhow::{Context as _, Result, bail};
@@ -50,10 +50,19 @@ impl SealantController {
         namespace: &str,
         extra_args: &[&str],
     ) -> Result<Self> {
-        // Two ports per controller, distinct within the test binary (its own netns).
-        static NEXT_PORT: AtomicU16 = AtomicU16::new(18080);
-        let port = NEXT_PORT.fetch_add(2, Ordering::Relaxed);
-        Self::start_on_port(cluster, namespace, port, extra_args).await
+        Self::start_on_port(cluster, namespace, next_port(), extra_args).await
+    }
+
+    /// As [`Self::start`], acting as whoever `kubeconfig` names (for example a
+    /// ServiceAccount with only the rights a test granted) instead of the `deploy/`
+    /// ServiceAccount.
+    pub async fn start_as(
+        cluster: &ControlPlane,
+        namespace: &str,
+        kubeconfig: &Path,
+        extra_args: &[&str],
+    ) -> Result<Self> {
+        Self::spawn(cluster, namespace, next_port(), kubeconfig, extra_args).await
     }
 
     /// As [`Self::start`], with the HTTP API on `port` and metrics on `port + 1`:
@@ -65,10 +74,19 @@ impl SealantController {
         port: u16,
         extra_args: &[&str],
     ) -> Result<Self> {
+        let kubeconfig = service_account_kubeconfig(cluster).await?;
+        Self::spawn(cluster, namespace, port, &kubeconfig, extra_args).await
+    }
+
+    async fn spawn(
+        cluster: &ControlPlane,
+        namespace: &str,
+        port: u16,
+        kubeconfig: &Path,
+        extra_args: &[&str],
+    ) -> Result<Self> {
         let addr = SocketAddr::from((cluster.host.ns_ip, port));
         let metrics_addr = SocketAddr::from((cluster.host.ns_ip, port + 1));
-
-        let kubeconfig = service_account_kubeconfig(cluster).await?;
         let bin = crate::tools::sealant_controller()?;
         let mut cmd = cluster.host.command(&bin.to_string_lossy());
         // One namespace unless the caller says otherwise (the sync benchmark watches
@@ -81,7 +99,7 @@ impl SealantController {
             // 2048-bit keys: a 4096-bit one takes seconds in a debug build.
             .arg("--key-size=2048")
             .args(extra_args)
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", namespace)
             .env("POD_NAME", format!("sealant-controller-{port}"))
             .env_remove("SEALED_SECRETS_LOG_FORMAT");
@@ -216,6 +234,12 @@ impl Drop for SealantController {
         }
         self.component.kill();
     }
+}
+
+/// Two ports per controller, distinct within the test binary (its own netns).
+fn next_port() -> u16 {
+    static NEXT_PORT: AtomicU16 = AtomicU16::new(18080);
+    NEXT_PORT.fetch_add(2, Ordering::Relaxed)
 }
 
 /// Applies `deploy/rbac.yaml` and the ServiceAccount, and returns a kubeconfig with a

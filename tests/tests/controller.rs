@@ -180,7 +180,7 @@ async fn deploy_manifests_apply_to_the_control_plane_with_kubectl() {
         "customresourcedefinition.apiextensions.k8s.io/sealedsecrets.bitnami.com",
         "clusterrole.rbac.authorization.k8s.io/secrets-unsealer",
         "role.rbac.authorization.k8s.io/sealant-leader-election",
-        "role.rbac.authorization.k8s.io/sealed-secrets-service-proxier",
+        "role.rbac.authorization.k8s.io/sealed-secrets-controller-service-proxier",
         "serviceaccount/sealed-secrets-controller",
         "deployment.apps/sealed-secrets-controller",
         "service/sealed-secrets-controller",
