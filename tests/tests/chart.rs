@@ -634,10 +634,35 @@ async fn dashboard_and_alerts_use_only_metrics_the_controller_exports() {
     let controller = SealantController::start(cp, &ns.name, &[])
         .await
         .expect("controller");
-    let (code, body) =
-        sealant_e2e::control_plane::http_get(controller.metrics_addr, "/metrics").expect("GET");
-    assert_eq!(code, 200, "{body}");
-    let exported = exported_series_names(&body);
+    // A family shows in /metrics once it has a series: one SealedSecret that unseals
+    // (condition, keys needed) and one that cannot (unseal errors).
+    let cert = controller.cert_pem().expect("cert");
+    kubectl_apply(
+        cp,
+        &seal(&cert, &ns.name, "good", &[("password", "m3trics")]),
+    );
+    let bad = format!(
+        "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: bad\n  \
+         namespace: {}\nspec:\n  encryptedData:\n    password: AgBy3i4OJSWK+PiTySYZZA==\n",
+        ns.name
+    );
+    kubectl_apply(cp, bad.as_bytes());
+    let exported = eventually(
+        "series for both SealedSecrets in /metrics",
+        &controller,
+        || {
+            let addr = controller.metrics_addr;
+            async move {
+                let (code, body) = sealant_e2e::control_plane::http_get(addr, "/metrics").ok()?;
+                let names = exported_series_names(&body);
+                (code == 200
+                    && names.contains("sealed_secrets_controller_unseal_errors_total")
+                    && names.contains("sealant_controller_key_sealed_secrets"))
+                .then_some(names)
+            }
+        },
+    )
+    .await;
 
     let mut used: BTreeSet<String> = BTreeSet::new();
     for text in exprs.iter().map(String::as_str).chain([rules.as_str()]) {
