@@ -863,3 +863,136 @@ async fn a_namespace_scoped_install_unseals_its_namespaces_under_only_the_charts
         "the controller asked for more than the chart grants:\n{log}"
     );
 }
+
+/// `helm` against the harness's API server, as admin.
+fn helm(cp: &sealant_e2e::ControlPlane) -> Command {
+    let mut cmd = Command::new(&peers().expect("peers").helm);
+    cmd.arg("--kubeconfig").arg(&cp.admin_kubeconfig);
+    cmd
+}
+
+/// The installed Deployment's container arguments, read back from the API server.
+fn installed_args(cp: &sealant_e2e::ControlPlane, namespace: &str, name: &str) -> Vec<String> {
+    let out = tools::run(
+        kubectl(cp).args(["-n", namespace, "get", "deployment", name, "-o", "json"]),
+        b"",
+    )
+    .expect("kubectl get deployment");
+    let deployment: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_owned())
+        .collect()
+}
+
+/// `helm install`, `upgrade` and `uninstall` on the real API server (which validates
+/// every object), with the controller run as the installed ServiceAccount with the
+/// installed arguments (this harness has no kubelet: the process stands in for the
+/// Pod). Uninstalling leaves the keys, the CRD and the Secrets, as the notes say.
+#[tokio::test]
+async fn helm_install_upgrade_and_uninstall_on_the_api_server_keep_keys_and_secrets() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "helm").await.expect("namespace");
+    // Cluster-scoped names are unique to this test (other tests apply deploy/).
+    let fullname = format!("sealant-{}", ns.name);
+    let values = format!(
+        "fullnameOverride: {fullname}\nrbac: {{clusterRoleName: {fullname}}}\n\
+         leaderElection: {{leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms}}\n"
+    );
+    let out = tools::run(
+        helm(cp).args(["install", "sealant"]).arg(chart()).args([
+            "--namespace",
+            &ns.name,
+            "-f",
+            "-",
+        ]),
+        values.as_bytes(),
+    )
+    .expect("helm install");
+    let notes = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        notes.contains("`helm uninstall` leaves them") && notes.contains(&fullname),
+        "the install notes:\n{notes}"
+    );
+
+    // The installed ServiceAccount and arguments, with the harness's addresses.
+    let args: Vec<String> = installed_args(cp, &ns.name, &fullname)
+        .into_iter()
+        .filter(|a| !a.starts_with("--listen"))
+        .collect();
+    assert!(args.contains(&"--leader-elect".to_owned()), "{args:?}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let kubeconfig = cp
+        .service_account_kubeconfig(&ns.name, &fullname)
+        .await
+        .expect("kubeconfig");
+    let controller = SealantController::start_as(cp, &ns.name, &kubeconfig, &args)
+        .await
+        .expect("controller under the chart's ServiceAccount");
+    let cert = controller.cert_pem().expect("cert");
+    let values = [("token", "helm-installed")];
+    kubectl_apply(cp, &seal(&cert, &ns.name, "db", &values));
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secret = eventually("the Secret db", &controller, || {
+        let secrets = secrets.clone();
+        async move { secrets.get_opt("db").await.ok().flatten() }
+    })
+    .await;
+    assert_eq!(secret_values(&secret), expected(&values));
+
+    tools::run(
+        helm(cp).args(["upgrade", "sealant"]).arg(chart()).args([
+            "--namespace",
+            &ns.name,
+            "--reuse-values",
+            "--set",
+            "logLevel=DEBUG",
+        ]),
+        b"",
+    )
+    .expect("helm upgrade");
+    assert!(
+        installed_args(cp, &ns.name, &fullname).contains(&"--log-level=DEBUG".to_owned()),
+        "the upgrade did not reach the Deployment"
+    );
+
+    controller.terminate().expect("stop the controller");
+    tools::run(
+        helm(cp).args(["uninstall", "sealant", "--namespace", &ns.name]),
+        b"",
+    )
+    .expect("helm uninstall");
+    let gone = tools::run_unchecked(
+        kubectl(cp).args(["-n", &ns.name, "get", "deployment", &fullname]),
+        b"",
+    )
+    .expect("kubectl");
+    assert!(
+        !gone.status.success(),
+        "the Deployment outlived the release"
+    );
+    let keys = secrets
+        .list(
+            &kube::api::ListParams::default()
+                .labels("sealedsecrets.bitnami.com/sealed-secrets-key"),
+        )
+        .await
+        .expect("list key Secrets");
+    assert!(
+        !keys.items.is_empty(),
+        "helm uninstall deleted the key Secrets"
+    );
+    assert!(
+        secrets.get_opt("db").await.expect("get").is_some(),
+        "helm uninstall deleted an unsealed Secret"
+    );
+    let crds = tools::run(
+        kubectl(cp).args(["get", "crd", "sealedsecrets.bitnami.com", "-o", "name"]),
+        b"",
+    )
+    .expect("the CRD is still there");
+    assert!(!crds.stdout.is_empty());
+}
