@@ -94,50 +94,12 @@ pub async fn start_with_args(
 ) -> Result<BitnamiController> {
     let client = cluster.client().await?;
     apply_manifests(&client, RBAC).await?;
-
-    // The in-cluster files, bind-mounted at the standard path in a private namespace.
-    let sa_dir = cluster.dir.join("bitnami-serviceaccount");
-    std::fs::create_dir_all(&sa_dir)?;
-    let token = cluster.service_account_token(NAMESPACE, NAME).await?;
-    std::fs::write(sa_dir.join("token"), token)?;
-    std::fs::write(sa_dir.join("ca.crt"), &cluster.ca_pem)?;
-    std::fs::write(sa_dir.join("namespace"), NAMESPACE)?;
-
-    let addr = SocketAddr::from((cluster.host.ns_ip, 8080));
-    let mut cmd = cluster.host.command("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg(
-            "set -e; mount -t tmpfs -o mode=0755,size=1m sealant-e2e /run; \
-             mkdir -p /run/secrets/kubernetes.io/serviceaccount; \
-             mount --bind \"$0\" /run/secrets/kubernetes.io/serviceaccount; exec \"$@\"",
-        )
-        .arg(&sa_dir)
-        .arg(&cluster.peers.sealed_secrets_controller)
-        .arg(format!("--listen-addr={addr}"))
-        .arg(format!("--listen-metrics-addr={}:8081", cluster.host.ns_ip))
-        .args(extra_args)
-        .env("KUBERNETES_SERVICE_HOST", cluster.host.host_ip.to_string())
-        .env(
-            "KUBERNETES_SERVICE_PORT",
-            cluster.apiserver_port.to_string(),
-        )
-        .env("POD_NAMESPACE", NAMESPACE)
-        .env_remove("KUBECONFIG");
-    let component = cluster.reaper.spawn(
-        "sealed-secrets-controller",
-        cmd,
-        &cluster.dir.join("logs/sealed-secrets-controller.log"),
-    )?;
-    // Ready once it serves a certificate: its first key is made and stored.
-    wait_until(&component, "the Bitnami controller's /v1/cert.pem", || {
-        Ok(http_get(addr, "/v1/cert.pem")
-            .is_ok_and(|(code, body)| code == 200 && body.contains("BEGIN CERTIFICATE")))
-    })?;
+    let controller = spawn(cluster, NAMESPACE, NAME, 8080, extra_args).await?;
 
     route_service_proxy(&client, cluster).await?;
     let path = proxy_path("/v1/cert.pem");
     wait_until_async(
-        &component,
+        &controller.component,
         "the service proxy to reach the controller",
         || {
             let client = client.clone();
@@ -150,6 +112,79 @@ pub async fn start_with_args(
         },
     )
     .await?;
+    Ok(controller)
+}
+
+/// Bitnami's controller in `namespace`, as the ServiceAccount `account` there with the
+/// rights the caller granted it (its own chart's, say), with `args` after its listen
+/// addresses (`port` and `port + 1` on the test host). Not behind the service proxy:
+/// reach it at [`BitnamiController::addr`].
+pub async fn start_as(
+    cluster: &ControlPlane,
+    namespace: &str,
+    account: &str,
+    port: u16,
+    args: &[&str],
+) -> Result<BitnamiController> {
+    spawn(cluster, namespace, account, port, args).await
+}
+
+async fn spawn(
+    cluster: &ControlPlane,
+    namespace: &str,
+    account: &str,
+    port: u16,
+    extra_args: &[&str],
+) -> Result<BitnamiController> {
+    // The in-cluster files, bind-mounted at the standard path in a private namespace.
+    let sa_dir = cluster.dir.join(format!(
+        "bitnami-serviceaccount-{namespace}-{account}-{port}"
+    ));
+    std::fs::create_dir_all(&sa_dir)?;
+    let token = cluster.service_account_token(namespace, account).await?;
+    std::fs::write(sa_dir.join("token"), token)?;
+    std::fs::write(sa_dir.join("ca.crt"), &cluster.ca_pem)?;
+    std::fs::write(sa_dir.join("namespace"), namespace)?;
+
+    let addr = SocketAddr::from((cluster.host.ns_ip, port));
+    let mut cmd = cluster.host.command("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(
+            "set -e; mount -t tmpfs -o mode=0755,size=1m sealant-e2e /run; \
+             mkdir -p /run/secrets/kubernetes.io/serviceaccount; \
+             mount --bind \"$0\" /run/secrets/kubernetes.io/serviceaccount; exec \"$@\"",
+        )
+        .arg(&sa_dir)
+        .arg(&cluster.peers.sealed_secrets_controller)
+        .arg(format!("--listen-addr={addr}"))
+        .arg(format!(
+            "--listen-metrics-addr={}:{}",
+            cluster.host.ns_ip,
+            port + 1
+        ))
+        .args(extra_args)
+        .env("KUBERNETES_SERVICE_HOST", cluster.host.host_ip.to_string())
+        .env(
+            "KUBERNETES_SERVICE_PORT",
+            cluster.apiserver_port.to_string(),
+        )
+        .env("POD_NAMESPACE", namespace)
+        .env_remove("KUBECONFIG");
+    let log = if namespace == NAMESPACE && port == 8080 {
+        cluster.dir.join("logs/sealed-secrets-controller.log")
+    } else {
+        cluster.dir.join(format!(
+            "logs/sealed-secrets-controller-{namespace}-{port}.log"
+        ))
+    };
+    let component = cluster
+        .reaper
+        .spawn("sealed-secrets-controller", cmd, &log)?;
+    // Ready once it serves a certificate: its first key is made and stored.
+    wait_until(&component, "the Bitnami controller's /v1/cert.pem", || {
+        Ok(http_get(addr, "/v1/cert.pem")
+            .is_ok_and(|(code, body)| code == 200 && body.contains("BEGIN CERTIFICATE")))
+    })?;
     Ok(BitnamiController { addr, component })
 }
 

@@ -996,3 +996,187 @@ async fn helm_install_upgrade_and_uninstall_on_the_api_server_keep_keys_and_secr
     .expect("the CRD is still there");
     assert!(!crds.stdout.is_empty());
 }
+
+/// A chart's arguments without its listen addresses, given as `--flag=value` or as
+/// `--flag value`: the harness gives each controller its own.
+fn without_listen(args: Vec<String>) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if arg == "--listen-addr" || arg == "--listen-metrics-addr" {
+            skip_value = true;
+        } else if !arg.starts_with("--listen-") {
+            kept.push(arg);
+        }
+    }
+    kept
+}
+
+/// Seals `values` as `namespace/name` with Bitnami's `kubeseal --cert`.
+fn kubeseal(cert_pem: &str, namespace: &str, name: &str, values: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, cert_pem).expect("write cert");
+    let secret =
+        sealant_e2e::fixtures::secret_yaml(namespace, name, values, sealant_keys::Scope::Strict);
+    tools::run(
+        Command::new(&peers().expect("peers").kubeseal)
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG")
+            .arg("--cert")
+            .arg(&cert)
+            .args(["-o", "yaml"]),
+        secret.as_bytes(),
+    )
+    .expect("kubeseal")
+    .stdout
+}
+
+/// Waits up to 30 s for the Secret `name` and returns its values.
+async fn wait_for_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(secret) = secrets.get_opt(name).await.expect("get Secret") {
+            return secret_values(&secret);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Secret {name} after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The migration drill, in place, both ways, with one values file a Bitnami user
+/// wrote: Bitnami's own chart and controller first, then Bitnami's chart running our
+/// controller (only the image changed); then uninstalled, our chart
+/// installed with the same file and our controller run with what it installed; then
+/// back to Bitnami. Every Secret stays, no second key is made, and each controller
+/// unseals what was sealed to the first key meanwhile. (As above, the controllers run
+/// as processes under the installed ServiceAccounts with the installed arguments: the
+/// harness has no kubelet.)
+#[tokio::test]
+async fn migrating_from_bitnamis_chart_to_ours_and_back_keeps_every_secret_and_the_key() {
+    let cp = cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "migrate").await.expect("namespace");
+    let fullname = format!("sealed-secrets-{}", ns.name);
+    // Cluster-scoped names unique to this test; nothing else of the file is ours.
+    let values = format!("fullnameOverride: {fullname}\nrbac:\n  clusterRoleName: {fullname}\n");
+    let bitnami_chart = peers().expect("peers").bitnami_chart.clone();
+    // The CRD stays in the cluster throughout, as in a real in-place migration (the
+    // harness installed it, so Helm's server-side apply of either chart's copy would
+    // conflict with the harness's field manager).
+    let install = |chart: &Path, release: &str| {
+        tools::run(
+            helm(cp).args(["install", release]).arg(chart).args([
+                "--namespace",
+                &ns.name,
+                "--skip-crds",
+                "-f",
+                "-",
+            ]),
+            values.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("helm install {release}: {e:#}"));
+    };
+    let uninstall = |release: &str| {
+        tools::run(
+            helm(cp).args(["uninstall", release, "--namespace", &ns.name]),
+            b"",
+        )
+        .unwrap_or_else(|e| panic!("helm uninstall {release}: {e:#}"));
+    };
+    let client = cp.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let key_secrets = || {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .list(
+                    &kube::api::ListParams::default()
+                        .labels("sealedsecrets.bitnami.com/sealed-secrets-key"),
+                )
+                .await
+                .expect("list key Secrets")
+                .items
+                .len()
+        }
+    };
+    let a = [("user", "alice")];
+    let b = [("user", "bob")];
+
+    // 1. Bitnami's chart and controller; kubeseal seals two Secrets.
+    install(&bitnami_chart, "sealed-secrets");
+    let args = without_listen(installed_args(cp, &ns.name, &fullname));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let bitnami = sealant_e2e::bitnami::start_as(cp, &ns.name, &fullname, 18700, &args)
+        .await
+        .expect("Bitnami's controller under its chart's ServiceAccount");
+    let cert = bitnami.cert_pem().expect("cert");
+    kubectl_apply(cp, &kubeseal(&cert, &ns.name, "a", &a));
+    assert_eq!(wait_for_secret(&secrets, "a").await, expected(&a));
+    bitnami.kill();
+
+    // 1b. Bitnami's chart running our controller instead (a user who changes only
+    //     `image.*`): its ServiceAccount, its RBAC and its arguments.
+    let kubeconfig = cp
+        .service_account_kubeconfig(&ns.name, &fullname)
+        .await
+        .expect("kubeconfig");
+    let ours = SealantController::start_as(cp, &ns.name, &kubeconfig, &args)
+        .await
+        .expect("sealant-controller under Bitnami's chart");
+    assert_eq!(ours.cert_pem().expect("cert"), cert);
+    let a2 = [("user", "alice-2")];
+    kubectl_apply(cp, &kubeseal(&cert, &ns.name, "a2", &a2));
+    assert_eq!(wait_for_secret(&secrets, "a2").await, expected(&a2));
+    ours.terminate().expect("stop sealant-controller");
+    uninstall("sealed-secrets");
+    assert_eq!(key_secrets().await, 1, "Bitnami's key Secret is gone");
+
+    // 2. Ours, with the same values file: the same key, the old Secret kept, and what
+    //    kubeseal seals to the old certificate unseals.
+    install(&chart(), "sealant");
+    let args = without_listen(installed_args(cp, &ns.name, &fullname));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let kubeconfig = cp
+        .service_account_kubeconfig(&ns.name, &fullname)
+        .await
+        .expect("kubeconfig");
+    let ours = SealantController::start_as(cp, &ns.name, &kubeconfig, &args)
+        .await
+        .expect("sealant-controller under our chart's ServiceAccount");
+    assert_eq!(
+        ours.cert_pem().expect("cert"),
+        cert,
+        "sealant did not take over Bitnami's key"
+    );
+    kubectl_apply(cp, &kubeseal(&cert, &ns.name, "b", &b));
+    assert_eq!(wait_for_secret(&secrets, "b").await, expected(&b));
+    assert_eq!(wait_for_secret(&secrets, "a").await, expected(&a));
+    ours.terminate().expect("stop sealant-controller");
+    uninstall("sealant");
+
+    // 3. Back to Bitnami's chart: it unseals what `sealant` sealed to the same key.
+    install(&bitnami_chart, "sealed-secrets");
+    let args = without_listen(installed_args(cp, &ns.name, &fullname));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let bitnami = sealant_e2e::bitnami::start_as(cp, &ns.name, &fullname, 18702, &args)
+        .await
+        .expect("Bitnami's controller again");
+    assert_eq!(bitnami.cert_pem().expect("cert"), cert);
+    let c = [("user", "carol")];
+    kubectl_apply(cp, &seal(&cert, &ns.name, "c", &c));
+    assert_eq!(wait_for_secret(&secrets, "c").await, expected(&c));
+    for (name, values) in [("a", &a[..]), ("a2", &a2[..]), ("b", &b[..])] {
+        assert_eq!(wait_for_secret(&secrets, name).await, expected(values));
+    }
+    bitnami.kill();
+    assert_eq!(key_secrets().await, 1, "a second key was made");
+}
