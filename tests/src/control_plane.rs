@@ -404,6 +404,16 @@ impl ControlPlane {
         self.service_account_kubeconfig(namespace, name).await
     }
 
+    /// Sends the signal `signal` (e.g. `STOP`, `CONT`) to the component `name`
+    /// (`etcd`, `kube-apiserver`, `kube-controller-manager`), for fault injection.
+    pub fn signal_component(&self, name: &str, signal: &str) -> Result<()> {
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .with_context(|| format!("no component {name}"))?
+            .signal(signal)
+    }
+
     /// The Bitnami controller, started on first use. See [`crate::bitnami`].
     pub fn bitnami(&'static self) -> Result<&'static BitnamiController> {
         self.bitnami

@@ -1,0 +1,497 @@
+//! Nothing lost when the cluster misbehaves (issue 15, in part): faults injected on the
+//! harness's real control plane, each followed by the same invariants.
+//!
+//! Invariants, after every fault:
+//! - every SealedSecret ends `Synced=True`, and its Secret holds exactly the sealed
+//!   values;
+//! - a Secret the controller does not own is not touched;
+//! - no second key is made (unless the fault is a renewal);
+//! - the request rate settles to idle: no request on Secrets, SealedSecrets or events
+//!   for 5 s once converged (the API server's own `apiserver_request_total`);
+//!
+//! Each fault runs on a control plane of its own, so that the API server's counts
+//! are the fault's alone.
+//! - no plaintext value appears in the controller's log.
+//!
+//! Each fault records, with `record_timing`, its objects, the time to converge and
+//! the API requests per object (BENCHMARKS.md, "Faults").
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use sealant_crds::{SealOptions, SealedSecret, seal_secret};
+use sealant_e2e::control_plane::get_text;
+use sealant_e2e::fixtures::{grant_in_namespace, secret_values};
+use sealant_e2e::sealant_controller::SealantController;
+use sealant_e2e::{ControlPlane, TestNamespace, random_hex, record_timing};
+use sealant_keys::Certificate;
+
+const N: usize = 300;
+
+/// Short election timings, as the HA tests use.
+const ELECTION: [&str; 4] = [
+    "--leader-elect",
+    "--leader-elect-lease-duration=4s",
+    "--leader-elect-renew-deadline=3s",
+    "--leader-elect-retry-period=500ms",
+];
+
+/// What a fault run put in its namespace, and what must be true of it afterwards.
+struct Workload {
+    namespace: String,
+    /// A random marker in every plaintext value, looked for in the logs.
+    marker: String,
+    /// The values of each SealedSecret, by name.
+    expected: BTreeMap<String, BTreeMap<String, String>>,
+    /// The resourceVersion of a Secret the controller does not own.
+    bystander: String,
+}
+
+impl Workload {
+    /// A namespace with a Secret the controller does not own.
+    async fn new(cp: &ControlPlane, namespace: &str) -> Self {
+        let secrets: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), namespace);
+        let bystander = Secret {
+            metadata: ObjectMeta {
+                name: Some("bystander".to_owned()),
+                ..Default::default()
+            },
+            string_data: Some([("k".to_owned(), "not the controller's".to_owned())].into()),
+            ..Default::default()
+        };
+        let created = secrets
+            .create(&PostParams::default(), &bystander)
+            .await
+            .expect("create the bystander Secret");
+        Self {
+            namespace: namespace.to_owned(),
+            marker: format!("pt{}", random_hex(6)),
+            expected: BTreeMap::new(),
+            bystander: created.metadata.resource_version.expect("resourceVersion"),
+        }
+    }
+
+    /// Seals objects `range` to `cert_pem` in-process and creates them.
+    async fn apply(&mut self, cp: &ControlPlane, cert_pem: &str, range: std::ops::Range<usize>) {
+        let cert = Certificate::from_pem(cert_pem.as_bytes()).expect("cert");
+        let api: Api<SealedSecret> =
+            Api::namespaced(cp.client().await.expect("client"), &self.namespace);
+        for i in range {
+            let name = format!("s-{i:04}");
+            let values: BTreeMap<String, String> =
+                [("v".to_owned(), format!("{}-{i}", self.marker))].into();
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(self.namespace.clone()),
+                    ..Default::default()
+                },
+                string_data: Some(values.clone()),
+                ..Default::default()
+            };
+            let sealed =
+                seal_secret(&secret, cert.public_key(), &SealOptions::default()).expect("seal");
+            api.create(&PostParams::default(), &sealed)
+                .await
+                .unwrap_or_else(|e| panic!("create {name}: {e}"));
+            self.expected.insert(name, values);
+        }
+    }
+
+    /// Waits (up to `limit`) until every invariant holds, and returns how long that took.
+    async fn converged(
+        &self,
+        cp: &ControlPlane,
+        controller: &SealantController,
+        keys: usize,
+        limit: Duration,
+    ) -> Duration {
+        let start = Instant::now();
+        let client = cp.client().await.expect("client");
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
+        let sealed: Api<SealedSecret> = Api::namespaced(client, &self.namespace);
+        loop {
+            let problem = self.first_problem(&secrets, &sealed).await;
+            let Some(problem) = problem else { break };
+            assert!(
+                start.elapsed() < limit,
+                "not converged after {limit:?}: {problem}\ncontroller log:\n{}",
+                tail(&controller.log().unwrap_or_default())
+            );
+            controller.check_running().expect("the controller runs");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let took = start.elapsed();
+
+        let key_count = secrets
+            .list(&ListParams::default().labels("sealedsecrets.bitnami.com/sealed-secrets-key"))
+            .await
+            .expect("list key Secrets")
+            .items
+            .len();
+        assert_eq!(key_count, keys, "key Secrets in {}", self.namespace);
+        let bystander = secrets.get("bystander").await.expect("the bystander");
+        assert_eq!(
+            bystander.metadata.resource_version.as_deref(),
+            Some(self.bystander.as_str()),
+            "a Secret the controller does not own was written"
+        );
+        let log = controller.log().expect("log");
+        assert!(
+            !log.contains(&self.marker),
+            "a plaintext value is in the controller's log"
+        );
+        took
+    }
+
+    /// The first invariant that does not hold yet, in words.
+    async fn first_problem(
+        &self,
+        secrets: &Api<Secret>,
+        sealed: &Api<SealedSecret>,
+    ) -> Option<String> {
+        let have: BTreeMap<String, Secret> = secrets
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .map(|s| (s.metadata.name.clone().unwrap_or_default(), s))
+            .collect();
+        for (name, values) in &self.expected {
+            match have.get(name) {
+                None => return Some(format!("no Secret {name}")),
+                Some(s) if &secret_values(s) != values => {
+                    return Some(format!("the Secret {name} differs from what was sealed"));
+                }
+                Some(_) => {}
+            }
+        }
+        let objects = sealed.list(&ListParams::default()).await.ok()?.items;
+        for object in &objects {
+            let synced = object
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Synced"))
+                .is_some_and(|c| c.status == "True");
+            if !synced {
+                return Some(format!(
+                    "{} is not Synced=True",
+                    object.metadata.name.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The last lines of a log, for failure messages.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Non-watch requests on Secrets, SealedSecrets and events so far, by the API
+/// server's `apiserver_request_total`, by "VERB resource".
+async fn request_counts(cp: &ControlPlane) -> BTreeMap<String, f64> {
+    let client = cp.client().await.expect("client");
+    let text = get_text(&client, "/metrics")
+        .await
+        .expect("apiserver /metrics");
+    let label = |line: &str, name: &str| -> Option<String> {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = line[start..].find('"')? + start;
+        Some(line[start..end].to_owned())
+    };
+    let mut counts = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let (Some(verb), Some(resource)) = (label(line, "verb"), label(line, "resource")) else {
+            continue;
+        };
+        if verb == "WATCH" || !["secrets", "sealedsecrets", "events"].contains(&resource.as_str()) {
+            continue;
+        }
+        let subresource = label(line, "subresource").unwrap_or_default();
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let key = if subresource.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{subresource}")
+        };
+        *counts.entry(key).or_insert(0.0) += value;
+    }
+    counts
+}
+
+/// The sum of [`request_counts`].
+async fn requests(cp: &ControlPlane) -> f64 {
+    request_counts(cp).await.values().sum()
+}
+
+/// What changed between two [`request_counts`], as "VERB resource: n" words.
+fn difference(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0.0);
+            (d > 0.0).then(|| format!("{k}: {d}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// After convergence the request rate settles to idle: within 15 s a second passes
+/// with no request on the controller's resources, and then 5 s more with none.
+async fn assert_settles(cp: &ControlPlane) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = requests(cp).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = requests(cp).await;
+        if now == last {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "requests still going on 15 s after convergence (a hot loop?)"
+        );
+        last = now;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        requests(cp).await - last,
+        0.0,
+        "requests resumed after the controller went quiet"
+    );
+}
+
+/// A pseudo-random delay below `max_ms`, different in every run.
+fn random_delay(max_ms: u64) -> Duration {
+    let hex = random_hex(4);
+    let n = u64::from_str_radix(&hex, 16).expect("hex");
+    Duration::from_millis(n % max_ms)
+}
+
+/// Fault 1: SIGKILL at ten random points of a cold sync of 300 SealedSecrets, each
+/// time restarted; then the last controller finishes the work.
+#[tokio::test]
+async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
+    let cp = ControlPlane::start_another().expect("a control plane of its own");
+    let ns = TestNamespace::new(cp, "fault-kill")
+        .await
+        .expect("namespace");
+    let mut work = Workload::new(cp, &ns.name).await;
+    // The first start makes the key; the objects are sealed to it while nothing runs.
+    let first = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    let cert = first.cert_pem().expect("cert");
+    first.kill();
+    work.apply(cp, &cert, 0..N).await;
+
+    let before = request_counts(cp).await;
+    let started = Instant::now();
+    let mut kills = Vec::new();
+    for _ in 0..10 {
+        let c = SealantController::start(cp, &ns.name, &[])
+            .await
+            .expect("restart");
+        let delay = random_delay(1500);
+        tokio::time::sleep(delay).await;
+        c.kill();
+        kills.push(delay.as_millis());
+    }
+    let last = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("last start");
+    let took = work.converged(cp, &last, 1, Duration::from_secs(120)).await;
+    let after = request_counts(cp).await;
+    let per_object = (after.values().sum::<f64>() - before.values().sum::<f64>()) / N as f64;
+    let breakdown = difference(&before, &after);
+    assert_settles(cp).await;
+    record_timing(&format!(
+        "fault SIGKILL x10 during a cold sync: N={N}, killed after {kills:?} ms, 0 lost, \
+         converged {:.1} s after the last start ({:.1} s from the first restart), \
+         {per_object:.2} requests per object ({breakdown})",
+        took.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+/// Fault 3: etcd frozen (SIGSTOP) for 15 s in the middle of a cold sync, then resumed.
+#[tokio::test]
+async fn etcd_frozen_for_15_s_mid_sync_loses_nothing() {
+    let cp = ControlPlane::start_another().expect("a control plane of its own");
+    let ns = TestNamespace::new(cp, "fault-etcd")
+        .await
+        .expect("namespace");
+    let mut work = Workload::new(cp, &ns.name).await;
+    let first = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    let cert = first.cert_pem().expect("cert");
+    first.kill();
+    work.apply(cp, &cert, 0..N).await;
+    let before = request_counts(cp).await;
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    let delay = random_delay(1500);
+    tokio::time::sleep(delay).await;
+    cp.signal_component("etcd", "STOP").expect("SIGSTOP etcd");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    cp.signal_component("etcd", "CONT").expect("SIGCONT etcd");
+    let took = work
+        .converged(cp, &controller, 1, Duration::from_secs(120))
+        .await;
+    let after = request_counts(cp).await;
+    let per_object = (after.values().sum::<f64>() - before.values().sum::<f64>()) / N as f64;
+    let breakdown = difference(&before, &after);
+    assert_settles(cp).await;
+    record_timing(&format!(
+        "fault etcd SIGSTOP 15 s, {} ms into a cold sync: N={N}, 0 lost, converged {:.1} s \
+         after SIGCONT, {per_object:.2} requests per object ({breakdown})",
+        delay.as_millis(),
+        took.as_secs_f64()
+    ));
+}
+
+/// Fault 6: two replicas start at once on an empty namespace: one key, not two.
+#[tokio::test]
+async fn two_replicas_starting_at_once_make_exactly_one_key() {
+    let cp = ControlPlane::start_another().expect("a control plane of its own");
+    for run in 0..3 {
+        let ns = TestNamespace::new(cp, "fault-twins")
+            .await
+            .expect("namespace");
+        grant_in_namespace(cp, "sealant-leader-election", &ns.name)
+            .await
+            .expect("grant the Lease");
+        let mut work = Workload::new(cp, &ns.name).await;
+        let (a, b) = tokio::join!(
+            SealantController::start(cp, &ns.name, &ELECTION),
+            SealantController::start(cp, &ns.name, &ELECTION),
+        );
+        let (a, b) = (a.expect("replica a"), b.expect("replica b"));
+        let cert = a.cert_pem().expect("cert");
+        assert_eq!(
+            b.cert_pem().expect("cert"),
+            cert,
+            "run {run}: two keys served"
+        );
+        work.apply(cp, &cert, 0..20).await;
+        let leader = if a.metric("sealant_controller_leader").unwrap_or(0.0) == 1.0 {
+            &a
+        } else {
+            &b
+        };
+        work.converged(cp, leader, 1, Duration::from_secs(60)).await;
+    }
+    record_timing("fault two replicas started at once: 3 runs, exactly one key each time");
+}
+
+/// Fault 7: a key renewal (SIGUSR1) while SealedSecrets are being applied, sealed to
+/// whichever certificate the controller served at that moment.
+#[tokio::test]
+async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds() {
+    let cp = ControlPlane::start_another().expect("a control plane of its own");
+    let ns = TestNamespace::new(cp, "fault-renew")
+        .await
+        .expect("namespace");
+    let mut work = Workload::new(cp, &ns.name).await;
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    let first = controller.cert_pem().expect("cert");
+    let before = request_counts(cp).await;
+    work.apply(cp, &first, 0..N / 2).await;
+    controller.renew_key().expect("SIGUSR1");
+    // The second half is sealed to the certificate served right after the signal:
+    // old or new, the controller holds both keys.
+    let served = controller.cert_pem().expect("cert");
+    work.apply(cp, &served, N / 2..N).await;
+    let took = work
+        .converged(cp, &controller, 2, Duration::from_secs(120))
+        .await;
+    let after = request_counts(cp).await;
+    let per_object = (after.values().sum::<f64>() - before.values().sum::<f64>()) / N as f64;
+    let breakdown = difference(&before, &after);
+    assert_settles(cp).await;
+    record_timing(&format!(
+        "fault key renewal (SIGUSR1) during applies: N={N}, 0 lost, 2 keys, converged \
+         {:.1} s after the last apply, {per_object:.2} requests per object ({breakdown})",
+        took.as_secs_f64()
+    ));
+}
+
+/// Fault 8: a competing writer edits an owned Secret 50 times; the controller puts the
+/// sealed values back each time, and stops when the writer stops.
+#[tokio::test]
+async fn a_competing_writer_is_answered_without_an_endless_fight() {
+    let cp = ControlPlane::start_another().expect("a control plane of its own");
+    let ns = TestNamespace::new(cp, "fault-writer")
+        .await
+        .expect("namespace");
+    let mut work = Workload::new(cp, &ns.name).await;
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    let cert = controller.cert_pem().expect("cert");
+    work.apply(cp, &cert, 0..1).await;
+    work.converged(cp, &controller, 1, Duration::from_secs(60))
+        .await;
+
+    let secrets: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
+    let before = request_counts(cp).await;
+    let edits = 50;
+    for i in 0..edits {
+        // Read-modify-write, as `kubectl edit` does; a conflict (the controller wrote
+        // in between) is the writer's loss, and it tries the next edit.
+        let Ok(mut secret) = secrets.get("s-0000").await else {
+            continue;
+        };
+        secret.data = Some(
+            [(
+                "v".to_owned(),
+                ByteString(format!("edited-{i}").into_bytes()),
+            )]
+            .into(),
+        );
+        let _ = secrets
+            .replace("s-0000", &PostParams::default(), &secret)
+            .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = work
+        .converged(cp, &controller, 1, Duration::from_secs(60))
+        .await;
+    let after = request_counts(cp).await;
+    let during: f64 = after.values().sum::<f64>() - before.values().sum::<f64>();
+    let breakdown = difference(&before, &after);
+    assert_settles(cp).await;
+    // The writer makes 2 requests per edit (GET, PUT). Per repair the controller
+    // replaces the Secret, patches the status and records an event (created, then
+    // patched as it repeats); a fight that never ended would keep counting, and
+    // assert_settles would fail.
+    assert!(
+        during <= f64::from(edits) * 8.0,
+        "{during} requests for {edits} edits: {breakdown}"
+    );
+    record_timing(&format!(
+        "fault competing writer: {edits} edits of an owned Secret, repaired, converged \
+         {:.1} s after the last edit, {during} requests on Secrets/SealedSecrets/events \
+         during the fight, the writer's included ({breakdown}), none after",
+        took.as_secs_f64()
+    ));
+}
