@@ -495,3 +495,143 @@ async fn a_competing_writer_is_answered_without_an_endless_fight() {
         took.as_secs_f64()
     ));
 }
+
+/// One disk fault for fault 10: how the tmpfs under the files is made to fail.
+#[derive(Clone, Copy, Debug)]
+enum Disk {
+    /// Filled to the last byte (ENOSPC).
+    Full,
+    /// Remounted read-only (EROFS).
+    ReadOnly,
+}
+
+/// Fault 10: a full or a read-only disk under `sealant -w`, `sealant --merge-into`,
+/// `sealant reencrypt` and `sealant keys backup`. Each must fail with an error that
+/// names the file, leave no partial or temporary file behind, and leave the files that
+/// were there byte-identical. The disk is a small tmpfs in a private mount namespace
+/// (`unshare --mount`), so nothing on the machine changes and nothing outlives the
+/// test.
+#[tokio::test]
+async fn a_full_or_read_only_disk_leaves_no_partial_file_and_the_originals_intact() {
+    let cp = sealant_e2e::cluster().expect("control plane");
+    let ns = TestNamespace::new(cp, "fault-disk")
+        .await
+        .expect("namespace");
+    // A key Secret for `keys backup` to read, and the same key to seal and re-seal.
+    let (key, cert) = sealant_e2e::fixtures::key_and_cert(sealant_keys::OffsetDateTime::now_utc());
+    let (_, new_cert) =
+        sealant_e2e::fixtures::key_and_cert(sealant_keys::OffsetDateTime::now_utc());
+    let key_pem = key.expose_pkcs1_pem();
+    let secrets: Api<Secret> = Api::namespaced(cp.client().await.expect("client"), &ns.name);
+    secrets
+        .create(
+            &PostParams::default(),
+            &sealant_e2e::fixtures::key_secret(
+                "sealed-secrets-keydisk",
+                key_pem.as_ref(),
+                &cert.to_pem(),
+            ),
+        )
+        .await
+        .expect("create the key Secret");
+
+    let outside = tempfile::tempdir().expect("tempdir");
+    let o = outside.path();
+    std::fs::write(o.join("cert.pem"), cert.to_pem()).expect("cert");
+    std::fs::write(o.join("new-cert.pem"), new_cert.to_pem()).expect("cert");
+    std::fs::write(o.join("key.pem"), key_pem.as_bytes()).expect("key");
+    let secret = |name: &str| {
+        sealant_e2e::fixtures::secret_yaml(
+            &ns.name,
+            name,
+            &[("password", "disk-fault-s3cret")],
+            sealant_keys::Scope::Strict,
+        )
+    };
+    std::fs::write(o.join("one.yaml"), secret("one")).expect("secret");
+    std::fs::write(o.join("two.yaml"), secret("two")).expect("secret");
+    let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    let sealant = sealant_e2e::tools::sealant().expect("sealant");
+    for disk in [Disk::Full, Disk::ReadOnly] {
+        // In the namespace: a 64 KiB tmpfs at D holding a sealed file (the original),
+        // then the fault, then each command, then a listing and checksums of D.
+        let break_disk = match disk {
+            Disk::Full => "dd if=/dev/zero of=\"$D/filler\" bs=1k 2>/dev/null || true",
+            Disk::ReadOnly => "mount -o remount,ro \"$D\"",
+        };
+        let script = format!(
+            r#"set -u
+D=$(mktemp -d)
+mount -t tmpfs -o size=64k sealant-fault "$D"
+"$S" --cert "$O/cert.pem" -o yaml -w "$D/kept.yaml" < "$O/one.yaml"
+sha256sum "$D/kept.yaml" > "$O/before.sum"
+{break_disk}
+"$S" --cert "$O/cert.pem" -o yaml -w "$D/new.yaml" < "$O/two.yaml" 2> "$O/w.err"; echo "w=$?"
+"$S" --cert "$O/cert.pem" --merge-into "$D/kept.yaml" < "$O/two.yaml" 2> "$O/merge.err"; echo "merge=$?"
+"$S" reencrypt "$D" --recovery-private-key "$O/key.pem" --cert "$O/new-cert.pem" 2> "$O/reencrypt.err"; echo "reencrypt=$?"
+"$S" keys backup --kubeconfig "$KC" --controller-namespace "$NS" --recipient "$R" -o "$D/backup.age" 2> "$O/backup.err"; echo "backup=$?"
+sha256sum -c "$O/before.sum" > /dev/null && echo "kept=intact"
+ls -A "$D" | tr '\n' ' '; echo
+"#
+        );
+        let out = sealant_e2e::tools::run(
+            std::process::Command::new("unshare")
+                .args([
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ])
+                .env("S", &sealant)
+                .env("O", o)
+                .env("KC", &cp.admin_kubeconfig)
+                .env("NS", &ns.name)
+                .env("R", recipient),
+            b"",
+        )
+        .expect("the disk fault script");
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = |name: &str| std::fs::read_to_string(o.join(name)).unwrap_or_default();
+        for (command, file, target) in [
+            ("w", "w.err", "new.yaml"),
+            ("merge", "merge.err", "kept.yaml"),
+            ("reencrypt", "reencrypt.err", "kept.yaml"),
+            ("backup", "backup.err", "backup.age"),
+        ] {
+            assert!(
+                !report.contains(&format!("{command}=0")),
+                "{disk:?}: {command} succeeded on a broken disk:\n{report}"
+            );
+            let message = err(file);
+            assert!(
+                message.contains(target),
+                "{disk:?}: {command}'s error does not name {target}: {message}"
+            );
+            assert!(
+                !message.contains("panicked"),
+                "{disk:?}: {command} panicked: {message}"
+            );
+        }
+        assert!(
+            report.contains("kept=intact"),
+            "{disk:?}: the original changed:\n{report}"
+        );
+        let listing = report.lines().last().unwrap_or_default();
+        let mut left: Vec<&str> = listing.split_whitespace().collect();
+        left.sort_unstable();
+        let expected: &[&str] = match disk {
+            Disk::Full => &["filler", "kept.yaml"],
+            Disk::ReadOnly => &["kept.yaml"],
+        };
+        assert_eq!(left, expected, "{disk:?}: files left behind:\n{report}");
+    }
+    record_timing(
+        "fault full disk and read-only disk under sealant -w, --merge-into, reencrypt, \
+         keys backup: each failed naming the file, no partial or temporary file, the \
+         original intact",
+    );
+}
