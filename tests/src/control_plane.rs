@@ -30,8 +30,8 @@ use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -121,7 +121,11 @@ pub struct ControlPlane {
     /// Whether `SEALANT_TEST_KEEP=1` asked to keep namespaces and the directory.
     pub keep: bool,
     pub(crate) reaper: Reaper,
-    components: Vec<Component>,
+    /// etcd, kube-apiserver, kube-controller-manager (a restarted one replaces its
+    /// predecessor).
+    components: Mutex<Vec<Component>>,
+    /// kube-apiserver's arguments, to start it again after a fault.
+    apiserver_args: Vec<std::ffi::OsString>,
     pub(crate) bitnami: OnceLock<Result<BitnamiController, String>>,
     /// Whether this is the binary's shared control plane ([`cluster`]).
     shared: bool,
@@ -210,6 +214,8 @@ impl ControlPlane {
             .arg("--service-cluster-ip-range=10.0.0.0/24")
             .arg("--endpoint-reconciler-type=none")
             .arg("--profiling=false");
+        let apiserver_args: Vec<std::ffi::OsString> =
+            cmd.get_args().map(ToOwned::to_owned).collect();
         let apiserver = reaper.spawn("kube-apiserver", cmd, &logs.join("kube-apiserver.log"))?;
 
         let admin_kubeconfig = dir.join("kubeconfigs/admin.yaml");
@@ -297,7 +303,8 @@ impl ControlPlane {
             },
             keep,
             reaper,
-            components: vec![etcd, apiserver, kcm],
+            components: Mutex::new(vec![etcd, apiserver, kcm]),
+            apiserver_args,
             bitnami: OnceLock::new(),
             shared: false,
             destroyed: AtomicBool::new(false),
@@ -329,7 +336,8 @@ impl ControlPlane {
             .get()
             .and_then(|b| b.as_ref().ok())
             .map(|b| &b.component);
-        for c in self.components.iter().rev().chain(bitnami) {
+        let components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        for c in components.iter().rev().chain(bitnami) {
             c.kill();
         }
         // The reaper kills what remains (controllers the tests started) and cleans up.
@@ -408,10 +416,51 @@ impl ControlPlane {
     /// (`etcd`, `kube-apiserver`, `kube-controller-manager`), for fault injection.
     pub fn signal_component(&self, name: &str, signal: &str) -> Result<()> {
         self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .find(|c| c.name == name)
             .with_context(|| format!("no component {name}"))?
             .signal(signal)
+    }
+
+    /// Kills kube-apiserver (SIGKILL), waits `down`, and starts it again with the same
+    /// arguments (same port, same etcd), until it answers `/readyz`. For fault
+    /// injection.
+    pub async fn restart_apiserver(&self, down: Duration) -> Result<()> {
+        let mut cmd = Command::new(&self.peers.kube_apiserver);
+        cmd.args(&self.apiserver_args);
+        {
+            let components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+            components
+                .iter()
+                .find(|c| c.name == "kube-apiserver")
+                .context("no kube-apiserver")?
+                .kill();
+        }
+        tokio::time::sleep(down).await;
+        let restarted = self.reaper.spawn(
+            "kube-apiserver",
+            cmd,
+            &self
+                .dir
+                .join(format!("logs/kube-apiserver-{}.log", crate::random_hex(3))),
+        )?;
+        let client = self.client().await?;
+        wait_until_async(
+            &restarted,
+            "kube-apiserver /readyz after a restart",
+            || async {
+                Ok(get_text(&client, "/readyz")
+                    .await
+                    .is_ok_and(|t| t.trim() == "ok"))
+            },
+        )
+        .await?;
+        let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        components.retain(|c| c.name != "kube-apiserver");
+        components.insert(1, restarted);
+        Ok(())
     }
 
     /// The Bitnami controller, started on first use. See [`crate::bitnami`].
@@ -433,7 +482,8 @@ impl ControlPlane {
             .get()
             .and_then(|b| b.as_ref().ok())
             .map(|b| &b.component);
-        for c in self.components.iter().chain(bitnami) {
+        let components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        for c in components.iter().chain(bitnami) {
             out.push_str(&format!(
                 "----- last {lines} lines of {} ({}) -----\n{}\n",
                 c.name,
