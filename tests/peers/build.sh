@@ -160,6 +160,19 @@ new_tmp() {
     TMPFILES+=("$NEW_TMP")
 }
 
+# go_install PKG@VERSION LDFLAGS: `go install` with upstream's go.mod and go.sum into a
+# fresh GOBIN; sets NEW_TMP to the binary (removed on exit unless moved).
+go_install() {
+    local target=$1 ldflags=$2 gobin
+    need_go
+    mkdir -p "$CACHE/go"
+    gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
+    TMPFILES+=("$gobin")
+    (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath -ldflags "$ldflags" "$target")
+    new_tmp
+    mv -f "$gobin/$(basename "${target%@*}")" "$NEW_TMP"
+}
+
 # ---- etcd ------------------------------------------------------------------------
 build_etcd() {
     local out=$1 dir=$WRAPPERS/etcd-$ETCD_VERSION mod=go.etcd.io/etcd/server/v3
@@ -281,19 +294,11 @@ build_k8s() {
 # with its leading v, as the released binaries print it (`kubeseal version: v0.36.6`)
 # and as Bitnami's integration suite expects (`^kubeseal version: v[0-9]+...`).
 build_sealed_secrets() {
-    local cmd=$1 out=$2 expected=$3 gobin
-    need_go
-    mkdir -p "$CACHE/go"
-    gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
-    TMPFILES+=("$gobin")
+    local cmd=$1 out=$2 expected=$3
     log "building sealed-secrets $cmd $SEALED_SECRETS_VERSION"
-    (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath \
-        -ldflags "-s -w -X main.VERSION=$SEALED_SECRETS_VERSION" \
-        "github.com/bitnami-labs/sealed-secrets/cmd/$cmd@$SEALED_SECRETS_VERSION")
-    local tmp
-    new_tmp && tmp=$NEW_TMP
-    mv -f "$gobin/$cmd" "$tmp"
-    install_checked "$tmp" "$out" "$expected"
+    go_install "github.com/bitnami-labs/sealed-secrets/cmd/$cmd@$SEALED_SECRETS_VERSION" \
+        "-s -w -X main.VERSION=$SEALED_SECRETS_VERSION"
+    install_checked "$NEW_TMP" "$out" "$expected"
 }
 
 # Bitnami's integration suite: Ginkgo specs in the module's integration/ package,
@@ -364,18 +369,10 @@ copy_bitnami_crd() {
 # with upstream's go.mod and go.sum. Its commands print debug.BuildInfo's main module
 # version (the tag, with its v) unless main.Version is set at link time; it is not.
 build_age() {
-    local cmd=$1 out=$2 gobin
-    need_go
-    mkdir -p "$CACHE/go"
-    gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
-    TMPFILES+=("$gobin")
+    local cmd=$1 out=$2
     log "building age $cmd $AGE_VERSION"
-    (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath -ldflags "-s -w" \
-        "filippo.io/age/cmd/$cmd@$AGE_VERSION")
-    local tmp
-    new_tmp && tmp=$NEW_TMP
-    mv -f "$gobin/$cmd" "$tmp"
-    install_checked "$tmp" "$out" "$AGE_VERSION"
+    go_install "filippo.io/age/cmd/$cmd@$AGE_VERSION" "-s -w"
+    install_checked "$NEW_TMP" "$out" "$AGE_VERSION"
 }
 
 # ---- helm ------------------------------------------------------------------------
@@ -383,21 +380,13 @@ build_age() {
 # upstream's go.mod and go.sum. Its version is a link-time variable (upstream's
 # Makefile sets it the same way); without it `helm version` prints only "v4.3".
 build_helm() {
-    local out=$1 gobin
-    need_go
-    mkdir -p "$CACHE/go"
-    gobin=$(mktemp -d "$CACHE/go/.gobin.XXXXXX")
-    TMPFILES+=("$gobin")
+    local out=$1 printed
     log "building helm $HELM_VERSION"
-    (cd "$CACHE" && GOBIN=$gobin run_go install -p "$GO_P" -trimpath \
-        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
-        "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
-    local tmp printed
-    new_tmp && tmp=$NEW_TMP
-    mv -f "$gobin/helm" "$tmp"
-    printed=$("$tmp" version --template '{{.Version}}' 2>&1) || die "helm version failed: $printed"
+    go_install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" \
+        "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+    printed=$("$NEW_TMP" version --template '{{.Version}}' 2>&1) || die "helm version failed: $printed"
     [[ $printed == "$HELM_VERSION" ]] || die "helm version printed '$printed', expected '$HELM_VERSION'"
-    mv -f "$tmp" "$out"
+    mv -f "$NEW_TMP" "$out"
     log "built $out ($printed)"
 }
 

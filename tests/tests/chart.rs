@@ -579,21 +579,18 @@ fn prometheus_rule_embeds_the_tested_rule_file() {
 
 #[test]
 fn alert_rules_fire_and_stay_silent_as_their_unit_tests_say() {
-    let promtool = promtool();
-    tools::run(
-        Command::new(&promtool)
-            .args(["check", "rules"])
-            .arg(chart().join("rules/sealant.rules.yaml")),
-        b"",
-    )
-    .expect("promtool check rules");
-    tools::run(
-        Command::new(&promtool)
-            .args(["test", "rules"])
-            .arg(chart().join("tests/rules-test.yaml")),
-        b"",
-    )
-    .expect("promtool test rules");
+    for (command, file) in [
+        ("check", "rules/sealant.rules.yaml"),
+        ("test", "tests/rules-test.yaml"),
+    ] {
+        tools::run(
+            Command::new(promtool())
+                .args([command, "rules"])
+                .arg(chart().join(file)),
+            b"",
+        )
+        .unwrap_or_else(|e| panic!("promtool {command} rules {file}: {e:#}"));
+    }
 }
 
 /// Every PromQL expression of the dashboard parses, and every metric named there or
@@ -884,6 +881,40 @@ fn installed_args(cp: &sealant_e2e::ControlPlane, namespace: &str, name: &str) -
         .collect()
 }
 
+/// The controller run as an installed release's Pod would run: under its
+/// ServiceAccount `fullname`, with its Deployment's arguments (but the harness's
+/// addresses). This harness has no kubelet: the process stands in for the Pod.
+async fn start_installed(
+    cp: &sealant_e2e::ControlPlane,
+    namespace: &str,
+    fullname: &str,
+) -> SealantController {
+    let args = without_listen(installed_args(cp, namespace, fullname));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let kubeconfig = cp
+        .service_account_kubeconfig(namespace, fullname)
+        .await
+        .expect("kubeconfig");
+    SealantController::start_as(cp, namespace, &kubeconfig, &args)
+        .await
+        .unwrap_or_else(|e| panic!("sealant-controller as {namespace}/{fullname}: {e:#}"))
+}
+
+/// Bitnami's controller run as its chart's Pod would run (as [`start_installed`]),
+/// listening on `port` of the test host.
+async fn start_installed_bitnami(
+    cp: &sealant_e2e::ControlPlane,
+    namespace: &str,
+    fullname: &str,
+    port: u16,
+) -> sealant_e2e::bitnami::BitnamiController {
+    let args = without_listen(installed_args(cp, namespace, fullname));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sealant_e2e::bitnami::start_as(cp, namespace, fullname, port, &args)
+        .await
+        .unwrap_or_else(|e| panic!("Bitnami's controller as {namespace}/{fullname}: {e:#}"))
+}
+
 /// `helm install`, `upgrade` and `uninstall` on the real API server (which validates
 /// every object), with the controller run as the installed ServiceAccount with the
 /// installed arguments (this harness has no kubelet: the process stands in for the
@@ -914,20 +945,11 @@ async fn helm_install_upgrade_and_uninstall_on_the_api_server_keep_keys_and_secr
         "the install notes:\n{notes}"
     );
 
-    // The installed ServiceAccount and arguments, with the harness's addresses.
-    let args: Vec<String> = installed_args(cp, &ns.name, &fullname)
-        .into_iter()
-        .filter(|a| !a.starts_with("--listen"))
-        .collect();
-    assert!(args.contains(&"--leader-elect".to_owned()), "{args:?}");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let kubeconfig = cp
-        .service_account_kubeconfig(&ns.name, &fullname)
-        .await
-        .expect("kubeconfig");
-    let controller = SealantController::start_as(cp, &ns.name, &kubeconfig, &args)
-        .await
-        .expect("controller under the chart's ServiceAccount");
+    assert!(
+        installed_args(cp, &ns.name, &fullname).contains(&"--leader-elect".to_owned()),
+        "the default install runs without leader election"
+    );
+    let controller = start_installed(cp, &ns.name, &fullname).await;
     let cert = controller.cert_pem().expect("cert");
     let values = [("token", "helm-installed")];
     kubectl_apply(cp, &seal(&cert, &ns.name, "db", &values));
@@ -1110,11 +1132,7 @@ async fn migrating_from_bitnamis_chart_to_ours_and_back_keeps_every_secret_and_t
 
     // 1. Bitnami's chart and controller; kubeseal seals two Secrets.
     install(&bitnami_chart, "sealed-secrets");
-    let args = without_listen(installed_args(cp, &ns.name, &fullname));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let bitnami = sealant_e2e::bitnami::start_as(cp, &ns.name, &fullname, 18700, &args)
-        .await
-        .expect("Bitnami's controller under its chart's ServiceAccount");
+    let bitnami = start_installed_bitnami(cp, &ns.name, &fullname, 18700).await;
     let cert = bitnami.cert_pem().expect("cert");
     kubectl_apply(cp, &kubeseal(&cert, &ns.name, "a", &a));
     assert_eq!(wait_for_secret(&secrets, "a").await, expected(&a));
@@ -1122,13 +1140,7 @@ async fn migrating_from_bitnamis_chart_to_ours_and_back_keeps_every_secret_and_t
 
     // 1b. Bitnami's chart running our controller instead (a user who changes only
     //     `image.*`): its ServiceAccount, its RBAC and its arguments.
-    let kubeconfig = cp
-        .service_account_kubeconfig(&ns.name, &fullname)
-        .await
-        .expect("kubeconfig");
-    let ours = SealantController::start_as(cp, &ns.name, &kubeconfig, &args)
-        .await
-        .expect("sealant-controller under Bitnami's chart");
+    let ours = start_installed(cp, &ns.name, &fullname).await;
     assert_eq!(ours.cert_pem().expect("cert"), cert);
     let a2 = [("user", "alice-2")];
     kubectl_apply(cp, &kubeseal(&cert, &ns.name, "a2", &a2));
@@ -1140,15 +1152,7 @@ async fn migrating_from_bitnamis_chart_to_ours_and_back_keeps_every_secret_and_t
     // 2. Ours, with the same values file: the same key, the old Secret kept, and what
     //    kubeseal seals to the old certificate unseals.
     install(&chart(), "sealant");
-    let args = without_listen(installed_args(cp, &ns.name, &fullname));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let kubeconfig = cp
-        .service_account_kubeconfig(&ns.name, &fullname)
-        .await
-        .expect("kubeconfig");
-    let ours = SealantController::start_as(cp, &ns.name, &kubeconfig, &args)
-        .await
-        .expect("sealant-controller under our chart's ServiceAccount");
+    let ours = start_installed(cp, &ns.name, &fullname).await;
     assert_eq!(
         ours.cert_pem().expect("cert"),
         cert,
@@ -1162,11 +1166,7 @@ async fn migrating_from_bitnamis_chart_to_ours_and_back_keeps_every_secret_and_t
 
     // 3. Back to Bitnami's chart: it unseals what `sealant` sealed to the same key.
     install(&bitnami_chart, "sealed-secrets");
-    let args = without_listen(installed_args(cp, &ns.name, &fullname));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let bitnami = sealant_e2e::bitnami::start_as(cp, &ns.name, &fullname, 18702, &args)
-        .await
-        .expect("Bitnami's controller again");
+    let bitnami = start_installed_bitnami(cp, &ns.name, &fullname, 18702).await;
     assert_eq!(bitnami.cert_pem().expect("cert"), cert);
     let c = [("user", "carol")];
     kubectl_apply(cp, &seal(&cert, &ns.name, "c", &c));

@@ -281,23 +281,59 @@ fn random_delay(max_ms: u64) -> Duration {
     Duration::from_millis(n % max_ms)
 }
 
-/// Fault 1: SIGKILL at ten random points of a cold sync of 300 SealedSecrets, each
-/// time restarted; then the last controller finishes the work.
-#[tokio::test]
-async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
+/// A control plane of the fault's own, a namespace, and N SealedSecrets sealed to a
+/// key a first controller made and applied while no controller runs: a cold sync
+/// waits for the next start.
+async fn cold_sync_ready(prefix: &str) -> (&'static ControlPlane, TestNamespace, Workload) {
     let cp = ControlPlane::start_another().expect("a control plane of its own");
-    let ns = TestNamespace::new(cp, "fault-kill")
-        .await
-        .expect("namespace");
+    let ns = TestNamespace::new(cp, prefix).await.expect("namespace");
     let mut work = Workload::new(cp, &ns.name).await;
-    // The first start makes the key; the objects are sealed to it while nothing runs.
     let first = SealantController::start(cp, &ns.name, &[])
         .await
         .expect("controller");
     let cert = first.cert_pem().expect("cert");
     first.kill();
     work.apply(cp, &cert, 0..N).await;
+    (cp, ns, work)
+}
 
+/// A control plane of the fault's own, a namespace, and a controller running there.
+async fn running(
+    prefix: &str,
+) -> (
+    &'static ControlPlane,
+    TestNamespace,
+    Workload,
+    SealantController,
+) {
+    let cp = ControlPlane::start_another().expect("a control plane of its own");
+    let ns = TestNamespace::new(cp, prefix).await.expect("namespace");
+    let work = Workload::new(cp, &ns.name).await;
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    (cp, ns, work, controller)
+}
+
+/// The requests since `before`, per object of `n`, with their breakdown; then the
+/// check that the rate settles to idle.
+async fn requests_then_settle(
+    cp: &ControlPlane,
+    before: &BTreeMap<String, f64>,
+    n: usize,
+) -> (f64, String) {
+    let after = request_counts(cp).await;
+    let total = after.values().sum::<f64>() - before.values().sum::<f64>();
+    let breakdown = difference(before, &after);
+    assert_settles(cp).await;
+    (total / n as f64, breakdown)
+}
+
+/// Fault 1: SIGKILL at ten random points of a cold sync of 300 SealedSecrets, each
+/// time restarted; then the last controller finishes the work.
+#[tokio::test]
+async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
+    let (cp, ns, work) = cold_sync_ready("fault-kill").await;
     let before = request_counts(cp).await;
     let started = Instant::now();
     let mut kills = Vec::new();
@@ -314,10 +350,7 @@ async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
         .await
         .expect("last start");
     let took = work.converged(cp, &last, 1, Duration::from_secs(120)).await;
-    let after = request_counts(cp).await;
-    let per_object = (after.values().sum::<f64>() - before.values().sum::<f64>()) / N as f64;
-    let breakdown = difference(&before, &after);
-    assert_settles(cp).await;
+    let (per_object, breakdown) = requests_then_settle(cp, &before, N).await;
     record_timing(&format!(
         "fault SIGKILL x10 during a cold sync: N={N}, killed after {kills:?} ms, 0 lost, \
          converged {:.1} s after the last start ({:.1} s from the first restart), \
@@ -331,17 +364,7 @@ async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
 /// 5 s, and started again.
 #[tokio::test]
 async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing() {
-    let cp = ControlPlane::start_another().expect("a control plane of its own");
-    let ns = TestNamespace::new(cp, "fault-apiserver")
-        .await
-        .expect("namespace");
-    let mut work = Workload::new(cp, &ns.name).await;
-    let first = SealantController::start(cp, &ns.name, &[])
-        .await
-        .expect("controller");
-    let cert = first.cert_pem().expect("cert");
-    first.kill();
-    work.apply(cp, &cert, 0..N).await;
+    let (cp, ns, work) = cold_sync_ready("fault-apiserver").await;
     let controller = SealantController::start(cp, &ns.name, &[])
         .await
         .expect("controller");
@@ -356,10 +379,7 @@ async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing() {
     let took = work
         .converged(cp, &controller, 1, Duration::from_secs(120))
         .await;
-    let after = request_counts(cp).await;
-    let per_object = (after.values().sum::<f64>() - before.values().sum::<f64>()) / N as f64;
-    let breakdown = difference(&before, &after);
-    assert_settles(cp).await;
+    let (per_object, breakdown) = requests_then_settle(cp, &before, N).await;
     record_timing(&format!(
         "fault kube-apiserver SIGKILL {} ms into a cold sync, down 5 s: N={N}, 0 lost, \
          converged {:.1} s after it was ready again, {per_object:.2} requests per object \
@@ -372,17 +392,7 @@ async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing() {
 /// Fault 3: etcd frozen (SIGSTOP) for 15 s in the middle of a cold sync, then resumed.
 #[tokio::test]
 async fn etcd_frozen_for_15_s_mid_sync_loses_nothing() {
-    let cp = ControlPlane::start_another().expect("a control plane of its own");
-    let ns = TestNamespace::new(cp, "fault-etcd")
-        .await
-        .expect("namespace");
-    let mut work = Workload::new(cp, &ns.name).await;
-    let first = SealantController::start(cp, &ns.name, &[])
-        .await
-        .expect("controller");
-    let cert = first.cert_pem().expect("cert");
-    first.kill();
-    work.apply(cp, &cert, 0..N).await;
+    let (cp, ns, work) = cold_sync_ready("fault-etcd").await;
     let before = request_counts(cp).await;
     let controller = SealantController::start(cp, &ns.name, &[])
         .await
@@ -395,10 +405,7 @@ async fn etcd_frozen_for_15_s_mid_sync_loses_nothing() {
     let took = work
         .converged(cp, &controller, 1, Duration::from_secs(120))
         .await;
-    let after = request_counts(cp).await;
-    let per_object = (after.values().sum::<f64>() - before.values().sum::<f64>()) / N as f64;
-    let breakdown = difference(&before, &after);
-    assert_settles(cp).await;
+    let (per_object, breakdown) = requests_then_settle(cp, &before, N).await;
     record_timing(&format!(
         "fault etcd SIGSTOP 15 s, {} ms into a cold sync: N={N}, 0 lost, converged {:.1} s \
          after SIGCONT, {per_object:.2} requests per object ({breakdown})",
@@ -445,14 +452,7 @@ async fn two_replicas_starting_at_once_make_exactly_one_key() {
 /// whichever certificate the controller served at that moment.
 #[tokio::test]
 async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds() {
-    let cp = ControlPlane::start_another().expect("a control plane of its own");
-    let ns = TestNamespace::new(cp, "fault-renew")
-        .await
-        .expect("namespace");
-    let mut work = Workload::new(cp, &ns.name).await;
-    let controller = SealantController::start(cp, &ns.name, &[])
-        .await
-        .expect("controller");
+    let (cp, _ns, mut work, controller) = running("fault-renew").await;
     let first = controller.cert_pem().expect("cert");
     let before = request_counts(cp).await;
     work.apply(cp, &first, 0..N / 2).await;
@@ -464,10 +464,7 @@ async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_hol
     let took = work
         .converged(cp, &controller, 2, Duration::from_secs(120))
         .await;
-    let after = request_counts(cp).await;
-    let per_object = (after.values().sum::<f64>() - before.values().sum::<f64>()) / N as f64;
-    let breakdown = difference(&before, &after);
-    assert_settles(cp).await;
+    let (per_object, breakdown) = requests_then_settle(cp, &before, N).await;
     record_timing(&format!(
         "fault key renewal (SIGUSR1) during applies: N={N}, 0 lost, 2 keys, converged \
          {:.1} s after the last apply, {per_object:.2} requests per object ({breakdown})",
@@ -479,14 +476,7 @@ async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_hol
 /// sealed values back each time, and stops when the writer stops.
 #[tokio::test]
 async fn a_competing_writer_is_answered_without_an_endless_fight() {
-    let cp = ControlPlane::start_another().expect("a control plane of its own");
-    let ns = TestNamespace::new(cp, "fault-writer")
-        .await
-        .expect("namespace");
-    let mut work = Workload::new(cp, &ns.name).await;
-    let controller = SealantController::start(cp, &ns.name, &[])
-        .await
-        .expect("controller");
+    let (cp, ns, mut work, controller) = running("fault-writer").await;
     let cert = controller.cert_pem().expect("cert");
     work.apply(cp, &cert, 0..1).await;
     work.converged(cp, &controller, 1, Duration::from_secs(60))
