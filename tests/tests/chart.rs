@@ -113,7 +113,12 @@ fn container(objects: &[Value]) -> &Value {
 }
 
 fn args(objects: &[Value]) -> Vec<String> {
-    container(objects)["args"]
+    args_of(container(objects))
+}
+
+/// A container's arguments.
+fn args_of(container: &Value) -> Vec<String> {
+    container["args"]
         .as_array()
         .expect("args")
         .iter()
@@ -301,12 +306,7 @@ fn bitnami_values_reach_the_objects_and_flags_they_name() {
     assert_eq!(c["imagePullPolicy"], "Always");
     assert_eq!(c["securityContext"]["runAsUser"], 4242);
     assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
-    let args: Vec<String> = c["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .map(|a| a.as_str().expect("arg").to_owned())
-        .collect();
+    let args = args_of(c);
     for flag in [
         "--update-status=false",
         "--skip-recreate",
@@ -425,12 +425,7 @@ fn bitnamis_own_chart_passes_only_arguments_our_controller_accepts() {
         let deployment = kinds(&objects, "Deployment").pop().expect("a Deployment");
         let c = &deployment["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["command"], json!(["controller"]));
-        let args: Vec<String> = c["args"]
-            .as_array()
-            .expect("args")
-            .iter()
-            .map(|a| a.as_str().expect("arg").to_owned())
-            .collect();
+        let args = args_of(c);
         assert!(args.len() > 3, "{args:?}");
         assert_controller_accepts(&args);
     }
@@ -873,12 +868,7 @@ fn installed_args(cp: &sealant_e2e::ControlPlane, namespace: &str, name: &str) -
     )
     .expect("kubectl get deployment");
     let deployment: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .map(|a| a.as_str().expect("arg").to_owned())
-        .collect()
+    args_of(&deployment["spec"]["template"]["spec"]["containers"][0])
 }
 
 /// The controller run as an installed release's Pod would run: under its
