@@ -212,6 +212,11 @@ impl SealantController {
         self.component.signal("USR1")
     }
 
+    /// Freezes (`STOP`) or resumes (`CONT`) it, for fault injection.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        self.component.signal(name)
+    }
+
     /// Asks it to stop (SIGTERM), as Kubernetes does before deleting a Pod.
     pub fn terminate(&self) -> Result<()> {
         self.component.signal("TERM")
