@@ -136,6 +136,12 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts everything; see the module docs for the order.
     pub async fn start() -> Result<Self> {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// As [`Self::start`], with `extra_apiserver_args` after the API server's own
+    /// flags (a fault test squeezes its concurrency limits with them).
+    pub async fn start_with(extra_apiserver_args: Vec<String>) -> Result<Self> {
         let started = Instant::now();
         let keep = std::env::var("SEALANT_TEST_KEEP").is_ok_and(|v| v == "1");
         let peers = crate::peers::peers()?.clone();
@@ -213,7 +219,8 @@ impl ControlPlane {
             .arg(path_flag("--service-account-signing-key-file", &sa_key))
             .arg("--service-cluster-ip-range=10.0.0.0/24")
             .arg("--endpoint-reconciler-type=none")
-            .arg("--profiling=false");
+            .arg("--profiling=false")
+            .args(&extra_apiserver_args);
         let apiserver_args: Vec<std::ffi::OsString> =
             cmd.get_args().map(ToOwned::to_owned).collect();
         let apiserver = reaper.spawn("kube-apiserver", cmd, &logs.join("kube-apiserver.log"))?;
@@ -316,7 +323,16 @@ impl ControlPlane {
     /// the shared one), so [`crate::TestNamespace`] and [`Self::bitnami`] work with it.
     /// Callable from sync code and from inside a test's runtime.
     pub fn start_another() -> Result<&'static Self> {
-        let cp = block_on_own_thread(Self::start)
+        Self::start_another_with(&[])
+    }
+
+    /// As [`Self::start_another`], with `extra_apiserver_args` for its API server.
+    pub fn start_another_with(extra_apiserver_args: &[&str]) -> Result<&'static Self> {
+        let args: Vec<String> = extra_apiserver_args
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        let cp = block_on_own_thread(move || Self::start_with(args))
             .context("another local control plane did not start")?;
         Ok(Box::leak(Box::new(cp)))
     }

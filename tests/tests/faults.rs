@@ -464,6 +464,63 @@ async fn a_watch_whose_history_expired_relists_and_loses_nothing() {
     ));
 }
 
+/// Requests the API server refused with 429 Too Many Requests so far.
+async fn throttled(cp: &ControlPlane) -> f64 {
+    let client = cp.client().await.expect("client");
+    let text = get_text(&client, "/metrics")
+        .await
+        .expect("apiserver /metrics");
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains("code=\"429\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Fault 9: an API server that answers 429 Too Many Requests. Its concurrency is
+/// squeezed (priority and fairness off, one mutating request and four others in
+/// flight at a time) while the controller, with its 32 workers, syncs 300
+/// SealedSecrets: it backs off, retries, and completes.
+#[tokio::test]
+async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost() {
+    let cp = ControlPlane::start_another_with(&[
+        "--enable-priority-and-fairness=false",
+        "--max-mutating-requests-inflight=1",
+        "--max-requests-inflight=4",
+    ])
+    .expect("a squeezed control plane of its own");
+    let ns = TestNamespace::new(cp, "fault-429")
+        .await
+        .expect("namespace");
+    let mut work = Workload::new(cp, &ns.name).await;
+    let first = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    let cert = first.cert_pem().expect("cert");
+    first.kill();
+    work.apply(cp, &cert, 0..N).await;
+    let refused_before = throttled(cp).await;
+    let before = request_counts(cp).await;
+    let controller = SealantController::start(cp, &ns.name, &[])
+        .await
+        .expect("controller");
+    let took = work
+        .converged(cp, &controller, 1, Duration::from_secs(240))
+        .await;
+    let refused = throttled(cp).await - refused_before;
+    assert!(
+        refused > 0.0,
+        "the API server refused nothing: the fault did not happen"
+    );
+    let (per_object, breakdown) = requests_then_settle(cp, &before, N).await;
+    record_timing(&format!(
+        "fault API server answering 429 (priority and fairness off, 1 mutating and 4 \
+         other requests in flight): N={N}, {refused} requests refused with 429, 0 lost, \
+         converged {:.1} s after the start, {per_object:.2} requests per object \
+         ({breakdown})",
+        took.as_secs_f64()
+    ));
+}
+
 /// Fault 6: two replicas start at once on an empty namespace: one key, not two.
 #[tokio::test]
 async fn two_replicas_starting_at_once_make_exactly_one_key() {
