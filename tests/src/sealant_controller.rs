@@ -62,7 +62,35 @@ impl SealantController {
         kubeconfig: &Path,
         extra_args: &[&str],
     ) -> Result<Self> {
-        Self::spawn(cluster, namespace, next_port(), kubeconfig, extra_args).await
+        Self::spawn(
+            cluster,
+            namespace,
+            next_port(),
+            kubeconfig,
+            extra_args,
+            true,
+        )
+        .await
+    }
+
+    /// As [`Self::start`], but on the machine's own network (loopback addresses)
+    /// instead of the test host's namespace, so that cutting the test host's link
+    /// partitions the controllers there and not this one.
+    pub async fn start_outside_test_host(
+        cluster: &ControlPlane,
+        namespace: &str,
+        extra_args: &[&str],
+    ) -> Result<Self> {
+        let kubeconfig = service_account_kubeconfig(cluster).await?;
+        Self::spawn(
+            cluster,
+            namespace,
+            next_port(),
+            &kubeconfig,
+            extra_args,
+            false,
+        )
+        .await
     }
 
     /// As [`Self::start`], with the HTTP API on `port` and metrics on `port + 1`:
@@ -75,7 +103,7 @@ impl SealantController {
         extra_args: &[&str],
     ) -> Result<Self> {
         let kubeconfig = service_account_kubeconfig(cluster).await?;
-        Self::spawn(cluster, namespace, port, &kubeconfig, extra_args).await
+        Self::spawn(cluster, namespace, port, &kubeconfig, extra_args, true).await
     }
 
     async fn spawn(
@@ -84,11 +112,21 @@ impl SealantController {
         port: u16,
         kubeconfig: &Path,
         extra_args: &[&str],
+        in_test_host: bool,
     ) -> Result<Self> {
-        let addr = SocketAddr::from((cluster.host.ns_ip, port));
-        let metrics_addr = SocketAddr::from((cluster.host.ns_ip, port + 1));
+        let ip = if in_test_host {
+            cluster.host.ns_ip
+        } else {
+            std::net::Ipv4Addr::LOCALHOST
+        };
+        let addr = SocketAddr::from((ip, port));
+        let metrics_addr = SocketAddr::from((ip, port + 1));
         let bin = crate::tools::sealant_controller()?;
-        let mut cmd = cluster.host.command(&bin.to_string_lossy());
+        let mut cmd = if in_test_host {
+            cluster.host.command(&bin.to_string_lossy())
+        } else {
+            std::process::Command::new(&bin)
+        };
         // One namespace unless the caller says otherwise (the sync benchmark watches
         // all of them, as Bitnami does by default).
         if !extra_args.iter().any(|a| a.starts_with("--all-namespaces")) {

@@ -521,6 +521,164 @@ async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost() {
     ));
 }
 
+/// The Lease's holder, if any.
+async fn lease_holder(cp: &ControlPlane, namespace: &str) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(cp.client().await.ok()?, namespace);
+    leases
+        .get_opt("sealant-controller")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
+/// `ip link set up|down` on the test host's side of its veth pair: the controllers in
+/// the test host lose (or regain) the API server, while the machine keeps its
+/// address, so the API server stays reachable from everything else.
+fn set_link(cp: &ControlPlane, state: &str) {
+    let veth = &cp.host.veth_host;
+    let peer = format!("{}n", &veth[..veth.len() - 1]);
+    sealant_e2e::tools::run(
+        std::process::Command::new(sealant_e2e::netns::ip_binary()).args([
+            "-n",
+            &cp.host.netns,
+            "link",
+            "set",
+            "dev",
+            &peer,
+            state,
+        ]),
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("ip link set {state}: {e:#}"));
+}
+
+/// Fault 5: the leader is partitioned from the API server (the link of the test host,
+/// where it runs, goes down) while a standby on the machine's own network takes over;
+/// when the partition heals, the old leader must not write. The API server's audit
+/// log (every write, with its source address) shows that nothing came from the old
+/// leader's address after its Lease expired.
+#[tokio::test]
+async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over() {
+    let audit = tempfile::tempdir().expect("tempdir");
+    let policy = audit.path().join("policy.yaml");
+    let log = audit.path().join("audit.log");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n\
+         - level: Metadata\n  verbs: [create, update, patch, delete]\n- level: None\n",
+    )
+    .expect("write the audit policy");
+    let cp = ControlPlane::start_another_with(&[
+        &format!("--audit-policy-file={}", policy.display()),
+        &format!("--audit-log-path={}", log.display()),
+    ])
+    .expect("a control plane with an audit log");
+    let ns = TestNamespace::new(cp, "fault-partition")
+        .await
+        .expect("namespace");
+    grant_in_namespace(cp, "sealant-leader-election", &ns.name)
+        .await
+        .expect("grant the Lease");
+    let mut work = Workload::new(cp, &ns.name).await;
+    let leader = SealantController::start(cp, &ns.name, &ELECTION)
+        .await
+        .expect("the leader, in the test host");
+    let cert = leader.cert_pem().expect("cert");
+    let standby = SealantController::start_outside_test_host(cp, &ns.name, &ELECTION)
+        .await
+        .expect("the standby, outside it");
+    let leader_name = format!("sealant-controller-{}", leader.addr.port());
+    let holder = lease_holder(cp, &ns.name).await.unwrap_or_default();
+    assert!(holder.starts_with(&leader_name), "the leader is {holder}");
+    work.apply(cp, &cert, 0..50).await;
+    work.converged(cp, &leader, 1, Duration::from_secs(60))
+        .await;
+
+    // The partition: the old leader can no longer renew; its Lease (4 s) expires and
+    // the standby takes it; meanwhile more SealedSecrets arrive.
+    set_link(cp, "down");
+    let cut = sealant_keys::OffsetDateTime::now_utc();
+    work.apply(cp, &cert, 50..100).await;
+    work.converged(cp, &standby, 1, Duration::from_secs(60))
+        .await;
+    let holder = lease_holder(cp, &ns.name).await.unwrap_or_default();
+    assert!(
+        holder.starts_with(&format!("sealant-controller-{}", standby.addr.port())),
+        "the standby did not take over: {holder}"
+    );
+    // Healed: the old leader is back on the network (restarted in the test host, as
+    // its Pod would be, if it exited on losing the Lease), and more work arrives.
+    set_link(cp, "up");
+    let old_leader = if leader.check_running().is_ok() {
+        "kept running and stood by"
+    } else {
+        "exited on losing the Lease; restarted, it stood by"
+    };
+    let _rejoined = match leader.check_running() {
+        Ok(()) => None,
+        Err(_) => Some(
+            SealantController::start(cp, &ns.name, &ELECTION)
+                .await
+                .expect("the old leader, restarted in the test host"),
+        ),
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    work.apply(cp, &cert, 100..150).await;
+    let took = work
+        .converged(cp, &standby, 1, Duration::from_secs(60))
+        .await;
+    assert_settles(cp).await;
+
+    // No write from the test host's address (the old leader, or its restart) after the
+    // old leader's Lease expired (the cut plus the 4 s lease duration).
+    let expired = cut + Duration::from_secs(4);
+    let leader_ip = cp.host.ns_ip.to_string();
+    let text = std::fs::read_to_string(&log).expect("the audit log");
+    let mut late = Vec::new();
+    let mut from_leader = 0;
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("an audit event");
+        let from_old_leader = event["sourceIPs"]
+            .as_array()
+            .is_some_and(|ips| ips.iter().any(|ip| ip == leader_ip.as_str()));
+        if !from_old_leader || event["stage"] != "ResponseComplete" {
+            continue;
+        }
+        from_leader += 1;
+        let at = event["requestReceivedTimestamp"]
+            .as_str()
+            .unwrap_or_default();
+        let at =
+            sealant_keys::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .expect("an RFC 3339 time");
+        if at > expired {
+            late.push(format!(
+                "{} {} {}",
+                event["verb"], event["objectRef"]["resource"], event["objectRef"]["name"]
+            ));
+        }
+    }
+    assert!(
+        from_leader > 0,
+        "the audit log shows no write from the old leader at all: the check is blind"
+    );
+    assert!(
+        late.is_empty(),
+        "the old leader wrote after its Lease expired: {late:?}"
+    );
+    record_timing(&format!(
+        "fault partitioned leader: the standby took over and unsealed 50 SealedSecrets \
+         during the partition and 50 after it healed ({:.1} s), 0 lost; the audit log \
+         shows {from_leader} writes from the old leader, none after its Lease expired; \
+         the old leader {old_leader}",
+        took.as_secs_f64()
+    ));
+}
+
 /// Fault 6: two replicas start at once on an empty namespace: one key, not two.
 #[tokio::test]
 async fn two_replicas_starting_at_once_make_exactly_one_key() {
