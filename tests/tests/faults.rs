@@ -12,7 +12,8 @@
 //!
 //! Each fault runs on a control plane of its own, so that the API server's counts
 //! are the fault's alone.
-//! - no plaintext value appears in the controller's log.
+//! - no plaintext value appears in the controller's log, or any other log of the
+//!   control plane.
 //!
 //! Each fault records, with `record_timing`, its objects, the time to converge and
 //! the API requests per object (BENCHMARKS.md, "Faults").
@@ -145,6 +146,17 @@ impl Workload {
             !log.contains(&self.marker),
             "a plaintext value is in the controller's log"
         );
+        // Nor in any other log of the control plane (API server, etcd, ...).
+        for entry in std::fs::read_dir(cp.dir.join("logs")).expect("the logs") {
+            let path = entry.expect("a log").path();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+            assert!(
+                !text.contains(&self.marker),
+                "a plaintext value is in {}",
+                path.display()
+            );
+        }
         took
     }
 
@@ -281,6 +293,21 @@ fn random_delay(max_ms: u64) -> Duration {
     Duration::from_millis(n % max_ms)
 }
 
+/// At most five faults at a time: each has a control plane of its own, and ten of
+/// them at once on two cores measure the machine, not the controller.
+static AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(5);
+
+/// How many times each fault runs, each time with new random timings:
+/// `SEALANT_FAULT_RUNS` (default 1, which keeps the test command's warm time within
+/// its 15 minutes; BENCHMARKS.md records runs of 3).
+fn runs() -> usize {
+    std::env::var("SEALANT_FAULT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
 /// A control plane of the fault's own, a namespace, and N SealedSecrets sealed to a
 /// key a first controller made and applied while no controller runs: a cold sync
 /// waits for the next start.
@@ -333,6 +360,13 @@ async fn requests_then_settle(
 /// time restarted; then the last controller finishes the work.
 #[tokio::test]
 async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing_once().await;
+    }
+}
+
+async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing_once() {
     let (cp, ns, work) = cold_sync_ready("fault-kill").await;
     let before = request_counts(cp).await;
     let started = Instant::now();
@@ -364,6 +398,13 @@ async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
 /// 5 s, and started again.
 #[tokio::test]
 async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        the_api_server_killed_mid_sync_and_restarted_loses_nothing_once().await;
+    }
+}
+
+async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing_once() {
     let (cp, ns, work) = cold_sync_ready("fault-apiserver").await;
     let controller = SealantController::start(cp, &ns.name, &[])
         .await
@@ -392,6 +433,13 @@ async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing() {
 /// Fault 3: etcd frozen (SIGSTOP) for 15 s in the middle of a cold sync, then resumed.
 #[tokio::test]
 async fn etcd_frozen_for_15_s_mid_sync_loses_nothing() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        etcd_frozen_for_15_s_mid_sync_loses_nothing_once().await;
+    }
+}
+
+async fn etcd_frozen_for_15_s_mid_sync_loses_nothing_once() {
     let (cp, ns, work) = cold_sync_ready("fault-etcd").await;
     let before = request_counts(cp).await;
     let controller = SealantController::start(cp, &ns.name, &[])
@@ -420,6 +468,13 @@ async fn etcd_frozen_for_15_s_mid_sync_loses_nothing() {
 /// refused with 410 Gone, and it must list again to see what it missed.
 #[tokio::test]
 async fn a_watch_whose_history_expired_relists_and_loses_nothing() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        a_watch_whose_history_expired_relists_and_loses_nothing_once().await;
+    }
+}
+
+async fn a_watch_whose_history_expired_relists_and_loses_nothing_once() {
     let (cp, _ns, mut work, controller) = running("fault-relist").await;
     let cert = controller.cert_pem().expect("cert");
     work.apply(cp, &cert, 0..N / 2).await;
@@ -482,6 +537,13 @@ async fn throttled(cp: &ControlPlane) -> f64 {
 /// SealedSecrets: it backs off, retries, and completes.
 #[tokio::test]
 async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        an_api_server_answering_429_is_waited_out_and_nothing_is_lost_once().await;
+    }
+}
+
+async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost_once() {
     let cp = ControlPlane::start_another_with(&[
         "--enable-priority-and-fairness=false",
         "--max-mutating-requests-inflight=1",
@@ -563,6 +625,13 @@ fn set_link(cp: &ControlPlane, state: &str) {
 /// leader's address after its Lease expired.
 #[tokio::test]
 async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        a_partitioned_leader_stops_writing_and_the_standby_takes_over_once().await;
+    }
+}
+
+async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over_once() {
     let audit = tempfile::tempdir().expect("tempdir");
     let policy = audit.path().join("policy.yaml");
     let log = audit.path().join("audit.log");
@@ -682,6 +751,7 @@ async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over() {
 /// Fault 6: two replicas start at once on an empty namespace: one key, not two.
 #[tokio::test]
 async fn two_replicas_starting_at_once_make_exactly_one_key() {
+    let _turn = AT_ONCE.acquire().await.expect("semaphore");
     let cp = ControlPlane::start_another().expect("a control plane of its own");
     for run in 0..3 {
         let ns = TestNamespace::new(cp, "fault-twins")
@@ -717,6 +787,13 @@ async fn two_replicas_starting_at_once_make_exactly_one_key() {
 /// whichever certificate the controller served at that moment.
 #[tokio::test]
 async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds_once().await;
+    }
+}
+
+async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds_once() {
     let (cp, _ns, mut work, controller) = running("fault-renew").await;
     let first = controller.cert_pem().expect("cert");
     let before = request_counts(cp).await;
@@ -741,6 +818,13 @@ async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_hol
 /// sealed values back each time, and stops when the writer stops.
 #[tokio::test]
 async fn a_competing_writer_is_answered_without_an_endless_fight() {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        a_competing_writer_is_answered_without_an_endless_fight_once().await;
+    }
+}
+
+async fn a_competing_writer_is_answered_without_an_endless_fight_once() {
     let (cp, ns, mut work, controller) = running("fault-writer").await;
     let cert = controller.cert_pem().expect("cert");
     work.apply(cp, &cert, 0..1).await;
