@@ -293,9 +293,10 @@ fn random_delay(max_ms: u64) -> Duration {
     Duration::from_millis(n % max_ms)
 }
 
-/// At most five faults at a time: each has a control plane of its own, and ten of
-/// them at once on two cores measure the machine, not the controller.
-static AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(5);
+/// At most four faults at a time: each has a control plane of its own, and more of
+/// them at once on two cores measure the machine, not the controller (with five, a
+/// relist once took over 30 s; alone it takes 3 s).
+static AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// How many times each fault runs, each time with new random timings:
 /// `SEALANT_FAULT_RUNS` (default 1, which keeps the test command's warm time within
@@ -490,7 +491,7 @@ async fn a_watch_whose_history_expired_relists_and_loses_nothing_once() {
     let resumed = Instant::now();
     // The restarted API server has served no LIST of SealedSecrets yet; the
     // controller's relist is the first.
-    let deadline = resumed + Duration::from_secs(30);
+    let deadline = resumed + Duration::from_secs(60);
     while request_counts(cp)
         .await
         .get("LIST sealedsecrets")
@@ -500,7 +501,7 @@ async fn a_watch_whose_history_expired_relists_and_loses_nothing_once() {
     {
         assert!(
             Instant::now() < deadline,
-            "the controller did not list SealedSecrets again within 30 s"
+            "the controller did not list SealedSecrets again within 60 s"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
