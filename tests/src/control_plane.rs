@@ -126,6 +126,8 @@ pub struct ControlPlane {
     components: Mutex<Vec<Component>>,
     /// kube-apiserver's arguments, to start it again after a fault.
     apiserver_args: Vec<std::ffi::OsString>,
+    /// etcd's client address (loopback, plain HTTP).
+    etcd_client: SocketAddr,
     pub(crate) bitnami: OnceLock<Result<BitnamiController, String>>,
     /// Whether this is the binary's shared control plane ([`cluster`]).
     shared: bool,
@@ -312,6 +314,7 @@ impl ControlPlane {
             reaper,
             components: Mutex::new(vec![etcd, apiserver, kcm]),
             apiserver_args,
+            etcd_client: SocketAddr::from(([127, 0, 0, 1], etcd_client)),
             bitnami: OnceLock::new(),
             shared: false,
             destroyed: AtomicBool::new(false),
@@ -438,6 +441,30 @@ impl ControlPlane {
             .find(|c| c.name == name)
             .with_context(|| format!("no component {name}"))?
             .signal(signal)
+    }
+
+    /// Compacts etcd's history up to its current revision (through etcd's JSON
+    /// gateway), so that any watch from an older resourceVersion fails with 410 Gone.
+    /// Returns the revision.
+    pub fn compact_etcd(&self) -> Result<u64> {
+        let (code, body) = http_post_json(self.etcd_client, "/v3/kv/range", r#"{"key":"AA=="}"#)?;
+        if code != 200 {
+            bail!("etcd /v3/kv/range answered {code}: {body}");
+        }
+        let value: serde_json::Value = serde_json::from_str(&body).context("etcd's answer")?;
+        let revision: u64 = value["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .context("no revision in etcd's answer")?;
+        let (code, body) = http_post_json(
+            self.etcd_client,
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        )?;
+        if code != 200 {
+            bail!("etcd /v3/kv/compaction answered {code}: {body}");
+        }
+        Ok(revision)
     }
 
     /// Kills kube-apiserver (SIGKILL), waits `down`, and starts it again with the same
@@ -592,9 +619,31 @@ fn free_port(ip: IpAddr) -> Result<u16> {
 
 /// A plain HTTP/1.0 GET, for health endpoints that speak no TLS.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    http_request(addr, "GET", path, None)
+}
+
+/// `POST path` with a JSON `body` to a plain-HTTP endpoint; returns the status and body.
+pub fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> Result<(u16, String)> {
+    http_request(addr, "POST", path, Some(body))
+}
+
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    match body {
+        None => write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?,
+        Some(body) => write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?,
+    }
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let code = response
