@@ -279,6 +279,20 @@ impl Drop for SealantController {
     }
 }
 
+/// The holder of the `sealant-controller` Lease in `leases`' namespace, if any.
+pub async fn lease_holder(
+    leases: &Api<k8s_openapi::api::coordination::v1::Lease>,
+) -> Option<String> {
+    leases
+        .get_opt("sealant-controller")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
 /// Two ports per controller, distinct within the test binary (its own netns).
 fn next_port() -> u16 {
     static NEXT_PORT: AtomicU16 = AtomicU16::new(18080);

@@ -9,7 +9,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use sealant_e2e::fixtures::{expected, grant_in_namespace, kubectl_apply, seal, secret_values};
-use sealant_e2e::sealant_controller::SealantController;
+use sealant_e2e::sealant_controller::{SealantController, lease_holder};
 use sealant_e2e::{TestNamespace, cluster, record_timing};
 
 /// Short election timings, so the test takes seconds: a dead leader's Lease is free
@@ -20,18 +20,6 @@ const ELECTION: [&str; 4] = [
     "--leader-elect-renew-deadline=3s",
     "--leader-elect-retry-period=500ms",
 ];
-
-/// The Lease's holder, if any.
-async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt("sealant-controller")
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
-        .filter(|h| !h.is_empty())
-}
 
 /// The Pod-name part of a replica's identity (the harness sets `POD_NAME` from the
 /// port; the controller appends a random suffix).
@@ -80,7 +68,7 @@ async fn standby_takes_over_when_the_leader_dies_and_finishes_the_work() {
     let first = SealantController::start(cp, &ns.name, &ELECTION)
         .await
         .expect("first replica");
-    let leader = holder(&leases).await.expect("a leader");
+    let leader = lease_holder(&leases).await.expect("a leader");
     assert!(leader.starts_with(&pod_name(&first)), "leader is {leader}");
     // The second one loads that key and serves it, but stands by.
     let second = SealantController::start(cp, &ns.name, &ELECTION)
@@ -110,7 +98,7 @@ async fn standby_takes_over_when_the_leader_dies_and_finishes_the_work() {
     kubectl_apply(cp, &seal(&cert, &ns.name, "after", &after));
     wait_for_secret(&secrets, "after", &after, &second, Duration::from_secs(60)).await;
     let takeover = killed.elapsed();
-    let new_leader = holder(&leases).await.expect("a new leader");
+    let new_leader = lease_holder(&leases).await.expect("a new leader");
     assert!(
         new_leader.starts_with(&pod_name(&second)),
         "leader is {new_leader}"
@@ -152,7 +140,7 @@ async fn standby_takes_over_when_the_leader_dies_and_finishes_the_work() {
     )
     .await;
     let handover = stopped.elapsed();
-    let last_leader = holder(&leases).await.expect("a leader");
+    let last_leader = lease_holder(&leases).await.expect("a leader");
     assert!(
         last_leader.starts_with(&pod_name(&third)),
         "leader is {last_leader}"

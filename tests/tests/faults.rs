@@ -309,6 +309,14 @@ fn runs() -> usize {
         .unwrap_or(1)
 }
 
+/// Runs one fault [`runs`] times, each time taking a turn among [`AT_ONCE`].
+async fn each_run<Fut: std::future::Future<Output = ()>>(once: impl Fn() -> Fut) {
+    for _ in 0..runs() {
+        let _turn = AT_ONCE.acquire().await.expect("semaphore");
+        once().await;
+    }
+}
+
 /// A control plane of the fault's own, a namespace, and N SealedSecrets sealed to a
 /// key a first controller made and applied while no controller runs: a cold sync
 /// waits for the next start.
@@ -361,10 +369,7 @@ async fn requests_then_settle(
 /// time restarted; then the last controller finishes the work.
 #[tokio::test]
 async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing_once().await;
-    }
+    each_run(sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing_once).await;
 }
 
 async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing_once() {
@@ -399,10 +404,7 @@ async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing_once() {
 /// 5 s, and started again.
 #[tokio::test]
 async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        the_api_server_killed_mid_sync_and_restarted_loses_nothing_once().await;
-    }
+    each_run(the_api_server_killed_mid_sync_and_restarted_loses_nothing_once).await;
 }
 
 async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing_once() {
@@ -434,10 +436,7 @@ async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing_once() {
 /// Fault 3: etcd frozen (SIGSTOP) for 15 s in the middle of a cold sync, then resumed.
 #[tokio::test]
 async fn etcd_frozen_for_15_s_mid_sync_loses_nothing() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        etcd_frozen_for_15_s_mid_sync_loses_nothing_once().await;
-    }
+    each_run(etcd_frozen_for_15_s_mid_sync_loses_nothing_once).await;
 }
 
 async fn etcd_frozen_for_15_s_mid_sync_loses_nothing_once() {
@@ -472,10 +471,7 @@ async fn etcd_frozen_for_15_s_mid_sync_loses_nothing_once() {
             recover within 60 s (the key watch relists after the 410, the SealedSecret \
             watch logs an EOF and then nothing); run it with --ignored"]
 async fn a_watch_whose_history_expired_relists_and_loses_nothing() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        a_watch_whose_history_expired_relists_and_loses_nothing_once().await;
-    }
+    each_run(a_watch_whose_history_expired_relists_and_loses_nothing_once).await;
 }
 
 async fn a_watch_whose_history_expired_relists_and_loses_nothing_once() {
@@ -545,10 +541,7 @@ async fn throttled(cp: &ControlPlane) -> f64 {
 /// SealedSecrets: it backs off, retries, and completes.
 #[tokio::test]
 async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        an_api_server_answering_429_is_waited_out_and_nothing_is_lost_once().await;
-    }
+    each_run(an_api_server_answering_429_is_waited_out_and_nothing_is_lost_once).await;
 }
 
 async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost_once() {
@@ -591,18 +584,13 @@ async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost_once() {
     ));
 }
 
-/// The Lease's holder, if any.
+/// The Lease's holder in `namespace`, if any.
 async fn lease_holder(cp: &ControlPlane, namespace: &str) -> Option<String> {
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(cp.client().await.ok()?, namespace);
-    leases
-        .get_opt("sealant-controller")
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
-        .filter(|h| !h.is_empty())
+    sealant_e2e::sealant_controller::lease_holder(&Api::namespaced(
+        cp.client().await.ok()?,
+        namespace,
+    ))
+    .await
 }
 
 /// `ip link set up|down` on the test host's side of its veth pair: the controllers in
@@ -633,10 +621,7 @@ fn set_link(cp: &ControlPlane, state: &str) {
 /// leader's address after its Lease expired.
 #[tokio::test]
 async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        a_partitioned_leader_stops_writing_and_the_standby_takes_over_once().await;
-    }
+    each_run(a_partitioned_leader_stops_writing_and_the_standby_takes_over_once).await;
 }
 
 async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over_once() {
@@ -795,10 +780,7 @@ async fn two_replicas_starting_at_once_make_exactly_one_key() {
 /// whichever certificate the controller served at that moment.
 #[tokio::test]
 async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds_once().await;
-    }
+    each_run(a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds_once).await;
 }
 
 async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_holds_once() {
@@ -826,10 +808,7 @@ async fn a_renewal_during_applies_leaves_every_object_unsealed_with_a_key_it_hol
 /// sealed values back each time, and stops when the writer stops.
 #[tokio::test]
 async fn a_competing_writer_is_answered_without_an_endless_fight() {
-    for _ in 0..runs() {
-        let _turn = AT_ONCE.acquire().await.expect("semaphore");
-        a_competing_writer_is_answered_without_an_endless_fight_once().await;
-    }
+    each_run(a_competing_writer_is_answered_without_an_endless_fight_once).await;
 }
 
 async fn a_competing_writer_is_answered_without_an_endless_fight_once() {
