@@ -36,6 +36,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod api_client;
 mod decode;
 pub mod digest;
 mod error;

@@ -40,7 +40,6 @@ use sealant_keys::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::Error;
 use crate::decode::{self, Bad};
 use crate::escrow::{self, Escrow};
 use crate::flags::Flags;
@@ -53,6 +52,7 @@ use crate::leader;
 use crate::metrics::Metrics;
 use crate::pass::{Context, error_policy, reconcile, report_unreadable};
 use crate::reconcile::EVENT_COMPONENT;
+use crate::{Error, chain};
 
 /// Runs the controller until SIGTERM or Ctrl-C (or, with `--leader-elect`, until it
 /// loses the leadership it held, which is an error: the process must not go on).
@@ -65,11 +65,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
     if let Some(timing) = &election {
         timing.validate()?;
     }
-    let client = Client::try_default().await.map_err(|source| Error::Kube {
-        action: "connect to",
-        object: "the Kubernetes API server".to_owned(),
-        source,
-    })?;
+    let client = crate::api_client::client().await?;
     let namespace = key_secrets::my_namespace();
     let metrics = Arc::new(Metrics::new(
         env!("CARGO_PKG_VERSION"),
@@ -336,7 +332,14 @@ fn run_controller(
     }
     controller
         .run(reconcile, error_policy, context)
-        .for_each(|_| future::ready(()))
+        .for_each(|result| {
+            // A pass's failure is logged by the pass; a failed list or watch (retried
+            // with backoff by `default_backoff`) is only seen here.
+            if let Err(kube::runtime::controller::Error::QueueError(e)) = &result {
+                warn!(error = %chain(e), "watch failed; retrying with backoff");
+            }
+            future::ready(())
+        })
 }
 
 /// kubectl's copy of the applied manifest, which reconcile never reads.
