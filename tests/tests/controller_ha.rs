@@ -82,6 +82,18 @@ async fn standby_takes_over_when_the_leader_dies_and_finishes_the_work() {
     let before = [("token", "written-by-the-leader")];
     kubectl_apply(cp, &seal(&cert, &ns.name, "before", &before));
     wait_for_secret(&secrets, "before", &before, &first, Duration::from_secs(30)).await;
+    // And its status, with the in-sync proof the standby will use: a leader killed
+    // between the Secret and the status leaves "before" for the next one to decrypt
+    // again (right, but not what the count below is about).
+    first
+        .wait_for_metric(
+            &format!(
+                r#"sealed_secrets_controller_condition_info{{namespace="{}",name="before",condition="Synced"}}"#,
+                ns.name
+            ),
+            1.0,
+        )
+        .await;
     // Only the leader works: the standby has not even tried to unseal.
     assert_eq!(
         second

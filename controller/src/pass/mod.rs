@@ -225,11 +225,11 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Synced, (Er
         .map_err(|e| (ErrorReason::Unseal, e))?;
     // A SealedSecret no controller has reported on yet (no status) almost never has
     // its Secret: create it straight away, one request fewer per object on a cold
-    // sync. If the Secret does exist after all (409), take the full path, which reads
-    // it and checks ownership before anything is written.
+    // sync. If the Secret does exist after all (409), it is read then and its ownership
+    // checked before anything else is written, with the values already decrypted.
     // The creation itself triggers another pass (the owned Secret appeared), often
-    // before the status written meanwhile reaches the cache: `created` keeps that pass
-    // from decrypting again only to meet a 409.
+    // before the status written meanwhile reaches the cache: `created` sends that pass
+    // down the full path, where the proof this process remembers spares the RSA work.
     let uid = sealed.metadata.uid.clone().unwrap_or_default();
     fn created(ctx: &Context) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         ctx.created
@@ -239,21 +239,11 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Synced, (Er
     if sealed.status.is_some() {
         created(ctx).remove(&uid);
     } else if ctx.update_status && !created(ctx).contains(&uid) {
-        match sync_secret_from(sealed, ctx, Assume::Absent).await {
-            Err((
-                _,
-                Error::Kube {
-                    source: kube::Error::Api(status),
-                    ..
-                },
-            )) if status.code == 409 => {}
-            done => {
-                if matches!(done, Ok((Plan::Create(_), _, _))) {
-                    created(ctx).insert(uid);
-                }
-                return done;
-            }
+        let done = sync_secret_from(sealed, ctx, Assume::Absent).await;
+        if matches!(done, Ok((Plan::Create(_), _, _))) {
+            created(ctx).insert(uid);
         }
+        return done;
     }
     sync_secret_from(sealed, ctx, Assume::Nothing).await
 }
@@ -263,7 +253,8 @@ async fn sync_secret(sealed: &SealedSecret, ctx: &Context) -> Result<Synced, (Er
 enum Assume {
     /// Read it.
     Nothing,
-    /// It does not exist: go straight to create (which fails with 409 if it does).
+    /// It does not exist: go straight to create. If it does after all (409), read it
+    /// then and decide again with the values already decrypted.
     Absent,
 }
 
@@ -277,16 +268,7 @@ async fn sync_secret_from(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = match assume {
         Assume::Absent => None,
-        Assume::Nothing => secrets.get_opt(&name).await.map_err(|source| {
-            (
-                ErrorReason::Fetch,
-                Error::Kube {
-                    action: "read Secret",
-                    object: format!("{namespace}/{name}"),
-                    source,
-                },
-            )
-        })?,
+        Assume::Nothing => fetch(&secrets, &namespace, &name).await?,
     };
     if ownership(sealed, existing.as_ref()) == Ownership::Foreign {
         return Err((ErrorReason::Unmanaged, Error::Unmanaged { name }));
@@ -320,23 +302,24 @@ async fn sync_secret_from(
         produced.data.as_ref().unwrap_or(&BTreeMap::new()),
     );
     let want = desired(sealed, produced);
-    let plan = decide(sealed, existing.as_ref(), want).map_err(|e| {
-        let reason = match e {
-            Error::Unmanaged { .. } => ErrorReason::Unmanaged,
-            _ => ErrorReason::Update,
+    let mut plan = decide(sealed, existing.as_ref(), want).map_err(refusal)?;
+    let mut written = write(&secrets, &name, &plan).await;
+    if assume == Assume::Absent
+        && matches!(&written, Err(kube::Error::Api(status)) if status.code == 409)
+    {
+        // The Secret exists after all (a controller stopped between writing it and
+        // its status, or someone else's Secret is in the way): read it, and decide
+        // again with the values this pass already decrypted, not decrypting twice.
+        plan = match plan {
+            Plan::Create(want) => {
+                let existing = fetch(&secrets, &namespace, &name).await?;
+                decide(sealed, existing.as_ref(), want).map_err(refusal)?
+            }
+            other => other,
         };
-        (reason, e)
-    })?;
-    let params = PostParams {
-        dry_run: false,
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-    };
-    let write = match &plan {
-        Plan::Create(secret) => secrets.create(&params, secret).await.map(drop),
-        Plan::Update(secret) => secrets.replace(&name, &params, secret).await.map(drop),
-        Plan::Unchanged => Ok(()),
-    };
-    write.map_err(|source| {
+        written = write(&secrets, &name, &plan).await;
+    }
+    written.map_err(|source| {
         (
             ErrorReason::Update,
             Error::Kube {
@@ -350,6 +333,46 @@ async fn sync_secret_from(
         info!(secret = %format!("{namespace}/{name}"), "Secret written");
     }
     Ok((plan, used, proof))
+}
+
+/// Reads the Secret `namespace/name`, if it exists.
+async fn fetch(
+    secrets: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Secret>, (ErrorReason, Error)> {
+    secrets.get_opt(name).await.map_err(|source| {
+        (
+            ErrorReason::Fetch,
+            Error::Kube {
+                action: "read Secret",
+                object: format!("{namespace}/{name}"),
+                source,
+            },
+        )
+    })
+}
+
+/// The metric reason of a plan [`decide`] refused.
+fn refusal(e: Error) -> (ErrorReason, Error) {
+    let reason = match e {
+        Error::Unmanaged { .. } => ErrorReason::Unmanaged,
+        _ => ErrorReason::Update,
+    };
+    (reason, e)
+}
+
+/// Carries out `plan` (create, or replace with the read `resourceVersion`).
+async fn write(secrets: &Api<Secret>, name: &str, plan: &Plan) -> Result<(), kube::Error> {
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    match plan {
+        Plan::Create(secret) => secrets.create(&params, secret).await.map(drop),
+        Plan::Update(secret) => secrets.replace(name, &params, secret).await.map(drop),
+        Plan::Unchanged => Ok(()),
+    }
 }
 
 /// The existing Secret's values of the sealed and template keys (the in-sync proof

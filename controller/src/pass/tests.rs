@@ -336,6 +336,29 @@ async fn restart_without_a_proof_in_the_status_decrypts_once_and_writes_it() {
 }
 
 #[tokio::test]
+async fn secret_written_by_a_controller_that_died_before_the_status_is_decrypted_once() {
+    // The last controller created the Secret and was killed before it wrote the
+    // status: the next one tries to create it (no status), meets the 409, reads it,
+    // and finds it in step with the values it decrypted for the create. One RSA pass,
+    // no write to the Secret, and the status reports it.
+    let existing = written_secret().await;
+    let (calls, sent, counts) = pass(sealed(), existing, None).await;
+    assert_eq!(counts, (1, 0));
+    let secret_calls: Vec<_> = calls
+        .iter()
+        .filter(|(_, p)| p.contains("/secrets"))
+        .map(|(m, _)| m.as_str())
+        .collect();
+    assert_eq!(secret_calls, ["POST", "GET"]);
+    let patched = body_of(
+        &sent,
+        "PATCH",
+        "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status",
+    );
+    assert_eq!(patched["status"]["conditions"][0]["status"], "True");
+}
+
+#[tokio::test]
 async fn pass_triggered_by_its_own_write_proves_with_the_proof_it_just_wrote() {
     // The Secret's creation triggers a second pass, usually before the cache shows
     // the status the first pass wrote: that pass must not decrypt again.
