@@ -57,9 +57,9 @@ const NEEDED: &[Need] = &[
     need(CLUSTER, "", "secrets", "list", "key_manager.rs", ".list(&ListParams::default().labels(KEY_SELECTOR))"),
     need(CLUSTER, "", "secrets", "watch", "run.rs", "watcher(secrets, watcher::Config::default())"),
     // Produced Secrets are created, and new key Secrets on renewal.
-    need(CLUSTER, "", "secrets", "create", "pass/mod.rs", ".create(&params,"),
+    need(CLUSTER, "", "secrets", "create", "pass/mod.rs", "secrets.create(&params,"),
     // A produced Secret that differs from the SealedSecret is replaced.
-    need(CLUSTER, "", "secrets", "update", "pass/mod.rs", ".replace(&name,"),
+    need(CLUSTER, "", "secrets", "update", "pass/mod.rs", "secrets.replace(name,"),
     // kube's Recorder creates an event, and patches it when the same event repeats.
     need(CLUSTER, "events.k8s.io", "events", "create", "pass/mod.rs", "recorder.publish("),
     need(CLUSTER, "events.k8s.io", "events", "patch", "pass/mod.rs", "recorder.publish("),
