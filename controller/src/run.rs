@@ -28,7 +28,7 @@
 
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt as _, future};
+use futures::{Stream, StreamExt as _, TryStreamExt as _, future};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
@@ -166,6 +166,7 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         accept_template_data: flags.accept_template_data,
         created: Default::default(),
         proofs: Default::default(),
+        own_writes: Default::default(),
     });
 
     let mut scopes: Vec<Option<String>> = Vec::new();
@@ -325,9 +326,13 @@ fn run_controller(
         // are all the trigger needs, so no Secret's data crosses the wire or is held in
         // memory, however many Secrets the cluster has. Nothing is cached either: the
         // events only map to their owner.
+        // Our own writes come back as events too: they are dropped here
+        // (`OwnWrites`), not left to trigger a pass that has nothing to do.
+        let echoes = context.clone();
         let owned = watcher(secrets, watcher::Config::default())
             .default_backoff()
-            .touched_objects();
+            .touched_objects()
+            .try_filter(move |secret| future::ready(!echoes.own_writes.is_echo(&secret.metadata)));
         controller = controller.owns_stream(owned);
     }
     controller

@@ -11,6 +11,8 @@
 //!           ─> all N exist: t, CPU, RSS; then every Secret's data is checked
 //!           ─> settle (CPU idle), steady RSS, stop; namespace deleted and gone
 //!  floor:   a plain client creates the same N Secrets, no crypto
+//!  ideal:   a plain client does only the mandatory work per SealedSecret: opens,
+//!           Secret create, status write, event (no watch, no cache, no read)
 //!  RSA work: N x values `hybrid::open` on one thread, divided by the cores
 //! ```
 //!
@@ -56,6 +58,10 @@ const POLL: Duration = Duration::from_millis(100);
 pub enum RunKind {
     /// A plain client creates the N Secrets: no controller, no crypto.
     Floor,
+    /// A plain client does the mandatory work of a cold sync and nothing else: for
+    /// each SealedSecret, the RSA-OAEP opens, the Secret create, the status write and
+    /// the event. No watch, no cache, no read.
+    Ideal,
     /// `sealant-controller` at its defaults.
     Sealant,
     /// The Bitnami controller at its defaults (client throttle: 5 QPS, burst 10).
@@ -68,11 +74,13 @@ impl RunKind {
     fn parse(text: &str) -> Result<Self> {
         Ok(match text {
             "floor" => Self::Floor,
+            "ideal" => Self::Ideal,
             "sealant" => Self::Sealant,
             "bitnami-default" => Self::BitnamiDefault,
             "bitnami-raised" => Self::BitnamiRaised,
             other => bail!(
-                "unknown run {other:?}: use floor, sealant, bitnami-default or bitnami-raised"
+                "unknown run {other:?}: use floor, ideal, sealant, bitnami-default or \
+                 bitnami-raised"
             ),
         })
     }
@@ -80,6 +88,7 @@ impl RunKind {
     fn name(self) -> &'static str {
         match self {
             Self::Floor => "floor",
+            Self::Ideal => "ideal",
             Self::Sealant => "sealant",
             Self::BitnamiDefault => "bitnami-default",
             Self::BitnamiRaised => "bitnami-raised",
@@ -116,7 +125,7 @@ impl Options {
     /// The command-line help.
     pub const USAGE: &'static str = "\
 usage: bench-sync [--n N] [--values-per-secret V] [--value-bytes B]
-                  [--runs floor,sealant,bitnami-raised,bitnami-default]
+                  [--runs floor,ideal,sealant,bitnami-raised,bitnami-default]
                   [--unrelated-secrets M] [--concurrency C] [--timeout-secs S]
                   [--bitnami-raised-flags=--kubeclient-qps=500,--kubeclient-burst=1000]
                   [--out FILE] [--logs DIR]
@@ -124,7 +133,9 @@ usage: bench-sync [--n N] [--values-per-secret V] [--value-bytes B]
 Cold sync of N SealedSecrets on a local control plane, per controller: the time from
 the controller's start until all N Secrets exist with the right data, its peak and
 steady RSS and its CPU seconds; plus the floor (a plain client creating the same N
-Secrets) and the RSA work (N x V decryptions on one thread, divided by the cores).
+Secrets), the RSA work (N x V decryptions on one thread, divided by the cores), and
+`ideal` (a plain client doing only the mandatory work of a cold sync: the opens, the
+Secret create, the status write and the event, 64 SealedSecrets at a time).
 Defaults: --n 1000 --values-per-secret 1 --value-bytes 64
 --runs floor,sealant,bitnami-raised,bitnami-default --unrelated-secrets 0
 --concurrency 64 --timeout-secs 3600.";
@@ -352,6 +363,13 @@ impl Report {
                 .find(|r| r.run == run)
                 .and_then(|r| r.peak_rss_mib)
         };
+        if let (Some(ours), Some(ideal)) = (sealant, self.seconds_of("ideal")) {
+            let _ = writeln!(
+                out,
+                "\nCold sync sealant / ideal = {ours:.2} / {ideal:.2} = {:.2}x (target: at most 1.2x).",
+                ours / ideal
+            );
+        }
         if let (Some(ours), Some(theirs)) = (rss("sealant"), rss("bitnami-raised")) {
             let _ = writeln!(
                 out,
@@ -371,6 +389,7 @@ pub async fn run(
     key: &(PrivateKey, Certificate),
 ) -> Result<Report> {
     let client = cp.client().await?;
+    let key_pair = key;
     let key = install_key(&client, key).await?;
     let mut report = Report {
         rsa,
@@ -394,6 +413,7 @@ pub async fn run(
         );
         let result = match kind {
             RunKind::Floor => floor_run(cp, &client, opts).await?,
+            RunKind::Ideal => ideal_run(cp, &client, &key_pair.0, opts).await?,
             _ => controller_run(cp, &client, &key, kind, opts).await?,
         };
         eprintln!(
@@ -495,6 +515,163 @@ async fn floor_run(cp: &ControlPlane, client: &kube::Client, opts: &Options) -> 
         driver_cpu,
         ..Default::default()
     })
+}
+
+/// The `ideal` run: [`RunKind::Ideal`], with `--concurrency` SealedSecrets in work at
+/// once, the RSA on the blocking pool (one thread per core). The SealedSecrets are
+/// created first, as for the controllers; the clock covers the work only.
+async fn ideal_run(
+    cp: &ControlPlane,
+    client: &kube::Client,
+    key: &PrivateKey,
+    opts: &Options,
+) -> Result<RunResult> {
+    let ns = create_namespace(client, "bench-ideal").await?;
+    let sealed_api = Api::<SealedSecret>::namespaced(client.clone(), &ns);
+    create_all(
+        sealed_api.clone(),
+        seal_all(key.public_key(), &ns, opts)?,
+        opts.concurrency,
+    )
+    .await
+    .context("create the SealedSecrets")?;
+    // Listed for their uids (the Secrets' ownerReferences), before the clock starts.
+    let objects = sealed_api.list(&ListParams::default()).await?.items;
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let peers = control_plane_pids(cp)?;
+    let peers0 = peers.cpu()?;
+    let driver0 = cpu_seconds(std::process::id())?;
+    let start = Instant::now();
+    let queue = Arc::new(Mutex::new(objects.into_iter()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..opts.concurrency {
+        let queue = queue.clone();
+        let client = client.clone();
+        let key = key.clone();
+        tasks.spawn(async move {
+            loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some(sealed) = next else {
+                    return Ok::<(), anyhow::Error>(());
+                };
+                mandatory_work(&client, &key, sealed).await?;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("an ideal-run task panicked")??;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let driver_cpu = cpu_seconds(std::process::id())? - driver0;
+    let peers1 = peers.cpu()?;
+    verify_secrets(&api, &ns, opts).await?;
+    delete_namespace(client, &ns).await?;
+    Ok(RunResult {
+        run: RunKind::Ideal.name().to_owned(),
+        n: opts.n,
+        values_per_secret: opts.values_per_secret,
+        value_bytes: opts.value_bytes,
+        unrelated_secrets: opts.unrelated_secrets,
+        seconds,
+        cpu_at_sync: Some(driver_cpu),
+        apiserver_cpu: peers1[0] - peers0[0],
+        etcd_cpu: peers1[1] - peers0[1],
+        kcm_cpu: peers1[2] - peers0[2],
+        driver_cpu,
+        ..Default::default()
+    })
+}
+
+/// What any controller must do for one new SealedSecret: open each value, create the
+/// Secret (owned by the SealedSecret), write `Synced=True` to the status, and publish
+/// the `Unsealed` event. Errors are not retried: on an idle control plane there are
+/// none, and one would fail the run.
+async fn mandatory_work(
+    client: &kube::Client,
+    key: &PrivateKey,
+    sealed: SealedSecret,
+) -> Result<()> {
+    use base64::Engine as _;
+    use k8s_openapi::api::events::v1::Event;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
+    use kube::api::{Patch, PatchParams};
+
+    let ns = sealed.metadata.namespace.clone().unwrap_or_default();
+    let name = sealed.metadata.name.clone().unwrap_or_default();
+    let label = Scope::Strict.label(&ns, &name);
+    let encrypted = sealed.spec.encrypted_data.clone();
+    let opener = key.clone();
+    let data = tokio::task::spawn_blocking(move || {
+        encrypted
+            .iter()
+            .map(|(k, v)| {
+                let blob = base64::engine::general_purpose::STANDARD.decode(v)?;
+                let plain = hybrid::open(&opener, &blob, &label)?;
+                Ok((k.clone(), ByteString(plain.expose_secret().to_vec())))
+            })
+            .collect::<Result<BTreeMap<_, _>>>()
+    })
+    .await??;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "bitnami.com/v1alpha1".to_owned(),
+                kind: "SealedSecret".to_owned(),
+                name: name.clone(),
+                uid: sealed.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .with_context(|| format!("create Secret {ns}/{name}"))?;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let status = serde_json::json!({"status": {
+        "conditions": [{"type": "Synced", "status": "True",
+                        "lastUpdateTime": now.to_string(), "lastTransitionTime": now.to_string()}],
+        "observedGeneration": sealed.metadata.generation,
+    }});
+    Api::<SealedSecret>::namespaced(client.clone(), &ns)
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .with_context(|| format!("write the status of {ns}/{name}"))?;
+    let event = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}.")),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some("Unseal".to_owned()),
+        reason: Some("Unsealed".to_owned()),
+        note: Some("SealedSecret unsealed successfully".to_owned()),
+        type_: Some("Normal".to_owned()),
+        reporting_controller: Some("bench-sync/ideal".to_owned()),
+        reporting_instance: Some("bench-sync".to_owned()),
+        regarding: Some(k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("bitnami.com/v1alpha1".to_owned()),
+            kind: Some("SealedSecret".to_owned()),
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            uid: sealed.metadata.uid.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Event>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &event)
+        .await
+        .with_context(|| format!("publish the event of {ns}/{name}"))?;
+    Ok(())
 }
 
 /// A running controller under test.

@@ -96,9 +96,16 @@ fn context_with(fake: Fake, accept_template_data: bool) -> (Arc<Context>, Arc<Mu
                     if stored.get("type").is_none() {
                         stored["type"] = serde_json::json!("Opaque");
                     }
+                    stored["metadata"]["namespace"] = serde_json::json!("app");
+                    stored["metadata"]["resourceVersion"] = serde_json::json!("7");
                     (StatusCode::CREATED, stored)
                 }
-                ("PUT", "/api/v1/namespaces/app/secrets/db") => (StatusCode::OK, body),
+                ("PUT", "/api/v1/namespaces/app/secrets/db") => {
+                    let mut stored = body;
+                    stored["metadata"]["namespace"] = serde_json::json!("app");
+                    stored["metadata"]["resourceVersion"] = serde_json::json!("8");
+                    (StatusCode::OK, stored)
+                }
                 ("PATCH", "/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status") => (
                     StatusCode::OK,
                     serde_json::to_value(&fake.sealed).expect("json"),
@@ -140,6 +147,7 @@ fn context_with(fake: Fake, accept_template_data: bool) -> (Arc<Context>, Arc<Mu
         accept_template_data,
         created: Default::default(),
         proofs: Default::default(),
+        own_writes: Default::default(),
     };
     (Arc::new(ctx), sent)
 }
@@ -333,6 +341,58 @@ async fn restart_without_a_proof_in_the_status_decrypts_once_and_writes_it() {
         patched["status"]["conditions"][1]["type"],
         sealant_crds::proof::CONDITION_IN_SYNC_PROOF
     );
+}
+
+fn meta(name: &str, version: &str) -> ObjectMeta {
+    ObjectMeta {
+        namespace: Some("app".to_owned()),
+        name: Some(name.to_owned()),
+        resource_version: Some(version.to_owned()),
+        ..ObjectMeta::default()
+    }
+}
+
+#[test]
+fn only_the_first_event_showing_our_own_write_is_dropped_as_its_echo() {
+    let own = OwnWrites::default();
+    let written = Secret {
+        metadata: meta("db", "7"),
+        ..Secret::default()
+    };
+    own.record(&written);
+    assert!(!own.is_echo(&meta("other", "7")), "another Secret");
+    assert!(own.is_echo(&meta("db", "7")));
+    assert!(
+        !own.is_echo(&meta("db", "7")),
+        "seen once: a relist showing it again triggers a pass"
+    );
+    own.record(&written);
+    assert!(
+        !own.is_echo(&meta("db", "9")),
+        "someone wrote after us: the pass repairs it"
+    );
+    assert_eq!(own.pending(), 0);
+}
+
+#[tokio::test]
+async fn the_secret_a_pass_writes_is_remembered_until_its_echo() {
+    let (_, _, ctx) = first_pass().await;
+    assert_eq!(ctx.own_writes.pending(), 1);
+    assert!(ctx.own_writes.is_echo(&meta("db", "7")));
+    // A repair (PUT) is remembered too.
+    let mut edited = written_secret().await;
+    edited
+        .data
+        .get_or_insert_default()
+        .insert("password".to_owned(), ByteString(b"edited".to_vec()));
+    let (ctx, _) = context(Fake {
+        existing: Some(edited),
+        sealed: reported(sealed()),
+    });
+    reconcile(Arc::new(reported(sealed())), ctx.clone())
+        .await
+        .expect("repairs");
+    assert!(ctx.own_writes.is_echo(&meta("db", "8")));
 }
 
 #[tokio::test]
