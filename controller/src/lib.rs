@@ -49,6 +49,7 @@ mod key_manager;
 pub mod key_secrets;
 pub mod leader;
 pub mod metrics;
+mod own_writes;
 mod pass;
 pub mod reconcile;
 pub mod run;

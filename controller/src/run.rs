@@ -327,12 +327,27 @@ fn run_controller(
         // memory, however many Secrets the cluster has. Nothing is cached either: the
         // events only map to their owner.
         // Our own writes come back as events too: they are dropped here
-        // (`OwnWrites`), not left to trigger a pass that has nothing to do.
+        // (`crate::own_writes`), not left to trigger a pass that has nothing to do.
         let echoes = context.clone();
         let owned = watcher(secrets, watcher::Config::default())
             .default_backoff()
             .touched_objects()
-            .try_filter(move |secret| future::ready(!echoes.own_writes.is_echo(&secret.metadata)));
+            .try_filter(move |secret| {
+                let echoes = echoes.clone();
+                let meta = &secret.metadata;
+                let (namespace, name) = (meta.namespace.clone(), meta.name.clone());
+                let version = meta.resource_version.clone();
+                async move {
+                    !echoes
+                        .own_writes
+                        .is_echo(
+                            namespace.as_deref().unwrap_or_default(),
+                            name.as_deref().unwrap_or_default(),
+                            version.as_deref(),
+                        )
+                        .await
+                }
+            });
         controller = controller.owns_stream(owned);
     }
     controller

@@ -41,6 +41,7 @@ use sealant_keys::{Certificate, OffsetDateTime, PrivateKey, Scope, hybrid};
 use serde::Serialize;
 
 use crate::ControlPlane;
+use crate::control_plane::{request_counts, request_delta};
 use crate::fixtures::key_secret;
 use crate::sealant_controller::SealantController;
 
@@ -255,6 +256,11 @@ pub struct RunResult {
     pub kcm_cpu: f64,
     /// This driver's own CPU during the sync (the polling client).
     pub driver_cpu: f64,
+    /// The API server's non-watch requests on Secrets, SealedSecrets and events
+    /// during the run (`apiserver_request_total`), by "VERB resource": for a
+    /// controller, from its start until it settled, the driver's polling LISTs of
+    /// Secrets included.
+    pub requests: BTreeMap<String, f64>,
 }
 
 /// The RSA work: N x V `hybrid::open` of RSA-4096 blobs on one thread.
@@ -363,6 +369,27 @@ impl Report {
                 .find(|r| r.run == run)
                 .and_then(|r| r.peak_rss_mib)
         };
+        out.push_str(
+            "\nAPI requests per SealedSecret (kube-apiserver's `apiserver_request_total`, \
+             every verb but WATCH, on Secrets, SealedSecrets and events; a controller's \
+             from its start until it settled, with the driver's polling LISTs of \
+             Secrets):\n\n| run | per object | by verb and resource (in all) |\n|---|---|---|\n",
+        );
+        for run in &self.runs {
+            let total: f64 = run.requests.values().sum();
+            let words: Vec<String> = run
+                .requests
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.0}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {} |",
+                run.run,
+                total / opts.n.max(1) as f64,
+                words.join(", ")
+            );
+        }
         if let (Some(ours), Some(ideal)) = (sealant, self.seconds_of("ideal")) {
             let _ = writeln!(
                 out,
@@ -494,12 +521,14 @@ async fn floor_run(cp: &ControlPlane, client: &kube::Client, opts: &Options) -> 
     let secrets: Vec<Secret> = (0..opts.n).map(|i| expected_secret(i, opts)).collect();
     let peers = control_plane_pids(cp)?;
     let peers0 = peers.cpu()?;
+    let requests0 = request_counts(client).await?;
     let driver0 = cpu_seconds(std::process::id())?;
     let start = Instant::now();
     create_all(api.clone(), secrets, opts.concurrency).await?;
     let seconds = start.elapsed().as_secs_f64();
     let driver_cpu = cpu_seconds(std::process::id())? - driver0;
     let peers1 = peers.cpu()?;
+    let requests = request_delta(&requests0, &request_counts(client).await?);
     verify_secrets(&api, &ns, opts).await?;
     delete_namespace(client, &ns).await?;
     Ok(RunResult {
@@ -513,6 +542,7 @@ async fn floor_run(cp: &ControlPlane, client: &kube::Client, opts: &Options) -> 
         etcd_cpu: peers1[1] - peers0[1],
         kcm_cpu: peers1[2] - peers0[2],
         driver_cpu,
+        requests,
         ..Default::default()
     })
 }
@@ -540,6 +570,7 @@ async fn ideal_run(
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let peers = control_plane_pids(cp)?;
     let peers0 = peers.cpu()?;
+    let requests0 = request_counts(client).await?;
     let driver0 = cpu_seconds(std::process::id())?;
     let start = Instant::now();
     let queue = Arc::new(Mutex::new(objects.into_iter()));
@@ -564,6 +595,7 @@ async fn ideal_run(
     let seconds = start.elapsed().as_secs_f64();
     let driver_cpu = cpu_seconds(std::process::id())? - driver0;
     let peers1 = peers.cpu()?;
+    let requests = request_delta(&requests0, &request_counts(client).await?);
     verify_secrets(&api, &ns, opts).await?;
     delete_namespace(client, &ns).await?;
     Ok(RunResult {
@@ -578,6 +610,7 @@ async fn ideal_run(
         etcd_cpu: peers1[1] - peers0[1],
         kcm_cpu: peers1[2] - peers0[2],
         driver_cpu,
+        requests,
         ..Default::default()
     })
 }
@@ -646,7 +679,7 @@ async fn mandatory_work(
         .with_context(|| format!("write the status of {ns}/{name}"))?;
     let event = Event {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{name}.")),
+            generate_name: Some(format!("{name}-")),
             namespace: Some(ns.clone()),
             ..Default::default()
         },
@@ -733,6 +766,7 @@ async fn controller_run(
 
     let peers = control_plane_pids(cp)?;
     let peers0 = peers.cpu()?;
+    let requests0 = request_counts(client).await?;
     let driver0 = cpu_seconds(std::process::id())?;
     let flags: Vec<String> = match kind {
         RunKind::Sealant => vec!["--all-namespaces=true".to_owned()],
@@ -765,8 +799,9 @@ async fn controller_run(
         let to = dir.join(format!("{}-n{}.log", kind.name(), opts.n));
         let _ = std::fs::copy(controller.log(), &to);
     }
+    let requests = request_counts(client).await;
     controller.kill();
-    let result = result.with_context(|| {
+    let mut result = result.with_context(|| {
         format!(
             "the {} run failed; last lines of {}:\n{}",
             kind.name(),
@@ -774,6 +809,7 @@ async fn controller_run(
             crate::process::tail(&controller.log(), 30)
         )
     })?;
+    result.requests = request_delta(&requests0, &requests?);
     delete_namespace(client, &ns).await?;
     Ok(result)
 }
@@ -877,6 +913,8 @@ async fn measure(
         etcd_cpu: peers1[1] - peers0[1],
         kcm_cpu: peers1[2] - peers0[2],
         driver_cpu,
+        // Filled by the caller.
+        requests: BTreeMap::new(),
     })
 }
 

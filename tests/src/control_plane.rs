@@ -581,6 +581,58 @@ pub async fn get_text(client: &kube::Client, path: &str) -> Result<String> {
     Ok(client.request_text(request).await?)
 }
 
+/// Non-watch requests the API server has answered on Secrets, SealedSecrets and events
+/// so far (its own `apiserver_request_total`), by `"VERB resource[/subresource]"`.
+pub async fn request_counts(
+    client: &kube::Client,
+) -> Result<std::collections::BTreeMap<String, f64>> {
+    let text = get_text(client, "/metrics")
+        .await
+        .context("kube-apiserver /metrics")?;
+    let label = |line: &str, name: &str| -> Option<String> {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = line[start..].find('"')? + start;
+        Some(line[start..end].to_owned())
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let (Some(verb), Some(resource)) = (label(line, "verb"), label(line, "resource")) else {
+            continue;
+        };
+        if verb == "WATCH" || !["secrets", "sealedsecrets", "events"].contains(&resource.as_str()) {
+            continue;
+        }
+        let subresource = label(line, "subresource").unwrap_or_default();
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let key = if subresource.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{subresource}")
+        };
+        *counts.entry(key).or_insert(0.0) += value;
+    }
+    Ok(counts)
+}
+
+/// The requests of `after` not yet in `before`, by key; zeros left out.
+pub fn request_delta(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
 /// Who a kubeconfig authenticates as.
 enum User<'a> {
     /// Client certificate and key, PEM.

@@ -275,40 +275,9 @@ fn tail(log: &str) -> String {
 /// Non-watch requests on Secrets, SealedSecrets and events so far, by the API
 /// server's `apiserver_request_total`, by "VERB resource".
 async fn request_counts(cp: &ControlPlane) -> BTreeMap<String, f64> {
-    let client = cp.client().await.expect("client");
-    let text = get_text(&client, "/metrics")
+    sealant_e2e::control_plane::request_counts(&cp.client().await.expect("client"))
         .await
-        .expect("apiserver /metrics");
-    let label = |line: &str, name: &str| -> Option<String> {
-        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = line[start..].find('"')? + start;
-        Some(line[start..end].to_owned())
-    };
-    let mut counts = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let (Some(verb), Some(resource)) = (label(line, "verb"), label(line, "resource")) else {
-            continue;
-        };
-        if verb == "WATCH" || !["secrets", "sealedsecrets", "events"].contains(&resource.as_str()) {
-            continue;
-        }
-        let subresource = label(line, "subresource").unwrap_or_default();
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let key = if subresource.is_empty() {
-            format!("{verb} {resource}")
-        } else {
-            format!("{verb} {resource}/{subresource}")
-        };
-        *counts.entry(key).or_insert(0.0) += value;
-    }
-    counts
+        .expect("apiserver request counts")
 }
 
 /// The sum of [`request_counts`].

@@ -42,6 +42,7 @@ use crate::chain;
 use crate::digest;
 use crate::key_secrets::{KeyStore, Keys};
 use crate::metrics::{ErrorReason, Metrics};
+use crate::own_writes::OwnWrites;
 use crate::reconcile::{
     self, FIELD_MANAGER, Ownership, Plan, decide, desired, ownership, unseal_checked,
 };
@@ -64,62 +65,9 @@ pub struct Context {
     /// cache has not shown yet: the pass that the Secret's own write triggers proves
     /// with it instead of decrypting again. Dropped once the cache shows the status.
     pub(crate) proofs: std::sync::Mutex<std::collections::HashMap<String, String>>,
-    /// The Secrets this process wrote whose watch event has not come back yet.
-    pub(crate) own_writes: OwnWrites,
-}
-
-/// The `resourceVersion` each Secret had after this process last wrote it (by
-/// `namespace/name`), until the owned-Secret watch shows that version.
-///
-/// That event is the echo of our own write: the pass it would trigger reads the Secret
-/// (a GET), finds it in sync and writes the status again because the cache does not
-/// show the first write yet. Dropping it keeps a cold sync at one Secret write, one
-/// status write and one event per object. Any other change to the Secret (an edit, a
-/// deletion, a later write) has another `resourceVersion` and still triggers a pass.
-#[derive(Default)]
-pub struct OwnWrites(std::sync::Mutex<std::collections::HashMap<String, String>>);
-
-impl OwnWrites {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Notes that this process wrote `secret` (as the API server returned it).
-    pub(crate) fn record(&self, secret: &Secret) {
-        let (Some(namespace), Some(name), Some(version)) = (
-            secret.metadata.namespace.as_deref(),
-            secret.metadata.name.as_deref(),
-            secret.metadata.resource_version.as_deref(),
-        ) else {
-            return;
-        };
-        self.map()
-            .insert(format!("{namespace}/{name}"), version.to_owned());
-    }
-
-    /// Whether a watch event showing this Secret's `meta` is the echo of our last write
-    /// to it. The first event for a Secret after our write settles it either way.
-    pub(crate) fn is_echo(
-        &self,
-        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    ) -> bool {
-        let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref())
-        else {
-            return false;
-        };
-        let Some(written) = self.map().remove(&format!("{namespace}/{name}")) else {
-            return false;
-        };
-        meta.resource_version.as_deref() == Some(written.as_str())
-    }
-
-    /// How many writes wait for their echo.
-    #[cfg(test)]
-    pub(crate) fn pending(&self) -> usize {
-        self.map().len()
-    }
+    /// The Secrets this process is writing or wrote, until the watch shows their echo
+    /// ([`crate::own_writes`]).
+    pub(crate) own_writes: crate::own_writes::OwnWrites,
 }
 
 impl Context {
@@ -418,8 +366,8 @@ fn refusal(e: Error) -> (ErrorReason, Error) {
     (reason, e)
 }
 
-/// Carries out `plan` (create, or replace with the read `resourceVersion`), and
-/// records the write in `own`.
+/// Carries out `plan` (create, or replace with the read `resourceVersion`), telling
+/// `own` about the write from before it is sent until its answer.
 async fn write(
     secrets: &Api<Secret>,
     name: &str,
@@ -430,13 +378,18 @@ async fn write(
         dry_run: false,
         field_manager: Some(FIELD_MANAGER.to_owned()),
     };
+    let namespace = secrets.namespace().unwrap_or_default();
+    let pending = match plan {
+        Plan::Unchanged => return Ok(()),
+        _ => own.begin(namespace, name),
+    };
     let written = match plan {
-        Plan::Create(secret) => secrets.create(&params, secret).await?,
-        Plan::Update(secret) => secrets.replace(name, &params, secret).await?,
+        Plan::Create(secret) => secrets.create(&params, secret).await,
+        Plan::Update(secret) => secrets.replace(name, &params, secret).await,
         Plan::Unchanged => return Ok(()),
     };
-    own.record(&written);
-    Ok(())
+    pending.finish(written.as_ref().ok());
+    written.map(drop)
 }
 
 /// The existing Secret's values of the sealed and template keys (the in-sync proof

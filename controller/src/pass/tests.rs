@@ -343,42 +343,11 @@ async fn restart_without_a_proof_in_the_status_decrypts_once_and_writes_it() {
     );
 }
 
-fn meta(name: &str, version: &str) -> ObjectMeta {
-    ObjectMeta {
-        namespace: Some("app".to_owned()),
-        name: Some(name.to_owned()),
-        resource_version: Some(version.to_owned()),
-        ..ObjectMeta::default()
-    }
-}
-
-#[test]
-fn only_the_first_event_showing_our_own_write_is_dropped_as_its_echo() {
-    let own = OwnWrites::default();
-    let written = Secret {
-        metadata: meta("db", "7"),
-        ..Secret::default()
-    };
-    own.record(&written);
-    assert!(!own.is_echo(&meta("other", "7")), "another Secret");
-    assert!(own.is_echo(&meta("db", "7")));
-    assert!(
-        !own.is_echo(&meta("db", "7")),
-        "seen once: a relist showing it again triggers a pass"
-    );
-    own.record(&written);
-    assert!(
-        !own.is_echo(&meta("db", "9")),
-        "someone wrote after us: the pass repairs it"
-    );
-    assert_eq!(own.pending(), 0);
-}
-
 #[tokio::test]
 async fn the_secret_a_pass_writes_is_remembered_until_its_echo() {
     let (_, _, ctx) = first_pass().await;
     assert_eq!(ctx.own_writes.pending(), 1);
-    assert!(ctx.own_writes.is_echo(&meta("db", "7")));
+    assert!(ctx.own_writes.is_echo("app", "db", Some("7")).await);
     // A repair (PUT) is remembered too.
     let mut edited = written_secret().await;
     edited
@@ -392,7 +361,7 @@ async fn the_secret_a_pass_writes_is_remembered_until_its_echo() {
     reconcile(Arc::new(reported(sealed())), ctx.clone())
         .await
         .expect("repairs");
-    assert!(ctx.own_writes.is_echo(&meta("db", "8")));
+    assert!(ctx.own_writes.is_echo("app", "db", Some("8")).await);
 }
 
 #[tokio::test]
