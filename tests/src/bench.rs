@@ -69,6 +69,33 @@ pub enum RunKind {
     BitnamiDefault,
     /// The Bitnami controller with its client throttle raised.
     BitnamiRaised,
+    /// Restart latency: with the N SealedSecrets in sync (a first sync by the same
+    /// controller; Bitnami's with its throttle raised), the controller is restarted and
+    /// one new SealedSecret applied 1 s later: the time from the restart to its Secret,
+    /// and to the controller's readiness. Names: `sealant-restart`,
+    /// `bitnami-default-restart`, `bitnami-raised-restart`.
+    Restart(Restarted),
+}
+
+/// The controller a restart run restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restarted {
+    /// `sealant-controller`.
+    Sealant,
+    /// Bitnami's, at its defaults.
+    BitnamiDefault,
+    /// Bitnami's, with its throttle raised.
+    BitnamiRaised,
+}
+
+impl Restarted {
+    fn kind(self) -> RunKind {
+        match self {
+            Self::Sealant => RunKind::Sealant,
+            Self::BitnamiDefault => RunKind::BitnamiDefault,
+            Self::BitnamiRaised => RunKind::BitnamiRaised,
+        }
+    }
 }
 
 impl RunKind {
@@ -79,9 +106,12 @@ impl RunKind {
             "sealant" => Self::Sealant,
             "bitnami-default" => Self::BitnamiDefault,
             "bitnami-raised" => Self::BitnamiRaised,
+            "sealant-restart" => Self::Restart(Restarted::Sealant),
+            "bitnami-default-restart" => Self::Restart(Restarted::BitnamiDefault),
+            "bitnami-raised-restart" => Self::Restart(Restarted::BitnamiRaised),
             other => bail!(
-                "unknown run {other:?}: use floor, ideal, sealant, bitnami-default or \
-                 bitnami-raised"
+                "unknown run {other:?}: use floor, ideal, sealant, bitnami-default, \
+                 bitnami-raised, or one of the last three with -restart"
             ),
         })
     }
@@ -93,6 +123,9 @@ impl RunKind {
             Self::Sealant => "sealant",
             Self::BitnamiDefault => "bitnami-default",
             Self::BitnamiRaised => "bitnami-raised",
+            Self::Restart(Restarted::Sealant) => "sealant-restart",
+            Self::Restart(Restarted::BitnamiDefault) => "bitnami-default-restart",
+            Self::Restart(Restarted::BitnamiRaised) => "bitnami-raised-restart",
         }
     }
 }
@@ -256,6 +289,10 @@ pub struct RunResult {
     pub kcm_cpu: f64,
     /// This driver's own CPU during the sync (the polling client).
     pub driver_cpu: f64,
+    /// Restart runs: seconds from the restart to the controller's readiness (its
+    /// certificate served); `seconds` is then the time to the new SealedSecret's
+    /// Secret.
+    pub ready_seconds: Option<f64>,
     /// The API server's non-watch requests on Secrets, SealedSecrets and events
     /// during the run (`apiserver_request_total`), by "VERB resource": for a
     /// controller, from its start until it settled, the driver's polling LISTs of
@@ -334,7 +371,7 @@ impl Report {
              |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         let opt = |v: Option<f64>, p: usize| v.map_or("-".to_owned(), |v| format!("{v:.p$}"));
-        for run in &self.runs {
+        for run in self.runs.iter().filter(|r| r.ready_seconds.is_none()) {
             let vs_floor = self.floor().map(|f| run.seconds / f);
             let faster = match (run.run.as_str(), sealant) {
                 ("sealant" | "floor", _) | (_, None) => None,
@@ -369,6 +406,36 @@ impl Report {
                 .find(|r| r.run == run)
                 .and_then(|r| r.peak_rss_mib)
         };
+        let restarts: Vec<&RunResult> = self
+            .runs
+            .iter()
+            .filter(|r| r.ready_seconds.is_some())
+            .collect();
+        if !restarts.is_empty() {
+            out.push_str(
+                "\nRestart with the N SealedSecrets in sync, one new SealedSecret applied 1 s \
+                 after the restart:\n\n| run | flags | new Secret after (s) | ready after (s) | \
+                 peak RSS (MiB) | CPU until settled (s) | apiserver CPU (s) |\n|---|---|---|---|---|---|---|\n",
+            );
+            for run in restarts {
+                let flags = if run.flags.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("`{}`", run.flags.join(" "))
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.2} | {} | {} | {} | {:.2} |",
+                    run.run,
+                    flags,
+                    run.seconds,
+                    opt(run.ready_seconds, 2),
+                    opt(run.peak_rss_mib, 1),
+                    opt(run.cpu_total, 2),
+                    run.apiserver_cpu,
+                );
+            }
+        }
         out.push_str(
             "\nAPI requests per SealedSecret (kube-apiserver's `apiserver_request_total`, \
              every verb but WATCH, on Secrets, SealedSecrets and events; a controller's \
@@ -441,6 +508,7 @@ pub async fn run(
         let result = match kind {
             RunKind::Floor => floor_run(cp, &client, opts).await?,
             RunKind::Ideal => ideal_run(cp, &client, &key_pair.0, opts).await?,
+            RunKind::Restart(which) => restart_run(cp, &client, &key, which, opts).await?,
             _ => controller_run(cp, &client, &key, kind, opts).await?,
         };
         eprintln!(
@@ -768,19 +836,9 @@ async fn controller_run(
     let peers0 = peers.cpu()?;
     let requests0 = request_counts(client).await?;
     let driver0 = cpu_seconds(std::process::id())?;
-    let flags: Vec<String> = match kind {
-        RunKind::Sealant => vec!["--all-namespaces=true".to_owned()],
-        RunKind::BitnamiRaised => opts.bitnami_raised_flags.clone(),
-        _ => Vec::new(),
-    };
-    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let flags = controller_flags(kind, opts);
     let spawned = Instant::now();
-    let controller = match kind {
-        RunKind::Sealant => {
-            Controller::Sealant(SealantController::start(cp, "kube-system", &flag_refs).await?)
-        }
-        _ => Controller::Bitnami(crate::bitnami::start_with_args(cp, &flag_refs).await?),
-    };
+    let controller = start_controller(cp, kind, &flags).await?;
     let result = measure(
         &api,
         &ns,
@@ -809,6 +867,166 @@ async fn controller_run(
             crate::process::tail(&controller.log(), 30)
         )
     })?;
+    result.requests = request_delta(&requests0, &requests?);
+    delete_namespace(client, &ns).await?;
+    Ok(result)
+}
+
+/// The flags a controller run gets.
+fn controller_flags(kind: RunKind, opts: &Options) -> Vec<String> {
+    match kind {
+        RunKind::Sealant => vec!["--all-namespaces=true".to_owned()],
+        RunKind::BitnamiRaised => opts.bitnami_raised_flags.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Starts the controller of `kind` (in `kube-system`, where the key is); returns once
+/// it serves its certificate.
+async fn start_controller(
+    cp: &'static ControlPlane,
+    kind: RunKind,
+    flags: &[String],
+) -> Result<Controller> {
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Ok(match kind {
+        RunKind::Sealant => {
+            Controller::Sealant(SealantController::start(cp, "kube-system", &flag_refs).await?)
+        }
+        _ => Controller::Bitnami(crate::bitnami::start_with_args(cp, &flag_refs).await?),
+    })
+}
+
+/// A restart run ([`RunKind::Restart`]).
+async fn restart_run(
+    cp: &'static ControlPlane,
+    client: &kube::Client,
+    key: &sealant_keys::PublicKey,
+    which: Restarted,
+    opts: &Options,
+) -> Result<RunResult> {
+    let kind = RunKind::Restart(which);
+    let ns = create_namespace(client, &format!("bench-{}", kind.name())).await?;
+    let sealed_api = Api::<SealedSecret>::namespaced(client.clone(), &ns);
+    create_all(
+        sealed_api.clone(),
+        seal_all(key, &ns, opts)?,
+        opts.concurrency,
+    )
+    .await
+    .context("create the SealedSecrets")?;
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+
+    // The first sync; Bitnami's at its defaults would take hours at N = 10,000.
+    let first_kind = match which {
+        Restarted::BitnamiDefault => RunKind::BitnamiRaised,
+        _ => which.kind(),
+    };
+    eprintln!(
+        "bench-sync: {}: first sync by {}",
+        kind.name(),
+        first_kind.name()
+    );
+    let first = start_controller(cp, first_kind, &controller_flags(first_kind, opts)).await?;
+    let synced = async {
+        let started = Instant::now();
+        while count_secrets(&api).await? < opts.n {
+            first.check_running()?;
+            if started.elapsed() > opts.timeout {
+                bail!("{}: the first sync timed out", kind.name());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        settle(first.pid()).await
+    }
+    .await;
+    first.kill();
+    synced?;
+
+    // The restart, and one new SealedSecret 1 s later.
+    let late_opts = Options {
+        n: opts.n + 1,
+        ..opts.clone()
+    };
+    let mut late = expected_secret(opts.n, opts);
+    late.metadata.namespace = Some(ns.clone());
+    let late = seal_secret(&late, key, &SealOptions::default())?;
+    let late_name = secret_name(opts.n);
+    let peers = control_plane_pids(cp)?;
+    let peers0 = peers.cpu()?;
+    let requests0 = request_counts(client).await?;
+    let driver0 = cpu_seconds(std::process::id())?;
+    let flags = controller_flags(which.kind(), opts);
+    let spawned = Instant::now();
+    let started = async {
+        let controller = start_controller(cp, which.kind(), &flags).await;
+        (controller, Instant::now())
+    };
+    let appeared = async {
+        tokio::time::sleep_until((spawned + Duration::from_secs(1)).into()).await;
+        sealed_api
+            .create(&PostParams::default(), &late)
+            .await
+            .context("create the new SealedSecret")?;
+        loop {
+            if api.get_opt(&late_name).await?.is_some() {
+                return Ok::<Instant, anyhow::Error>(Instant::now());
+            }
+            if spawned.elapsed() > opts.timeout {
+                bail!(
+                    "{}: no Secret {late_name} after {:?}",
+                    kind.name(),
+                    opts.timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let ((controller, ready_at), appeared) = tokio::join!(started, appeared);
+    let controller = controller?;
+    let measured = async {
+        let appeared_at = appeared?;
+        let pid = controller.pid();
+        let t0 = Instant::now()
+            .checked_sub(process_age(pid)?)
+            .filter(|t0| *t0 >= spawned)
+            .unwrap_or(spawned);
+        let (settled, cpu_total) = settle(pid).await?;
+        verify_secrets(&api, &ns, &late_opts).await?;
+        Ok::<RunResult, anyhow::Error>(RunResult {
+            run: kind.name().to_owned(),
+            flags: flags.clone(),
+            n: opts.n,
+            values_per_secret: opts.values_per_secret,
+            value_bytes: opts.value_bytes,
+            unrelated_secrets: opts.unrelated_secrets,
+            seconds: appeared_at.duration_since(t0).as_secs_f64(),
+            ready_seconds: Some(ready_at.duration_since(t0).as_secs_f64()),
+            cpu_total: Some(cpu_total),
+            settled: Some(settled),
+            peak_rss_mib: Some(status_kib(pid, "VmHWM")? / 1024.0),
+            steady_rss_mib: Some(status_kib(pid, "VmRSS")? / 1024.0),
+            ..Default::default()
+        })
+    }
+    .await;
+    let requests = request_counts(client).await;
+    let peers1 = peers.cpu();
+    let driver_cpu = cpu_seconds(std::process::id());
+    controller.kill();
+    let mut result = measured.with_context(|| {
+        format!(
+            "the {} run failed; last lines of {}:\n{}",
+            kind.name(),
+            controller.log().display(),
+            crate::process::tail(&controller.log(), 30)
+        )
+    })?;
+    let peers1 = peers1?;
+    result.apiserver_cpu = peers1[0] - peers0[0];
+    result.etcd_cpu = peers1[1] - peers0[1];
+    result.kcm_cpu = peers1[2] - peers0[2];
+    result.driver_cpu = driver_cpu? - driver0;
     result.requests = request_delta(&requests0, &requests?);
     delete_namespace(client, &ns).await?;
     Ok(result)
@@ -913,6 +1131,7 @@ async fn measure(
         etcd_cpu: peers1[1] - peers0[1],
         kcm_cpu: peers1[2] - peers0[2],
         driver_cpu,
+        ready_seconds: None,
         // Filled by the caller.
         requests: BTreeMap::new(),
     })
