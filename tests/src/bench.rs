@@ -300,6 +300,28 @@ pub struct RunResult {
     pub requests: BTreeMap<String, f64>,
 }
 
+impl RunResult {
+    /// The flags, as a markdown table cell.
+    fn flags_cell(&self) -> String {
+        if self.flags.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("`{}`", self.flags.join(" "))
+        }
+    }
+
+    /// A result with the invocation's sizes, everything else empty.
+    fn of(opts: &Options) -> Self {
+        Self {
+            n: opts.n,
+            values_per_secret: opts.values_per_secret,
+            value_bytes: opts.value_bytes,
+            unrelated_secrets: opts.unrelated_secrets,
+            ..Self::default()
+        }
+    }
+}
+
 /// The RSA work: N x V `hybrid::open` of RSA-4096 blobs on one thread.
 #[derive(Clone, Debug, Serialize)]
 pub struct RsaWork {
@@ -377,16 +399,11 @@ impl Report {
                 ("sealant" | "floor", _) | (_, None) => None,
                 (_, Some(s)) => Some(run.seconds / s),
             };
-            let flags = if run.flags.is_empty() {
-                "-".to_owned()
-            } else {
-                format!("`{}`", run.flags.join(" "))
-            };
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
                 run.run,
-                flags,
+                run.flags_cell(),
                 run.seconds,
                 opt(run.first_secret_seconds, 2),
                 opt(vs_floor, 2),
@@ -418,16 +435,11 @@ impl Report {
                  peak RSS (MiB) | CPU until settled (s) | apiserver CPU (s) |\n|---|---|---|---|---|---|---|\n",
             );
             for run in restarts {
-                let flags = if run.flags.is_empty() {
-                    "-".to_owned()
-                } else {
-                    format!("`{}`", run.flags.join(" "))
-                };
                 let _ = writeln!(
                     out,
                     "| {} | {} | {:.2} | {} | {} | {} | {:.2} |",
                     run.run,
-                    flags,
+                    run.flags_cell(),
                     run.seconds,
                     opt(run.ready_seconds, 2),
                     opt(run.peak_rss_mib, 1),
@@ -587,32 +599,18 @@ async fn floor_run(cp: &ControlPlane, client: &kube::Client, opts: &Options) -> 
     let ns = create_namespace(client, "bench-floor").await?;
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let secrets: Vec<Secret> = (0..opts.n).map(|i| expected_secret(i, opts)).collect();
-    let peers = control_plane_pids(cp)?;
-    let peers0 = peers.cpu()?;
-    let requests0 = request_counts(client).await?;
-    let driver0 = cpu_seconds(std::process::id())?;
+    let meter = Meter::start(cp, client).await?;
     let start = Instant::now();
     create_all(api.clone(), secrets, opts.concurrency).await?;
-    let seconds = start.elapsed().as_secs_f64();
-    let driver_cpu = cpu_seconds(std::process::id())? - driver0;
-    let peers1 = peers.cpu()?;
-    let requests = request_delta(&requests0, &request_counts(client).await?);
+    let mut result = RunResult {
+        run: RunKind::Floor.name().to_owned(),
+        seconds: start.elapsed().as_secs_f64(),
+        ..RunResult::of(opts)
+    };
+    meter.finish(client, &mut result).await?;
     verify_secrets(&api, &ns, opts).await?;
     delete_namespace(client, &ns).await?;
-    Ok(RunResult {
-        run: RunKind::Floor.name().to_owned(),
-        n: opts.n,
-        values_per_secret: opts.values_per_secret,
-        value_bytes: opts.value_bytes,
-        unrelated_secrets: opts.unrelated_secrets,
-        seconds,
-        apiserver_cpu: peers1[0] - peers0[0],
-        etcd_cpu: peers1[1] - peers0[1],
-        kcm_cpu: peers1[2] - peers0[2],
-        driver_cpu,
-        requests,
-        ..Default::default()
-    })
+    Ok(result)
 }
 
 /// The `ideal` run: [`RunKind::Ideal`], with `--concurrency` SealedSecrets in work at
@@ -636,10 +634,7 @@ async fn ideal_run(
     // Listed for their uids (the Secrets' ownerReferences), before the clock starts.
     let objects = sealed_api.list(&ListParams::default()).await?.items;
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let peers = control_plane_pids(cp)?;
-    let peers0 = peers.cpu()?;
-    let requests0 = request_counts(client).await?;
-    let driver0 = cpu_seconds(std::process::id())?;
+    let meter = Meter::start(cp, client).await?;
     let start = Instant::now();
     let queue = Arc::new(Mutex::new(objects.into_iter()));
     let mut tasks = tokio::task::JoinSet::new();
@@ -660,27 +655,17 @@ async fn ideal_run(
     while let Some(done) = tasks.join_next().await {
         done.context("an ideal-run task panicked")??;
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let driver_cpu = cpu_seconds(std::process::id())? - driver0;
-    let peers1 = peers.cpu()?;
-    let requests = request_delta(&requests0, &request_counts(client).await?);
+    let mut result = RunResult {
+        run: RunKind::Ideal.name().to_owned(),
+        seconds: start.elapsed().as_secs_f64(),
+        ..RunResult::of(opts)
+    };
+    meter.finish(client, &mut result).await?;
+    // The driver is the controller here.
+    result.cpu_at_sync = Some(result.driver_cpu);
     verify_secrets(&api, &ns, opts).await?;
     delete_namespace(client, &ns).await?;
-    Ok(RunResult {
-        run: RunKind::Ideal.name().to_owned(),
-        n: opts.n,
-        values_per_secret: opts.values_per_secret,
-        value_bytes: opts.value_bytes,
-        unrelated_secrets: opts.unrelated_secrets,
-        seconds,
-        cpu_at_sync: Some(driver_cpu),
-        apiserver_cpu: peers1[0] - peers0[0],
-        etcd_cpu: peers1[1] - peers0[1],
-        kcm_cpu: peers1[2] - peers0[2],
-        driver_cpu,
-        requests,
-        ..Default::default()
-    })
+    Ok(result)
 }
 
 /// What any controller must do for one new SealedSecret: open each value, create the
@@ -803,6 +788,16 @@ impl Controller {
         }
     }
 
+    /// What a failed run adds to its error: the end of the controller's log.
+    fn failure(&self, kind: RunKind) -> String {
+        format!(
+            "the {} run failed; last lines of {}:\n{}",
+            kind.name(),
+            self.log().display(),
+            crate::process::tail(&self.log(), 30)
+        )
+    }
+
     fn kill(&self) {
         match self {
             Self::Sealant(c) => c.kill(),
@@ -859,14 +854,7 @@ async fn controller_run(
     }
     let requests = request_counts(client).await;
     controller.kill();
-    let mut result = result.with_context(|| {
-        format!(
-            "the {} run failed; last lines of {}:\n{}",
-            kind.name(),
-            controller.log().display(),
-            crate::process::tail(&controller.log(), 30)
-        )
-    })?;
+    let mut result = result.with_context(|| controller.failure(kind))?;
     result.requests = request_delta(&requests0, &requests?);
     delete_namespace(client, &ns).await?;
     Ok(result)
@@ -952,10 +940,7 @@ async fn restart_run(
     late.metadata.namespace = Some(ns.clone());
     let late = seal_secret(&late, key, &SealOptions::default())?;
     let late_name = secret_name(opts.n);
-    let peers = control_plane_pids(cp)?;
-    let peers0 = peers.cpu()?;
-    let requests0 = request_counts(client).await?;
-    let driver0 = cpu_seconds(std::process::id())?;
+    let meter = Meter::start(cp, client).await?;
     let flags = controller_flags(which.kind(), opts);
     let spawned = Instant::now();
     let started = async {
@@ -996,38 +981,26 @@ async fn restart_run(
         Ok::<RunResult, anyhow::Error>(RunResult {
             run: kind.name().to_owned(),
             flags: flags.clone(),
-            n: opts.n,
-            values_per_secret: opts.values_per_secret,
-            value_bytes: opts.value_bytes,
-            unrelated_secrets: opts.unrelated_secrets,
             seconds: appeared_at.duration_since(t0).as_secs_f64(),
             ready_seconds: Some(ready_at.duration_since(t0).as_secs_f64()),
             cpu_total: Some(cpu_total),
             settled: Some(settled),
             peak_rss_mib: Some(status_kib(pid, "VmHWM")? / 1024.0),
             steady_rss_mib: Some(status_kib(pid, "VmRSS")? / 1024.0),
-            ..Default::default()
+            ..RunResult::of(opts)
         })
     }
     .await;
-    let requests = request_counts(client).await;
-    let peers1 = peers.cpu();
-    let driver_cpu = cpu_seconds(std::process::id());
+    let mut used = RunResult::default();
+    let metered = meter.finish(client, &mut used).await;
     controller.kill();
-    let mut result = measured.with_context(|| {
-        format!(
-            "the {} run failed; last lines of {}:\n{}",
-            kind.name(),
-            controller.log().display(),
-            crate::process::tail(&controller.log(), 30)
-        )
-    })?;
-    let peers1 = peers1?;
-    result.apiserver_cpu = peers1[0] - peers0[0];
-    result.etcd_cpu = peers1[1] - peers0[1];
-    result.kcm_cpu = peers1[2] - peers0[2];
-    result.driver_cpu = driver_cpu? - driver0;
-    result.requests = request_delta(&requests0, &requests?);
+    let mut result = measured.with_context(|| controller.failure(kind))?;
+    metered?;
+    result.apiserver_cpu = used.apiserver_cpu;
+    result.etcd_cpu = used.etcd_cpu;
+    result.kcm_cpu = used.kcm_cpu;
+    result.driver_cpu = used.driver_cpu;
+    result.requests = used.requests;
     delete_namespace(client, &ns).await?;
     Ok(result)
 }
@@ -1390,6 +1363,40 @@ async fn delete_namespace(client: &kube::Client, name: &str) -> Result<()> {
 }
 
 /// The control plane's processes, found by name among those the harness spawned.
+/// The counters a run is measured by, read before it: the control plane's CPU, the
+/// API server's request counts, this driver's CPU.
+struct Meter {
+    peers: PeerPids,
+    peers0: [f64; 3],
+    requests0: BTreeMap<String, f64>,
+    driver0: f64,
+}
+
+impl Meter {
+    async fn start(cp: &ControlPlane, client: &kube::Client) -> Result<Self> {
+        let peers = control_plane_pids(cp)?;
+        let peers0 = peers.cpu()?;
+        Ok(Self {
+            peers,
+            peers0,
+            requests0: request_counts(client).await?,
+            driver0: cpu_seconds(std::process::id())?,
+        })
+    }
+
+    /// Sets `result`'s control-plane CPU, driver CPU and requests to what was used
+    /// since [`Meter::start`].
+    async fn finish(&self, client: &kube::Client, result: &mut RunResult) -> Result<()> {
+        result.driver_cpu = cpu_seconds(std::process::id())? - self.driver0;
+        let peers1 = self.peers.cpu()?;
+        result.apiserver_cpu = peers1[0] - self.peers0[0];
+        result.etcd_cpu = peers1[1] - self.peers0[1];
+        result.kcm_cpu = peers1[2] - self.peers0[2];
+        result.requests = request_delta(&self.requests0, &request_counts(client).await?);
+        Ok(())
+    }
+}
+
 struct PeerPids {
     apiserver: u32,
     etcd: u32,
