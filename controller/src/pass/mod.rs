@@ -67,7 +67,7 @@ pub struct Context {
     pub(crate) proofs: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// The Secrets this process is writing or wrote, until the watch shows their echo
     /// ([`crate::own_writes`]).
-    pub(crate) own_writes: crate::own_writes::OwnWrites,
+    pub(crate) own_writes: OwnWrites,
 }
 
 impl Context {
@@ -378,15 +378,16 @@ async fn write(
         dry_run: false,
         field_manager: Some(FIELD_MANAGER.to_owned()),
     };
-    let namespace = secrets.namespace().unwrap_or_default();
-    let pending = match plan {
+    let (secret, create) = match plan {
         Plan::Unchanged => return Ok(()),
-        _ => own.begin(namespace, name),
+        Plan::Create(secret) => (secret, true),
+        Plan::Update(secret) => (secret, false),
     };
-    let written = match plan {
-        Plan::Create(secret) => secrets.create(&params, secret).await,
-        Plan::Update(secret) => secrets.replace(name, &params, secret).await,
-        Plan::Unchanged => return Ok(()),
+    let pending = own.begin(secrets.namespace().unwrap_or_default(), name);
+    let written = if create {
+        secrets.create(&params, secret).await
+    } else {
+        secrets.replace(name, &params, secret).await
     };
     pending.finish(written.as_ref().ok());
     written.map(drop)
