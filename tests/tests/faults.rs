@@ -103,6 +103,11 @@ impl Workload {
         args
     }
 
+    /// Starts a controller for this workload's namespace with [`Workload::args`].
+    async fn start(&self, cp: &ControlPlane, extra: &[&str]) -> anyhow::Result<SealantController> {
+        SealantController::start(cp, &self.namespace, &self.args(extra)).await
+    }
+
     /// Seals objects `range` to `cert_pem` in-process and creates them.
     async fn apply(&mut self, cp: &ControlPlane, cert_pem: &str, range: std::ops::Range<usize>) {
         let cert = Certificate::from_pem(cert_pem.as_bytes()).expect("cert");
@@ -355,15 +360,19 @@ async fn each_run<Fut: std::future::Future<Output = ()>>(once: impl Fn() -> Fut)
 /// waits for the next start.
 async fn cold_sync_ready(prefix: &str) -> (&'static ControlPlane, TestNamespace, Workload) {
     let cp = ControlPlane::start_another().expect("a control plane of its own");
+    let (ns, work) = cold_sync_ready_on(cp, prefix).await;
+    (cp, ns, work)
+}
+
+/// As [`cold_sync_ready`], on `cp`.
+async fn cold_sync_ready_on(cp: &'static ControlPlane, prefix: &str) -> (TestNamespace, Workload) {
     let ns = TestNamespace::new(cp, prefix).await.expect("namespace");
     let mut work = Workload::new(cp, &ns.name).await;
-    let first = SealantController::start(cp, &ns.name, &work.args(&[]))
-        .await
-        .expect("controller");
+    let first = work.start(cp, &[]).await.expect("controller");
     let cert = first.cert_pem().expect("cert");
     first.kill();
     work.apply(cp, &cert, 0..N).await;
-    (cp, ns, work)
+    (ns, work)
 }
 
 /// A control plane of the fault's own, a namespace, and a controller running there.
@@ -378,9 +387,7 @@ async fn running(
     let cp = ControlPlane::start_another().expect("a control plane of its own");
     let ns = TestNamespace::new(cp, prefix).await.expect("namespace");
     let work = Workload::new(cp, &ns.name).await;
-    let controller = SealantController::start(cp, &ns.name, &work.args(&[]))
-        .await
-        .expect("controller");
+    let controller = work.start(cp, &[]).await.expect("controller");
     (cp, ns, work, controller)
 }
 
@@ -406,22 +413,18 @@ async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing() {
 }
 
 async fn sigkill_at_ten_random_points_of_a_cold_sync_loses_nothing_once() {
-    let (cp, ns, work) = cold_sync_ready("fault-kill").await;
+    let (cp, _ns, work) = cold_sync_ready("fault-kill").await;
     let before = request_counts(cp).await;
     let started = Instant::now();
     let mut kills = Vec::new();
     for _ in 0..10 {
-        let c = SealantController::start(cp, &ns.name, &work.args(&[]))
-            .await
-            .expect("restart");
+        let c = work.start(cp, &[]).await.expect("restart");
         let delay = random_delay(1500);
         tokio::time::sleep(delay).await;
         c.kill();
         kills.push(delay.as_millis());
     }
-    let last = SealantController::start(cp, &ns.name, &work.args(&[]))
-        .await
-        .expect("last start");
+    let last = work.start(cp, &[]).await.expect("last start");
     let took = work.converged(cp, &last, 1, Duration::from_secs(120)).await;
     let (per_object, breakdown) = requests_then_settle(cp, &before, N).await;
     record_timing(&format!(
@@ -441,10 +444,8 @@ async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing() {
 }
 
 async fn the_api_server_killed_mid_sync_and_restarted_loses_nothing_once() {
-    let (cp, ns, work) = cold_sync_ready("fault-apiserver").await;
-    let controller = SealantController::start(cp, &ns.name, &work.args(&[]))
-        .await
-        .expect("controller");
+    let (cp, _ns, work) = cold_sync_ready("fault-apiserver").await;
+    let controller = work.start(cp, &[]).await.expect("controller");
     let delay = random_delay(1500);
     tokio::time::sleep(delay).await;
     cp.restart_apiserver(Duration::from_secs(5))
@@ -473,11 +474,9 @@ async fn etcd_frozen_for_15_s_mid_sync_loses_nothing() {
 }
 
 async fn etcd_frozen_for_15_s_mid_sync_loses_nothing_once() {
-    let (cp, ns, work) = cold_sync_ready("fault-etcd").await;
+    let (cp, _ns, work) = cold_sync_ready("fault-etcd").await;
     let before = request_counts(cp).await;
-    let controller = SealantController::start(cp, &ns.name, &work.args(&[]))
-        .await
-        .expect("controller");
+    let controller = work.start(cp, &[]).await.expect("controller");
     let delay = random_delay(1500);
     tokio::time::sleep(delay).await;
     cp.signal_component("etcd", "STOP").expect("SIGSTOP etcd");
@@ -591,21 +590,10 @@ async fn an_api_server_answering_429_is_waited_out_and_nothing_is_lost_once() {
         "--max-requests-inflight=4",
     ])
     .expect("a squeezed control plane of its own");
-    let ns = TestNamespace::new(cp, "fault-429")
-        .await
-        .expect("namespace");
-    let mut work = Workload::new(cp, &ns.name).await;
-    let first = SealantController::start(cp, &ns.name, &work.args(&[]))
-        .await
-        .expect("controller");
-    let cert = first.cert_pem().expect("cert");
-    first.kill();
-    work.apply(cp, &cert, 0..N).await;
+    let (_ns, work) = cold_sync_ready_on(cp, "fault-429").await;
     let refused_before = throttled(cp).await;
     let before = request_counts(cp).await;
-    let controller = SealantController::start(cp, &ns.name, &work.args(&[]))
-        .await
-        .expect("controller");
+    let controller = work.start(cp, &[]).await.expect("controller");
     let took = work
         .converged(cp, &controller, 1, Duration::from_secs(240))
         .await;
@@ -686,7 +674,8 @@ async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over_once() {
         .await
         .expect("grant the Lease");
     let mut work = Workload::new(cp, &ns.name).await;
-    let leader = SealantController::start(cp, &ns.name, &work.args(&ELECTION))
+    let leader = work
+        .start(cp, &ELECTION)
         .await
         .expect("the leader, in the test host");
     let cert = leader.cert_pem().expect("cert");
@@ -723,7 +712,7 @@ async fn a_partitioned_leader_stops_writing_and_the_standby_takes_over_once() {
     let _rejoined = match leader.check_running() {
         Ok(()) => None,
         Err(_) => Some(
-            SealantController::start(cp, &ns.name, &work.args(&ELECTION))
+            work.start(cp, &ELECTION)
                 .await
                 .expect("the old leader, restarted in the test host"),
         ),
@@ -794,11 +783,7 @@ async fn two_replicas_starting_at_once_make_exactly_one_key() {
             .await
             .expect("grant the Lease");
         let mut work = Workload::new(cp, &ns.name).await;
-        let args = work.args(&ELECTION);
-        let (a, b) = tokio::join!(
-            SealantController::start(cp, &ns.name, &args),
-            SealantController::start(cp, &ns.name, &args),
-        );
+        let (a, b) = tokio::join!(work.start(cp, &ELECTION), work.start(cp, &ELECTION));
         let (a, b) = (a.expect("replica a"), b.expect("replica b"));
         let cert = a.cert_pem().expect("cert");
         assert_eq!(
