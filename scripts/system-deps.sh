@@ -7,6 +7,8 @@
 #   buildah       scripts/image.sh assembles the container image with it
 #   skopeo        scripts/image.sh reads the image's digest with it
 #   prometheus    promtool, which tests the chart's alerting rules (tests/tests/chart.rs)
+#   containerd, runc, containernetworking-plugins, iptables, conntrack
+#                 the test node that runs the chart's Pods (tests/src/node.rs)
 # Each is checked first, so a machine that has them runs no apt-get at all. As root
 # with apt-get, the missing ones are installed; otherwise the script names them and
 # fails.
@@ -19,6 +21,11 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "system packages: all present"

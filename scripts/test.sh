@@ -21,7 +21,7 @@ started=$SECONDS
 
 step "toolchain: $(cargo --version), $(rustc --version)"
 
-step "system packages (iproute2, python3-venv, git, buildah, skopeo, prometheus; installed only when missing)"
+step "system packages (iproute2, python3-venv, git, buildah, skopeo, prometheus, containerd, runc, CNI plugins, iptables, conntrack; installed only when missing)"
 "$root/scripts/system-deps.sh"
 
 step "independent implementation for the known-answer tests (Python cryptography)"
@@ -29,7 +29,7 @@ step "independent implementation for the known-answer tests (Python cryptography
 source "$root/scripts/python-env.sh"
 echo "SEALANT_PYTHON=$SEALANT_PYTHON"
 
-step "test peers: etcd, kube-apiserver, kube-controller-manager, kubectl, Bitnami kubeseal, controller, integration suite and chart, age, kstatus, Argo CD health, helm"
+step "test peers: etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy, kube-scheduler, the pause image, Bitnami kubeseal, controller (and its image), integration suite and chart, age, kstatus, Argo CD health, helm"
 # Built once from the Go module proxy (the README gives the cold time), then reused from
 # ~/.cache/sealant/bin in 0.01 s. The end-to-end harness would run it itself; doing it
 # here shows the build as its own step. TEST_ASSET_* set by the caller win.

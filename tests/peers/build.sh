@@ -19,7 +19,9 @@
 #                                           #   sealed-secrets-controller age
 #                                           #   age-keygen bitnami-integration
 #                                           #   bitnami-crd kubectl kstatus
-#                                           #   argocd-health helm (default: all)
+#                                           #   argocd-health helm kubelet kube-proxy
+#                                           #   kube-scheduler pause-image
+#                                           #   bitnami-image (default: all)
 #   eval "$(tests/peers/build.sh)"          # sets TEST_ASSET_* in the current shell
 #   export $(tests/peers/build.sh)          # same, exported
 #   tests/peers/build.sh >> "$GITHUB_ENV"   # CI
@@ -31,12 +33,15 @@
 #   TEST_ASSET_KUBESEAL, TEST_ASSET_SEALED_SECRETS_CONTROLLER, TEST_ASSET_AGE,
 #   TEST_ASSET_AGE_KEYGEN, TEST_ASSET_BITNAMI_INTEGRATION, TEST_ASSET_BITNAMI_CRD,
 #   TEST_ASSET_KUBECTL, TEST_ASSET_KSTATUS, TEST_ASSET_ARGOCD_HEALTH, TEST_ASSET_HELM,
+#   TEST_ASSET_KUBELET, TEST_ASSET_KUBE_PROXY, TEST_ASSET_KUBE_SCHEDULER,
+#   TEST_ASSET_PAUSE_IMAGE, TEST_ASSET_BITNAMI_IMAGE (docker-archive files),
 #   TEST_ASSET_BITNAMI_CHART (a directory)
 #                         use this binary instead of building it (printed as given).
 #   SEALANT_TEST_ASSETS   a KUBEBUILDER_ASSETS-style directory; a peer found there as
 #                         etcd, kube-apiserver, kube-controller-manager, kubeseal,
 #                         sealed-secrets-controller (or controller), age, age-keygen,
-#                         bitnami-integration, kstatus, argocd-health or helm is used as is.
+#                         bitnami-integration, kstatus, argocd-health, helm, kubelet,
+#                         kube-proxy or kube-scheduler is used as is.
 #   SEALANT_CACHE         cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/sealant).
 #   SEALANT_NICE=1        run the Go builds under `nice -n 19`.
 #   SEALANT_GO_P          go build -p (default 2).
@@ -87,7 +92,8 @@ run_go() {
 
 # ---- Argument handling -----------------------------------------------------------
 ALL_PEERS=(etcd kube-apiserver kube-controller-manager kubeseal sealed-secrets-controller
-    age age-keygen bitnami-integration bitnami-crd bitnami-chart kubectl kstatus argocd-health helm)
+    age age-keygen bitnami-integration bitnami-crd bitnami-chart kubectl kstatus argocd-health helm
+    kubelet kube-proxy kube-scheduler pause-image bitnami-image)
 if [[ $# -eq 0 ]]; then
     PEERS=("${ALL_PEERS[@]}")
 else
@@ -100,7 +106,7 @@ else
             ;;
         etcd | kube-apiserver | kube-controller-manager | kubeseal | sealed-secrets-controller | \
             age | age-keygen | bitnami-integration | bitnami-crd | bitnami-chart | kubectl | kstatus | \
-            argocd-health | helm)
+            argocd-health | helm | kubelet | kube-proxy | kube-scheduler | pause-image | bitnami-image)
             PEERS+=("$p")
             ;;
         *) die "unknown peer '$p' (known: ${ALL_PEERS[*]})" ;;
@@ -249,12 +255,13 @@ k8s_wrapper() {
 build_k8s() {
     local name=$1 out=$2 dir=$WRAPPERS/kubernetes-$KUBERNETES_VERSION
     k8s_wrapper
-    # kubectl's packages need a few modules the server commands do not: added to the
-    # wrapper once (no existing version changes), marked so a warm run skips it.
-    if [[ $name == kubectl && ! -f $dir/.kubectl-ready ]]; then
-        log "adding kubectl to the wrapper module"
-        (cd "$dir" && run_go get "k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION")
-        touch "$dir/.kubectl-ready"
+    # kubectl's, the kubelet's and kube-proxy's packages need a few modules the two
+    # server commands do not: added to the wrapper once per command (no existing
+    # version changes), marked so a warm run skips it.
+    if [[ $name != kube-apiserver && $name != kube-controller-manager && ! -f $dir/.$name-ready ]]; then
+        log "adding $name to the wrapper module"
+        (cd "$dir" && run_go get "k8s.io/kubernetes/cmd/$name@$KUBERNETES_VERSION")
+        touch "$dir/.$name-ready"
     fi
     local minor date sha tree=clean ldflags="-s -w" key val
     minor=${KUBERNETES_VERSION#v1.}
@@ -390,6 +397,72 @@ build_helm() {
     log "built $out ($printed)"
 }
 
+# ---- Container images for the test node ---------------------------------------------
+# The node (tests/src/node.rs) runs Pods, so containerd needs a sandbox ("pause") image,
+# and the migration drill runs Bitnami's chart with Bitnami's controller as an image.
+# No registry is reachable, so both are assembled here from scratch with buildah, as
+# scripts/image.sh assembles ours, and written as docker archives that
+# `ctr images import` loads. Bump IMAGE_RECIPE when what goes into them changes.
+IMAGE_RECIPE=1
+PAUSE_REF=localhost/sealant-e2e/pause:3.10
+BITNAMI_REF=localhost/sealant-e2e/sealed-secrets-controller:$SEALED_SECRETS_VERSION
+
+# build_image OUT REF ROOTFS ENTRYPOINT USER: an image of ROOTFS alone (no base), stamped
+# with time 0 so rebuilding gives the same archive.
+build_image() {
+    local out=$1 ref=$2 rootfs=$3 entrypoint=$4 user=$5 store=$CACHE/buildah ctr tmp
+    command -v buildah >/dev/null || die "buildah is missing (scripts/system-deps.sh installs it)"
+    buildah_() {
+        STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot \
+            buildah --root "$store/root" --runroot "$store/run" "$@"
+    }
+    ctr=$(buildah_ from scratch)
+    buildah_ copy --quiet "$ctr" "$rootfs" / >/dev/null
+    buildah_ config --entrypoint "$entrypoint" --user "$user" --env PATH=/usr/local/bin:/ \
+        --created-by sealant-peers "$ctr"
+    buildah_ commit --quiet --timestamp 0 --rm "$ctr" "$ref" >/dev/null
+    new_tmp && tmp=$NEW_TMP
+    rm -f "$tmp"
+    buildah_ push --quiet "$ref" "docker-archive:$tmp:$ref"
+    buildah_ rmi --force "$ref" >/dev/null
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$out"
+    log "built $out ($ref)"
+}
+
+# The pause program from the Kubernetes module itself (build/pause/linux/pause.c), as
+# the upstream pause image has it: static, run as 65535.
+build_pause_image() {
+    local out=$1 dir src rootfs
+    dir=$(module_dir "k8s.io/kubernetes@$KUBERNETES_VERSION")
+    src=$dir/build/pause/linux/pause.c
+    [[ -f $src ]] || die "no build/pause/linux/pause.c in k8s.io/kubernetes $KUBERNETES_VERSION"
+    command -v cc >/dev/null || die "a C compiler (cc) is needed for the pause image"
+    rootfs=$(mktemp -d "$CACHE/.pause.XXXXXX")
+    TMPFILES+=("$rootfs")
+    log "building the pause image from $KUBERNETES_VERSION's pause.c"
+    cc -Os -Wall -Werror -static -DVERSION="3.10-sealant-e2e" -o "$rootfs/pause" "$src" ||
+        die "cannot build pause.c statically (is libc6-dev installed?)"
+    strip "$rootfs/pause" 2>/dev/null || true
+    touch -h -d @0 "$rootfs/pause" "$rootfs"
+    build_image "$out" "$PAUSE_REF" "$rootfs" '["/pause"]' 65535:65535
+}
+
+# Bitnami's controller binary (the sealed-secrets-controller peer, static Go) where its
+# image has it, /usr/local/bin/controller, as the user its chart runs (1001).
+build_bitnami_image() {
+    local out=$1 rootfs
+    local controller=${TEST_ASSET_SEALED_SECRETS_CONTROLLER:-$BIN/sealed-secrets-controller-$SEALED_SECRETS_VERSION-r2}
+    [[ -x $controller ]] ||
+        build_sealed_secrets controller "$controller" "controller version: $SEALED_SECRETS_VERSION"
+    rootfs=$(mktemp -d "$CACHE/.bitnami-image.XXXXXX")
+    TMPFILES+=("$rootfs")
+    mkdir -p "$rootfs/usr/local/bin"
+    cp "$controller" "$rootfs/usr/local/bin/controller"
+    find "$rootfs" -exec touch -h -d @0 {} +
+    build_image "$out" "$BITNAMI_REF" "$rootfs" '["controller"]' 1001:1001
+}
+
 # ---- GitOps health judges ----------------------------------------------------------
 # tests/peers/kstatus and tests/peers/argocd-health are small Go programs committed
 # with a tidy go.mod (no go.sum, as for the wrappers above: the build list is fixed by
@@ -476,11 +549,17 @@ resolve() {
     kstatus) var=TEST_ASSET_KSTATUS version=$KSTATUS_VERSION-$(src_hash kstatus) ;;
     argocd-health) var=TEST_ASSET_ARGOCD_HEALTH version=$ARGOCD_VERSION-$(src_hash argocd-health) ;;
     helm) var=TEST_ASSET_HELM version=$HELM_VERSION ;;
+    kubelet) var=TEST_ASSET_KUBELET version=$KUBERNETES_VERSION ;;
+    kube-proxy) var=TEST_ASSET_KUBE_PROXY version=$KUBERNETES_VERSION ;;
+    kube-scheduler) var=TEST_ASSET_KUBE_SCHEDULER version=$KUBERNETES_VERSION ;;
+    pause-image) var=TEST_ASSET_PAUSE_IMAGE version=$KUBERNETES_VERSION-r$IMAGE_RECIPE ;;
+    bitnami-image) var=TEST_ASSET_BITNAMI_IMAGE version=$SEALED_SECRETS_VERSION-r$IMAGE_RECIPE ;;
     esac
 
-    # Every peer is a program, except the CRD (a YAML file) and the chart (a directory).
+    # Every peer is a program, except the CRD (a YAML file), the images (archives) and
+    # the chart (a directory).
     local test=-x
-    [[ $peer == bitnami-crd ]] && test=-f
+    [[ $peer == bitnami-crd || $peer == *-image ]] && test=-f
     [[ $peer == bitnami-chart ]] && test=-d
     if [[ -n ${!var:-} ]]; then
         test "$test" "${!var}" || die "$var=${!var} is not a usable $peer (test $test failed)"
@@ -503,13 +582,16 @@ resolve() {
     case $peer in
     kubeseal | sealed-secrets-controller) file+=-r2 ;;
     bitnami-crd) file+=.yaml ;;
+    *-image) file+=.docker.tar ;;
     esac
     if ! test "$test" "$file"; then
         lock
         if ! test "$test" "$file"; then # another run may have built it while we waited
             case $peer in
             etcd) build_etcd "$file" ;;
-            kube-apiserver | kube-controller-manager | kubectl) build_k8s "$peer" "$file" ;;
+            kube-apiserver | kube-controller-manager | kubectl | kubelet | kube-proxy | kube-scheduler)
+                build_k8s "$peer" "$file"
+                ;;
             kubeseal) build_sealed_secrets kubeseal "$file" "kubeseal version: $version" ;;
             sealed-secrets-controller)
                 build_sealed_secrets controller "$file" "controller version: $version"
@@ -521,6 +603,8 @@ resolve() {
             kstatus) build_kstatus "$file" ;;
             argocd-health) build_argocd_health "$file" ;;
             helm) build_helm "$file" ;;
+            pause-image) build_pause_image "$file" ;;
+            bitnami-image) build_bitnami_image "$file" ;;
             esac
         fi
     fi

@@ -178,6 +178,10 @@ impl ControlPlane {
         let apiserver_key = write("apiserver.key", &pki.apiserver.key_pem)?;
         let sa_key = write("sa.key", &pki.service_account_key_pem)?;
         let sa_pub = write("sa.pub", &pki.service_account_pub_pem)?;
+        // The API server's identity towards a kubelet (logs, exec, the node proxy),
+        // when a test runs a node (crate::node): the admin's certificate.
+        let kubelet_client_crt = write("kubelet-client.crt", &pki.admin.cert_pem)?;
+        let kubelet_client_key = write("kubelet-client.key", &pki.admin.key_pem)?;
 
         // etcd, on loopback.
         let etcd_client = free_port(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
@@ -221,6 +225,11 @@ impl ControlPlane {
             .arg(path_flag("--service-account-signing-key-file", &sa_key))
             .arg("--service-cluster-ip-range=10.0.0.0/24")
             .arg("--endpoint-reconciler-type=none")
+            .arg(path_flag(
+                "--kubelet-client-certificate",
+                &kubelet_client_crt,
+            ))
+            .arg(path_flag("--kubelet-client-key", &kubelet_client_key))
             .arg("--profiling=false")
             .args(&extra_apiserver_args);
         let apiserver_args: Vec<std::ffi::OsString> =
@@ -664,7 +673,7 @@ fn path_flag(flag: &str, path: &Path) -> String {
 }
 
 /// A port that was free on `ip` a moment ago.
-fn free_port(ip: IpAddr) -> Result<u16> {
+pub(crate) fn free_port(ip: IpAddr) -> Result<u16> {
     let listener = TcpListener::bind((ip, 0)).with_context(|| format!("bind {ip}:0"))?;
     Ok(listener.local_addr()?.port())
 }

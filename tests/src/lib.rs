@@ -35,6 +35,7 @@ pub mod control_plane;
 pub mod fixtures;
 pub mod namespace;
 pub mod netns;
+pub mod node;
 pub mod peers;
 pub mod pki;
 pub mod process;

@@ -46,6 +46,18 @@ pub struct Peers {
     /// Bitnami's Helm chart (`helm/sealed-secrets` of its module), a directory: its
     /// `values.yaml` is what a Bitnami user brings to our chart.
     pub bitnami_chart: PathBuf,
+    /// The kubelet, kube-proxy and kube-scheduler of the API server's release, for the
+    /// test node ([`crate::node`]).
+    pub kubelet: PathBuf,
+    /// See [`Self::kubelet`].
+    pub kube_proxy: PathBuf,
+    /// See [`Self::kubelet`].
+    pub kube_scheduler: PathBuf,
+    /// The node's sandbox image, built from the Kubernetes module's `pause.c` (a docker
+    /// archive).
+    pub pause_image: PathBuf,
+    /// Bitnami's controller as an image, for its chart on the node (a docker archive).
+    pub bitnami_image: PathBuf,
 }
 
 /// The peers, resolved once per test binary.
@@ -57,7 +69,7 @@ pub fn peers() -> Result<&'static Peers> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-const VARS: [&str; 14] = [
+const VARS: [&str; 19] = [
     "TEST_ASSET_ETCD",
     "TEST_ASSET_KUBE_APISERVER",
     "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
@@ -72,6 +84,11 @@ const VARS: [&str; 14] = [
     "TEST_ASSET_ARGOCD_HEALTH",
     "TEST_ASSET_HELM",
     "TEST_ASSET_BITNAMI_CHART",
+    "TEST_ASSET_KUBELET",
+    "TEST_ASSET_KUBE_PROXY",
+    "TEST_ASSET_KUBE_SCHEDULER",
+    "TEST_ASSET_PAUSE_IMAGE",
+    "TEST_ASSET_BITNAMI_IMAGE",
 ];
 
 impl Peers {
@@ -120,6 +137,11 @@ impl Peers {
             argocd_health: take(VARS[11])?,
             helm: take(VARS[12])?,
             bitnami_chart: take(VARS[13])?,
+            kubelet: take(VARS[14])?,
+            kube_proxy: take(VARS[15])?,
+            kube_scheduler: take(VARS[16])?,
+            pause_image: take(VARS[17])?,
+            bitnami_image: take(VARS[18])?,
         })
     }
 }

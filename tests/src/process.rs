@@ -19,7 +19,9 @@
 //! sends to the whole process group, and only then does its work.
 //!
 //! Each control plane has its own reaper, directory, network namespace and veth, so a
-//! binary may run several at once. [`Reaper::finish`] closes the write end early: the
+//! binary may run several at once. A test node ([`crate::node`]) changes host-global
+//! state, so its reaper first takes a machine-wide lock, holds it until its teardown
+//! script has run, and only then lets the test go on ([`Reaper::start_locked`]). [`Reaper::finish`] closes the write end early: the
 //! reaper then does the same work while the test runs on, which is how a test destroys
 //! a control plane of its own (see [`crate::ControlPlane::destroy`]).
 
@@ -34,7 +36,10 @@ use anyhow::{Context as _, Result, bail};
 
 const REAPER: &str = r#"
 trap '' INT HUP
-dir=$1 netns=$2 veth=$3 keep=$4
+dir=$1 netns=$2 veth=$3 keep=$4 lock=$5 teardown=$6
+# The lock (fd 8) is held until this process exits, after the teardown.
+if [ -n "$lock" ]; then exec 8>>"$lock" && flock 8 || exit 1; fi
+echo ready
 # Returns at EOF: the test process has exited, however it exited.
 while read -r _; do :; done
 same() { # same PID START: is PID still the process that started at START (not a zombie)?
@@ -55,6 +60,7 @@ if [ -f "$dir/pids" ]; then
         sleep 0.1
     done
 fi
+[ -z "$teardown" ] || [ ! -f "$teardown" ] || bash "$teardown" >"$dir/teardown.log" 2>&1
 [ -z "$netns" ] || ip netns del "$netns" 2>/dev/null
 [ -z "$veth" ] || ip link del "$veth" 2>/dev/null
 [ "$keep" = 1 ] || rm -rf "$dir"
@@ -77,12 +83,34 @@ impl Reaper {
     /// Starts the reaper for `dir` (removed at exit unless `keep`), the network
     /// namespace `netns` and the veth `veth` (either may not exist yet, or ever).
     pub fn start(dir: &Path, netns: &str, veth: &str, keep: bool) -> Result<Self> {
+        Self::launch(dir, netns, veth, keep, None, None)
+    }
+
+    /// A reaper that first takes the machine-wide `lock` (flock), waiting for any
+    /// other holder, and holds it until it has cleaned up after the test process: killed
+    /// what it spawned, then run the bash script `teardown` (if it exists by then; its
+    /// output goes to `dir/teardown.log`), then removed `dir` unless `keep`. Returns
+    /// once the lock is held.
+    pub fn start_locked(dir: &Path, keep: bool, lock: &Path, teardown: &Path) -> Result<Self> {
+        Self::launch(dir, "", "", keep, Some(lock), Some(teardown))
+    }
+
+    fn launch(
+        dir: &Path,
+        netns: &str,
+        veth: &str,
+        keep: bool,
+        lock: Option<&Path>,
+        teardown: Option<&Path>,
+    ) -> Result<Self> {
         let mut child = Command::new("bash")
             .args(["-c", REAPER, "sealant-e2e-reaper"])
             .arg(dir)
             .args([netns, veth, if keep { "1" } else { "0" }])
+            .arg(lock.unwrap_or(Path::new("")))
+            .arg(teardown.unwrap_or(Path::new("")))
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start the cleanup process (bash)")?;
@@ -90,6 +118,17 @@ impl Reaper {
             .stdin
             .take()
             .context("the reaper's stdin was not piped")?;
+        // "ready" once it holds the lock (if any) and reads the pipe.
+        let mut ready = String::new();
+        let stdout = child
+            .stdout
+            .take()
+            .context("the reaper's stdout was not piped")?;
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)
+            .context("the reaper's first line")?;
+        if ready.trim() != "ready" {
+            bail!("the cleanup process did not start (lock {lock:?})");
+        }
         Ok(Self {
             pids: dir.join("pids"),
             pipe: Mutex::new(Some(pipe)),
