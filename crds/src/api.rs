@@ -6,6 +6,7 @@
 //! | path | method | answer |
 //! |---|---|---|
 //! | [`HEALTHZ`] | GET | `ok` |
+//! | [`READYZ`] | GET | `ok` once a sealing key is loaded, 503 before (sealant only) |
 //! | [`CERT`] | GET | the newest certificate, [`PEM_MEDIA_TYPE`] |
 //! | [`AGE_RECIPIENT`] | GET | the newest age recipient (sealant only) |
 //! | [`ESCROW_BUNDLE`] | GET | the escrow bundle (sealant only) |
@@ -15,6 +16,9 @@
 
 /// Liveness: answers `ok`.
 pub const HEALTHZ: &str = "/healthz";
+/// Readiness: `ok` once a sealing key is loaded, so a Service sends `/v1/cert.pem`
+/// only to replicas that can answer it (sealant only).
+pub const READYZ: &str = "/readyz";
 /// The newest sealing certificate.
 pub const CERT: &str = "/v1/cert.pem";
 /// The newest age recipient (sealant only).

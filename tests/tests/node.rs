@@ -278,6 +278,88 @@ async fn secret_appears(
     }
 }
 
+/// The ClusterIP of the Service kube-system/sealed-secrets-controller.
+async fn service_ip(client: &kube::Client) -> String {
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), "kube-system")
+        .get("sealed-secrets-controller")
+        .await
+        .expect("the Service")
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .expect("a ClusterIP")
+}
+
+/// Runs `command` in a Pod of `image` (as a non-root user, read-only root filesystem)
+/// in `namespace` until it succeeds; its log, read with `kubectl logs`.
+async fn run_to_completion(
+    release: &Release<'_>,
+    client: &kube::Client,
+    namespace: &str,
+    image: &str,
+    command: &[&str],
+) -> String {
+    let name = format!("job-{}", sealant_e2e::random_hex(3));
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name },
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": false,
+            "containers": [{
+                "name": "job",
+                "image": image,
+                "imagePullPolicy": "Never",
+                "command": command,
+                "securityContext": {
+                    "runAsNonRoot": true,
+                    "readOnlyRootFilesystem": true,
+                    "allowPrivilegeEscalation": false,
+                    "capabilities": { "drop": ["ALL"] },
+                },
+            }],
+        },
+    }))
+    .expect("a Pod");
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    pods.create(&Default::default(), &pod)
+        .await
+        .expect("create the Pod");
+    let started = Instant::now();
+    loop {
+        let phase = pods
+            .get(&name)
+            .await
+            .expect("the Pod")
+            .status
+            .and_then(|s| s.phase)
+            .unwrap_or_default();
+        match phase.as_str() {
+            "Succeeded" => break,
+            "Failed" => panic!(
+                "the Pod {name} ({command:?}) failed\n{}",
+                release.diagnostics()
+            ),
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the Pod {name} did not finish\n{}",
+            release.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = tools::run(
+        Command::new(tools::kubectl().expect("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&release.cluster.cp.admin_kubeconfig)
+            .args(["-n", namespace, "logs", &name]),
+        b"",
+    )
+    .expect("kubectl logs");
+    String::from_utf8_lossy(&logs.stdout).into_owned()
+}
+
 /// The names of the Ready Pods of the release's Deployment `name`.
 async fn ready_pods(client: &kube::Client, namespace: &str, name: &str) -> Vec<Pod> {
     let deployment = Api::<Deployment>::namespaced(client.clone(), namespace)
@@ -361,9 +443,19 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     assert_eq!(pods.len(), 2, "Ready Pods: {pods:?}");
     for pod in &pods {
         let container = &pod.spec.as_ref().expect("spec").containers[0];
-        assert!(
-            container.readiness_probe.is_some() && container.liveness_probe.is_some(),
-            "the Pod has no probes: {container:?}"
+        let path = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+            probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .and_then(|h| h.path.clone())
+        };
+        assert_eq!(
+            (
+                path(&container.readiness_probe),
+                path(&container.liveness_probe)
+            ),
+            (Some("/readyz".to_owned()), Some("/healthz".to_owned())),
+            "the Pod's probes: {container:?}"
         );
     }
     // The leader reached the API server through the `kubernetes` ClusterIP (in-cluster
@@ -398,6 +490,29 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     )
     .expect("sealant --fetch-cert with default flags");
     assert!(String::from_utf8_lossy(&cert.stdout).contains("BEGIN CERTIFICATE"));
+    // A Pod of the same image runs `sealant` as a job: it reaches the controller's
+    // ClusterIP (kube-proxy's rules, from one Pod to another on the bridge), and its
+    // output comes back through `kubectl logs`.
+    let in_pod = run_to_completion(
+        &release,
+        &client,
+        &ns.name,
+        &format!("localhost/sealant:{}", cluster.image_tag),
+        &[
+            "sealant",
+            "--fetch-cert",
+            &format!(
+                "--cert=http://{}:8080/v1/cert.pem",
+                service_ip(&client).await
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        in_pod.as_bytes(),
+        cert.stdout,
+        "the certificate a Pod fetched through the ClusterIP"
+    );
     let values = [("password", "through-the-service")];
     kubectl_apply(
         cluster,

@@ -3,7 +3,8 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `GET /healthz` | `200 ok` |
+//! | `GET /healthz` | `200 ok` (liveness: the process serves) |
+//! | `GET /readyz` | sealant only: `200 ok` once a sealing key is loaded, 503 before (readiness: a replica that cannot answer `/v1/cert.pem` takes no traffic) |
 //! | `GET /v1/cert.pem` | the newest certificate, `application/x-pem-file`; 500 while no key is loaded |
 //! | `GET /v1/age-recipient` | sealant only: the newest key generation's age recipient (`age1...` and a newline), `text/plain; charset=utf-8`; 404 when no loaded key generation has an age identity (only Bitnami-written keys) |
 //! | `GET /v1/escrow-bundle` | sealant only: the escrow bundle of the active keys (an ASCII-armored age file, see [`crate::escrow`]), `text/plain; charset=utf-8`, as built from this replica's loaded keys; 404 without `--escrow-recipient`; 503 while no key is loaded |
@@ -111,7 +112,7 @@ pub struct ApiState {
     pub escrow: Arc<Escrow>,
 }
 
-/// The API router: `/healthz`, `/v1/cert.pem`, `/v1/age-recipient`,
+/// The API router: `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/age-recipient`,
 /// `/v1/escrow-bundle`, `/v1/verify`, `/v1/rotate`.
 pub fn api_router(state: Arc<ApiState>) -> Router {
     api_router_with_timeout(state, REQUEST_TIMEOUT)
@@ -126,6 +127,7 @@ pub fn api_router_with_timeout(state: Arc<ApiState>, timeout: Duration) -> Route
         .route_layer(middleware::from_fn_with_state(state.clone(), admit));
     Router::new()
         .route(api::HEALTHZ, get(healthz))
+        .route(api::READYZ, get(readyz))
         .route(api::CERT, get(cert_pem))
         .route(api::AGE_RECIPIENT, get(age_recipient))
         .route(api::ESCROW_BUNDLE, get(escrow_bundle))
@@ -155,6 +157,18 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    if state.keys.snapshot().newest_certificate().is_some() {
+        "ok".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no sealing key is loaded yet\n",
+        )
+            .into_response()
+    }
 }
 
 async fn cert_pem(State(state): State<Arc<ApiState>>) -> Response {

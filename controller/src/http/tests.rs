@@ -92,6 +92,26 @@ async fn healthz_says_ok() {
 }
 
 #[tokio::test]
+async fn readyz_is_503_until_a_sealing_key_is_loaded_then_ok() {
+    let (status, body, _) = call(
+        api_router(state(Keys::default(), 2, 2)),
+        "GET",
+        "/readyz",
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no sealing key is loaded yet\n"
+        )
+    );
+    let (status, body, _) = call(api_router(state(keys(&[0]), 2, 2)), "GET", "/readyz", "").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+}
+
+#[tokio::test]
 async fn cert_pem_serves_the_newest_certificate() {
     let (status, body, ct) = call(
         api_router(state(keys(&[0, 2, 1]), 2, 2)),
