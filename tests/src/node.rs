@@ -293,6 +293,23 @@ impl Node {
         Ok(())
     }
 
+    /// How many endpoints kube-proxy's rules send the Service port `service` to
+    /// (`namespace/name:port`, as kube-proxy names it): a Pod that was just marked
+    /// Ready is reachable through the ClusterIP only once its rule is written.
+    pub fn routed_endpoints(&self, service: &str) -> Result<usize> {
+        let marker = format!("\"{service} -> ");
+        let rules = iptables_save("nat")?;
+        let mut endpoints: Vec<&str> = rules
+            .lines()
+            .filter(|l| l.starts_with("-A KUBE-SVC-"))
+            .filter_map(|l| l.split_once(marker.as_str()).map(|(_, rest)| rest))
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        Ok(endpoints.len())
+    }
+
     /// Fails, with the end of its log, if a node component has exited.
     pub fn check_running(&self) -> Result<()> {
         self.components

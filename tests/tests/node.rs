@@ -325,6 +325,22 @@ async fn run_to_completion(
     pods.create(&Default::default(), &pod)
         .await
         .expect("create the Pod");
+    let logs = || {
+        let out = tools::run_unchecked(
+            Command::new(tools::kubectl().expect("kubectl"))
+                .arg("--kubeconfig")
+                .arg(&release.cluster.cp.admin_kubeconfig)
+                .args(["-n", namespace, "logs", &name]),
+            b"",
+        )
+        .expect("kubectl logs");
+        assert!(
+            out.status.success(),
+            "kubectl logs {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     let started = Instant::now();
     loop {
         let phase = pods
@@ -337,7 +353,8 @@ async fn run_to_completion(
         match phase.as_str() {
             "Succeeded" => break,
             "Failed" => panic!(
-                "the Pod {name} ({command:?}) failed\n{}",
+                "the Pod {name} ({command:?}) failed:\n{}\n{}",
+                logs(),
                 release.diagnostics()
             ),
             _ => {}
@@ -349,15 +366,7 @@ async fn run_to_completion(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let logs = tools::run(
-        Command::new(tools::kubectl().expect("kubectl"))
-            .arg("--kubeconfig")
-            .arg(&release.cluster.cp.admin_kubeconfig)
-            .args(["-n", namespace, "logs", &name]),
-        b"",
-    )
-    .expect("kubectl logs");
-    String::from_utf8_lossy(&logs.stdout).into_owned()
+    logs()
 }
 
 /// The names of the Ready Pods of the release's Deployment `name`.
@@ -492,7 +501,22 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     assert!(String::from_utf8_lossy(&cert.stdout).contains("BEGIN CERTIFICATE"));
     // A Pod of the same image runs `sealant` as a job: it reaches the controller's
     // ClusterIP (kube-proxy's rules, from one Pod to another on the bridge), and its
-    // output comes back through `kubectl logs`.
+    // output comes back through `kubectl logs`. First, kube-proxy must have caught up
+    // with both Ready Pods.
+    let routed = Instant::now();
+    while cluster
+        .node
+        .routed_endpoints("kube-system/sealed-secrets-controller:http")
+        .expect("iptables-save")
+        < 2
+    {
+        assert!(
+            routed.elapsed() < WAIT,
+            "kube-proxy wrote no rules for both Pods\n{}",
+            release.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let in_pod = run_to_completion(
         &release,
         &client,
