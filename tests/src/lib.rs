@@ -28,6 +28,10 @@
 //!   mount namespace.
 //! - A missing peer is a test failure with a message that says how to get it, never a
 //!   skip.
+//! - A test that needs Pods starts a real node beside a control plane of its own
+//!   ([`node`]): containerd, a kubelet, kube-proxy and kube-scheduler. It is the one
+//!   part that changes host-global state, so one runs at a time on the machine and its
+//!   own reaper restores that state.
 
 pub mod bench;
 pub mod bitnami;

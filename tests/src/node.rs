@@ -43,7 +43,7 @@ use crate::process::{Component, Reaper, tail};
 
 /// The node's name, as the kubelet registers it.
 pub const NODE_NAME: &str = "sealant-e2e-node";
-/// The Pods' network, on the bridge [`BRIDGE`].
+/// The Pods' network, on the node's bridge `sealante2e0`.
 pub const POD_CIDR: &str = "10.253.0.0/24";
 const BRIDGE: &str = "sealante2e0";
 /// The pause image's reference (built by `tests/peers/build.sh pause-image`).
