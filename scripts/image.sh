@@ -60,7 +60,11 @@ echo "image.sh: building release binaries of $commit (cargo build --release)" >&
 export CARGO_TARGET_DIR=$CACHE/image-target CARGO_INCREMENTAL=0
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="--remap-path-prefix=$SRC=/sealant --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$CARGO_TARGET_DIR=/target"
-(cd "$SRC" && cargo build --release --locked -p sealant-controller -p sealant-cli)
+# The binaries take no time stamp of their own, so the build gets a fixed
+# SOURCE_DATE_EPOCH, not the commit's: the C build scripts (aws-lc-sys, psm, through
+# the cc crate) rerun whenever it changes, and with the commit's time every new commit
+# (and every other time the tests stamp) rebuilt AWS-LC and everything above it.
+(cd "$SRC" && SOURCE_DATE_EPOCH=0 cargo build --release --locked -p sealant-controller -p sealant-cli)
 
 context=$(mktemp -d)
 store=$CACHE/buildah
