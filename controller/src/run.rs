@@ -150,17 +150,16 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         )));
     }
 
+    let reporter = Reporter {
+        controller: EVENT_COMPONENT.to_owned(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let context = Arc::new(Context {
         client: client.clone(),
         keys,
         metrics: metrics.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: EVENT_COMPONENT.to_owned(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
+        recorder: Recorder::new(client.clone(), reporter.clone()),
+        reporter,
         update_status: flags.update_status,
         accept_v1_data: flags.accept_deprecated_v1_data,
         accept_template_data: flags.accept_template_data,

@@ -60,8 +60,10 @@ const NEEDED: &[Need] = &[
     need(CLUSTER, "", "secrets", "create", "pass/mod.rs", "secrets.create(&params,"),
     // A produced Secret that differs from the SealedSecret is replaced.
     need(CLUSTER, "", "secrets", "update", "pass/mod.rs", "secrets.replace(name,"),
-    // kube's Recorder creates an event, and patches it when the same event repeats.
+    // Normal events are created directly; kube's Recorder creates a Warning event and
+    // patches it when the same event repeats.
     need(CLUSTER, "events.k8s.io", "events", "create", "pass/mod.rs", "recorder.publish("),
+    need(CLUSTER, "events.k8s.io", "events", "create", "pass/mod.rs", ".create(&PostParams::default(), &event)"),
     need(CLUSTER, "events.k8s.io", "events", "patch", "pass/mod.rs", "recorder.publish("),
     // The leader Lease: created when missing (create cannot be limited to a name),
     // read, and replaced to acquire, renew or release it.

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
 use sealant_crds::{SealOptions, SealedSecret, seal_secret};
 use sealant_keys::{Certificate, OffsetDateTime, PrivateKey, Scope, hybrid};
 use serde::Serialize;
@@ -75,7 +75,17 @@ pub enum RunKind {
     /// and to the controller's readiness. Names: `sealant-restart`,
     /// `bitnami-default-restart`, `bitnami-raised-restart`.
     Restart(Restarted),
+    /// Steady-state latency: with the N SealedSecrets in sync (a first sync by the
+    /// same controller, which keeps running), [`STEADY_NEW`] new SealedSecrets are
+    /// applied at [`STEADY_RATE`] per second; the time from each one's create to its
+    /// Secret, seen on a watch. Names: `sealant-steady`, `bitnami-raised-steady`.
+    Steady(Restarted),
 }
+
+/// New SealedSecrets a steady-state run applies.
+pub const STEADY_NEW: usize = 200;
+/// ... per second.
+pub const STEADY_RATE: u32 = 20;
 
 /// The controller a restart run restarts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,9 +119,12 @@ impl RunKind {
             "sealant-restart" => Self::Restart(Restarted::Sealant),
             "bitnami-default-restart" => Self::Restart(Restarted::BitnamiDefault),
             "bitnami-raised-restart" => Self::Restart(Restarted::BitnamiRaised),
+            "sealant-steady" => Self::Steady(Restarted::Sealant),
+            "bitnami-raised-steady" => Self::Steady(Restarted::BitnamiRaised),
             other => bail!(
                 "unknown run {other:?}: use floor, ideal, sealant, bitnami-default, \
-                 bitnami-raised, or one of the last three with -restart"
+                 bitnami-raised, one of the last three with -restart, or sealant-steady \
+                 or bitnami-raised-steady"
             ),
         })
     }
@@ -126,6 +139,9 @@ impl RunKind {
             Self::Restart(Restarted::Sealant) => "sealant-restart",
             Self::Restart(Restarted::BitnamiDefault) => "bitnami-default-restart",
             Self::Restart(Restarted::BitnamiRaised) => "bitnami-raised-restart",
+            Self::Steady(Restarted::Sealant) => "sealant-steady",
+            Self::Steady(Restarted::BitnamiDefault) => "bitnami-default-steady",
+            Self::Steady(Restarted::BitnamiRaised) => "bitnami-raised-steady",
         }
     }
 }
@@ -159,7 +175,8 @@ impl Options {
     /// The command-line help.
     pub const USAGE: &'static str = "\
 usage: bench-sync [--n N] [--values-per-secret V] [--value-bytes B]
-                  [--runs floor,ideal,sealant,bitnami-raised,bitnami-default]
+                  [--runs floor,ideal,sealant,bitnami-raised,bitnami-default,
+                          sealant-restart,sealant-steady,bitnami-raised-steady,...]
                   [--unrelated-secrets M] [--concurrency C] [--timeout-secs S]
                   [--bitnami-raised-flags=--kubeclient-qps=500,--kubeclient-burst=1000]
                   [--out FILE] [--logs DIR]
@@ -298,6 +315,38 @@ pub struct RunResult {
     /// controller, from its start until it settled, the driver's polling LISTs of
     /// Secrets included.
     pub requests: BTreeMap<String, f64>,
+    /// Steady-state runs: apply-to-Secret latency of the new SealedSecrets, in ms.
+    pub latency_ms: Option<Latency>,
+}
+
+/// Percentiles of apply-to-Secret times, in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    /// How many were measured.
+    pub count: usize,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
+    /// Longest.
+    pub max: f64,
+}
+
+impl Latency {
+    /// The percentiles of `samples` (milliseconds), nearest rank.
+    pub fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        let rank = |q: f64| {
+            let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len().max(1));
+            samples.get(i - 1).copied().unwrap_or(0.0)
+        };
+        Self {
+            count: samples.len(),
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: samples.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 impl RunResult {
@@ -393,7 +442,11 @@ impl Report {
              |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         let opt = |v: Option<f64>, p: usize| v.map_or("-".to_owned(), |v| format!("{v:.p$}"));
-        for run in self.runs.iter().filter(|r| r.ready_seconds.is_none()) {
+        for run in self
+            .runs
+            .iter()
+            .filter(|r| r.ready_seconds.is_none() && r.latency_ms.is_none())
+        {
             let vs_floor = self.floor().map(|f| run.seconds / f);
             let faster = match (run.run.as_str(), sealant) {
                 ("sealant" | "floor", _) | (_, None) => None,
@@ -448,6 +501,34 @@ impl Report {
                 );
             }
         }
+        let steady: Vec<&RunResult> = self
+            .runs
+            .iter()
+            .filter(|r| r.latency_ms.is_some())
+            .collect();
+        if !steady.is_empty() {
+            let _ = write!(
+                out,
+                "\nSteady state with the N SealedSecrets in sync: {STEADY_NEW} new ones applied \
+                 at {STEADY_RATE} per second, the time from each create to its Secret (seen on \
+                 a watch):\n\n| run | flags | measured | p50 (ms) | p99 (ms) | max (ms) | peak \
+                 RSS (MiB) |\n|---|---|---|---|---|---|---|\n"
+            );
+            for run in steady {
+                let l = run.latency_ms.clone().unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {} |",
+                    run.run,
+                    run.flags_cell(),
+                    l.count,
+                    l.p50,
+                    l.p99,
+                    l.max,
+                    opt(run.peak_rss_mib, 1),
+                );
+            }
+        }
         out.push_str(
             "\nAPI requests per SealedSecret (kube-apiserver's `apiserver_request_total`, \
              every verb but WATCH, on Secrets, SealedSecrets and events; a controller's \
@@ -456,6 +537,12 @@ impl Report {
         );
         for run in &self.runs {
             let total: f64 = run.requests.values().sum();
+            // A steady-state run's requests are those of its new SealedSecrets.
+            let objects = if run.latency_ms.is_some() {
+                STEADY_NEW
+            } else {
+                opts.n
+            };
             let words: Vec<String> = run
                 .requests
                 .iter()
@@ -465,7 +552,7 @@ impl Report {
                 out,
                 "| {} | {:.2} | {} |",
                 run.run,
-                total / opts.n.max(1) as f64,
+                total / objects.max(1) as f64,
                 words.join(", ")
             );
         }
@@ -521,6 +608,7 @@ pub async fn run(
             RunKind::Floor => floor_run(cp, &client, opts).await?,
             RunKind::Ideal => ideal_run(cp, &client, &key_pair.0, opts).await?,
             RunKind::Restart(which) => restart_run(cp, &client, &key, which, opts).await?,
+            RunKind::Steady(which) => steady_run(cp, &client, &key, which, opts).await?,
             _ => controller_run(cp, &client, &key, kind, opts).await?,
         };
         eprintln!(
@@ -1005,6 +1093,145 @@ async fn restart_run(
     Ok(result)
 }
 
+/// A steady-state run ([`RunKind::Steady`]).
+async fn steady_run(
+    cp: &'static ControlPlane,
+    client: &kube::Client,
+    key: &sealant_keys::PublicKey,
+    which: Restarted,
+    opts: &Options,
+) -> Result<RunResult> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+
+    let kind = RunKind::Steady(which);
+    let ns = create_namespace(client, &format!("bench-{}", kind.name())).await?;
+    let sealed_api = Api::<SealedSecret>::namespaced(client.clone(), &ns);
+    create_all(
+        sealed_api.clone(),
+        seal_all(key, &ns, opts)?,
+        opts.concurrency,
+    )
+    .await
+    .context("create the SealedSecrets")?;
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let flags = controller_flags(which.kind(), opts);
+    eprintln!("bench-sync: {}: first sync", kind.name());
+    let controller = start_controller(cp, which.kind(), &flags).await?;
+    let measured = async {
+        let started = Instant::now();
+        while count_secrets(&api).await? < opts.n {
+            controller.check_running()?;
+            if started.elapsed() > opts.timeout {
+                bail!("{}: the first sync timed out", kind.name());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        settle(controller.pid()).await?;
+
+        // The new SealedSecrets, sealed beforehand; a watch from now on sees their
+        // Secrets arrive.
+        let all = Options {
+            n: opts.n + STEADY_NEW,
+            ..opts.clone()
+        };
+        let mut news = Vec::with_capacity(STEADY_NEW);
+        for i in opts.n..all.n {
+            let mut secret = expected_secret(i, opts);
+            secret.metadata.namespace = Some(ns.clone());
+            news.push((
+                secret_name(i),
+                seal_secret(&secret, key, &SealOptions::default())?,
+            ));
+        }
+        let version = api
+            .list_metadata(&ListParams::default().limit(1))
+            .await?
+            .metadata
+            .resource_version
+            .context("a list without a resourceVersion")?;
+        let mut events = api
+            .watch(&WatchParams::default().timeout(290), &version)
+            .await?
+            .boxed();
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        let watching = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.try_next().await? {
+                    if let WatchEvent::Added(secret) | WatchEvent::Modified(secret) = event
+                        && let Some(name) = secret.metadata.name
+                    {
+                        seen.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(name)
+                            .or_insert_with(Instant::now);
+                    }
+                }
+                Ok::<(), anyhow::Error>(())
+            })
+        };
+        let meter = Meter::start(cp, client).await?;
+        let mut created = BTreeMap::new();
+        let interval = Duration::from_secs(1) / STEADY_RATE;
+        let first = Instant::now();
+        for (i, (name, sealed)) in news.into_iter().enumerate() {
+            tokio::time::sleep_until((first + interval * i as u32).into()).await;
+            sealed_api.create(&PostParams::default(), &sealed).await?;
+            created.insert(name, Instant::now());
+        }
+        let waiting = Instant::now();
+        loop {
+            controller.check_running()?;
+            let done = {
+                let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                created.keys().all(|name| seen.contains_key(name))
+            };
+            if done {
+                break;
+            }
+            if waiting.elapsed() > Duration::from_secs(120) {
+                bail!("{}: not every new Secret came within 120 s", kind.name());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        watching.abort();
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let samples = created
+            .iter()
+            .map(|(name, at)| seen[name].saturating_duration_since(*at).as_secs_f64() * 1000.0)
+            .collect();
+        let mut used = RunResult::default();
+        meter.finish(client, &mut used).await?;
+        verify_secrets(&api, &ns, &all).await?;
+        Ok(RunResult {
+            run: kind.name().to_owned(),
+            flags: flags.clone(),
+            seconds: first.elapsed().as_secs_f64(),
+            peak_rss_mib: Some(status_kib(controller.pid(), "VmHWM")? / 1024.0),
+            steady_rss_mib: Some(status_kib(controller.pid(), "VmRSS")? / 1024.0),
+            latency_ms: Some(Latency::of(samples)),
+            apiserver_cpu: used.apiserver_cpu,
+            etcd_cpu: used.etcd_cpu,
+            kcm_cpu: used.kcm_cpu,
+            driver_cpu: used.driver_cpu,
+            requests: used.requests,
+            ..RunResult::of(opts)
+        })
+    }
+    .await;
+    if let Some(dir) = &opts.logs {
+        std::fs::create_dir_all(dir)?;
+        let _ = std::fs::copy(
+            controller.log(),
+            dir.join(format!("{}-n{}.log", kind.name(), opts.n)),
+        );
+    }
+    controller.kill();
+    let result = measured.with_context(|| controller.failure(kind))?;
+    delete_namespace(client, &ns).await?;
+    Ok(result)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn measure(
     api: &Api<Secret>,
@@ -1105,6 +1332,7 @@ async fn measure(
         kcm_cpu: peers1[2] - peers0[2],
         driver_cpu,
         ready_seconds: None,
+        latency_ms: None,
         // Filled by the caller.
         requests: BTreeMap::new(),
     })
@@ -1557,4 +1785,19 @@ pub fn append_results(path: &Path, opts: &Options, report: &Report, command: &st
         .with_context(|| format!("open {}", path.display()))?
         .write_all(text.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Latency;
+
+    #[test]
+    fn latency_percentiles_are_nearest_rank() {
+        let l = Latency::of((1..=200).rev().map(f64::from).collect());
+        assert_eq!((l.count, l.p50, l.p99, l.max), (200, 100.0, 198.0, 200.0));
+        let one = Latency::of(vec![7.0]);
+        assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
+        let none = Latency::of(Vec::new());
+        assert_eq!((none.count, none.max), (0, 0.0));
+    }
 }

@@ -174,9 +174,7 @@ impl Release<'_> {
     fn diagnostics(&self) -> String {
         let kubectl = |args: &[&str]| {
             tools::run_unchecked(
-                Command::new(tools::kubectl().expect("kubectl"))
-                    .arg("--kubeconfig")
-                    .arg(&self.cluster.cp.admin_kubeconfig)
+                kubectl(self.cluster)
                     .args(["-n", self.namespace])
                     .args(args),
                 b"",
@@ -205,6 +203,33 @@ impl Release<'_> {
         out.push_str(&self.cluster.node.log_tails(15));
         out
     }
+}
+
+/// `kubectl` of the API server's release, as admin of the node's control plane.
+fn kubectl(cluster: &Cluster) -> Command {
+    let mut cmd = Command::new(tools::kubectl().expect("kubectl"));
+    cmd.arg("--kubeconfig").arg(&cluster.cp.admin_kubeconfig);
+    cmd
+}
+
+/// `program --fetch-cert` (`sealant` or `kubeseal`) with `flags`, as admin: the PEM.
+fn fetch_cert(cluster: &Cluster, program: &Path, flags: &[String], what: &str) -> Vec<u8> {
+    let out = tools::run(
+        Command::new(program)
+            .arg("--kubeconfig")
+            .arg(&cluster.cp.admin_kubeconfig)
+            .args(flags)
+            .arg("--fetch-cert"),
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("{} --fetch-cert from {what}: {e:#}", program.display()))
+    .stdout;
+    assert!(
+        String::from_utf8_lossy(&out).contains("BEGIN CERTIFICATE"),
+        "{} --fetch-cert from {what} printed no certificate",
+        program.display()
+    );
+    out
 }
 
 /// The controller flags for `sealant` and `kubeseal` (empty for the defaults).
@@ -241,14 +266,7 @@ fn seal_with(
 }
 
 fn kubectl_apply(cluster: &Cluster, yaml: &[u8]) {
-    tools::run(
-        Command::new(tools::kubectl().expect("kubectl"))
-            .arg("--kubeconfig")
-            .arg(&cluster.cp.admin_kubeconfig)
-            .args(["apply", "-f", "-"]),
-        yaml,
-    )
-    .expect("kubectl apply");
+    tools::run(kubectl(cluster).args(["apply", "-f", "-"]), yaml).expect("kubectl apply");
 }
 
 /// Waits until the Secret `name` has `values`; how long it took.
@@ -327,10 +345,7 @@ async fn run_to_completion(
         .expect("create the Pod");
     let logs = || {
         let out = tools::run_unchecked(
-            Command::new(tools::kubectl().expect("kubectl"))
-                .arg("--kubeconfig")
-                .arg(&release.cluster.cp.admin_kubeconfig)
-                .args(["-n", namespace, "logs", &name]),
+            kubectl(release.cluster).args(["-n", namespace, "logs", &name]),
             b"",
         )
         .expect("kubectl logs");
@@ -476,10 +491,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
         "the Lease holder {first_leader} is none of the Pods"
     );
     let logs = tools::run(
-        Command::new(tools::kubectl().expect("kubectl"))
-            .arg("--kubeconfig")
-            .arg(&cp.admin_kubeconfig)
-            .args(["-n", "kube-system", "logs", &first_leader]),
+        kubectl(cluster).args(["-n", "kube-system", "logs", &first_leader]),
         b"",
     )
     .expect("kubectl logs");
@@ -490,15 +502,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     );
 
     // `sealant` with its default flags fetches the certificate through the Service.
-    let cert = tools::run(
-        Command::new(&sealant)
-            .arg("--kubeconfig")
-            .arg(&cp.admin_kubeconfig)
-            .arg("--fetch-cert"),
-        b"",
-    )
-    .expect("sealant --fetch-cert with default flags");
-    assert!(String::from_utf8_lossy(&cert.stdout).contains("BEGIN CERTIFICATE"));
+    let cert = fetch_cert(cluster, &sealant, &[], "the Pods, with default flags");
     // A Pod of the same image runs `sealant` as a job: it reaches the controller's
     // ClusterIP (kube-proxy's rules, from one Pod to another on the bridge), and its
     // output comes back through `kubectl logs`. First, kube-proxy must have caught up
@@ -534,7 +538,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     .await;
     assert_eq!(
         in_pod.as_bytes(),
-        cert.stdout,
+        cert,
         "the certificate a Pod fetched through the ClusterIP"
     );
     let values = [("password", "through-the-service")];
@@ -545,7 +549,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     secret_appears(&release, &secrets, "installed", &values).await;
 
     // Delete the leader Pod: the other replica takes over and unseals what comes.
-    let cert_file = ns_file(&cp.dir, "cert.pem", &cert.stdout);
+    let cert_file = ns_file(&cp.dir, "cert.pem", &cert);
     let offline = vec![format!("--cert={}", cert_file.display())];
     let kube_system_pods = Api::<Pod>::namespaced(client.clone(), "kube-system");
     let deleted = Instant::now();
@@ -785,16 +789,7 @@ async fn bitnami_installs_migrate_to_sealant_pods_in_place_and_back() {
 
     // Bitnami's chart and image; kubeseal seals through its Service.
     bitnami.install("install", &bitnami_chart, &values, &bitnami_image);
-    let cert = tools::run(
-        Command::new(&kubeseal)
-            .arg("--kubeconfig")
-            .arg(&cp.admin_kubeconfig)
-            .args(&flags)
-            .arg("--fetch-cert"),
-        b"",
-    )
-    .expect("kubeseal --fetch-cert from Bitnami's controller")
-    .stdout;
+    let cert = fetch_cert(cluster, &kubeseal, &flags, "Bitnami's controller");
     let cert_file = ns_file(&cp.dir, "bitnami-cert.pem", &cert);
     let offline = vec![format!("--cert={}", cert_file.display())];
     let s1 = [("password", "sealed-for-bitnami")];
@@ -809,16 +804,7 @@ async fn bitnami_installs_migrate_to_sealant_pods_in_place_and_back() {
     bitnami.uninstall();
     ours.install("install", &our_chart, &values, &our_image);
     secret_appears(&ours, &secrets, "s1", &s1).await;
-    let served = tools::run(
-        Command::new(&kubeseal)
-            .arg("--kubeconfig")
-            .arg(&cp.admin_kubeconfig)
-            .args(&flags)
-            .arg("--fetch-cert"),
-        b"",
-    )
-    .expect("kubeseal --fetch-cert from sealant's Pods")
-    .stdout;
+    let served = fetch_cert(cluster, &kubeseal, &flags, "sealant's Pods");
     assert_eq!(
         served, cert,
         "sealant serves another certificate than Bitnami's key"

@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt as _};
 use sealant_crds::{CONDITION_SYNCED, SealedSecret, secret_shell};
 use sealant_keys::Fingerprint;
@@ -53,7 +53,11 @@ pub struct Context {
     pub(crate) client: Client,
     pub(crate) keys: Arc<KeyStore>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Publishes Warning events, aggregating a repeated one into a series.
     pub(crate) recorder: Recorder,
+    /// Who reports events (the Recorder's reporter, for the Normal events [`publish`]
+    /// creates itself).
+    pub(crate) reporter: Reporter,
     pub(crate) update_status: bool,
     pub(crate) accept_v1_data: bool,
     /// `--accept-template-data`.
@@ -451,9 +455,62 @@ async fn publish(
         action: "Unseal".to_owned(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+    let published = match event.type_ {
+        EventType::Normal => create_event(ctx, &event, reference).await,
+        EventType::Warning => ctx.recorder.publish(&event, reference).await,
+    };
+    if let Err(e) = published {
         warn!(error = %e, "cannot publish event");
     }
+}
+
+/// Creates a Normal event as kube's `Recorder` would (the same events.k8s.io/v1 object
+/// and name), without its cache. A Normal event (`Unsealed`) is published once per
+/// change of an object, so nothing repeats to be aggregated into a series, while the
+/// Recorder keeps every event it publishes for six minutes and scans them all on every
+/// publish: in a cold sync of 10,000 that cache was 35 MB of the 108 MB peak (heap
+/// profile in BENCHMARKS.md).
+async fn create_event(
+    ctx: &Context,
+    ev: &Event,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let controller = &ctx.reporter.controller;
+    let event = K8sEvent {
+        action: Some(ev.action.clone()),
+        reason: Some(ev.reason.clone()),
+        note: ev.note.clone(),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(reference.clone()),
+        related: ev.secondary.clone(),
+        reporting_controller: Some(controller.clone()),
+        reporting_instance: Some(
+            ctx.reporter
+                .instance
+                .clone()
+                .unwrap_or_else(|| controller.clone()),
+        ),
+        type_: Some("Normal".to_owned()),
+        metadata: kube::api::ObjectMeta {
+            namespace: reference.namespace.clone(),
+            name: Some(format!(
+                "{}.{:x}",
+                reference.name.as_deref().unwrap_or(controller),
+                now.as_nanosecond()
+            )),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let namespace = reference.namespace.as_deref().unwrap_or("default");
+    Api::<K8sEvent>::namespaced(ctx.client.clone(), namespace)
+        .create(&PostParams::default(), &event)
+        .await
+        .map(drop)
 }
 
 /// Reports a SealedSecret that cannot be decoded ([`crate::decode`]) on itself: a

@@ -131,17 +131,16 @@ fn context_with(fake: Fake, accept_template_data: bool) -> (Arc<Context>, Arc<Mu
     for (k, c) in test_keys() {
         keys.insert(KeyEntry::new(k.clone(), c.clone(), None, c.not_before()));
     }
+    let reporter = Reporter {
+        controller: EVENT_COMPONENT.to_owned(),
+        instance: None,
+    };
     let ctx = Context {
         client: client.clone(),
         keys: Arc::new(KeyStore::new(keys)),
         metrics: Arc::new(Metrics::new("test", false)),
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: EVENT_COMPONENT.to_owned(),
-                instance: None,
-            },
-        ),
+        recorder: Recorder::new(client, reporter.clone()),
+        reporter,
         update_status: true,
         accept_v1_data: true,
         accept_template_data,
