@@ -973,15 +973,14 @@ async fn start_controller(
     })
 }
 
-/// A restart run ([`RunKind::Restart`]).
-async fn restart_run(
-    cp: &'static ControlPlane,
+/// A namespace of its own for a run of `kind`, holding the N SealedSecrets (no
+/// Secret yet): its name, and the SealedSecret and Secret APIs in it.
+async fn sealed_namespace(
     client: &kube::Client,
     key: &sealant_keys::PublicKey,
-    which: Restarted,
+    kind: RunKind,
     opts: &Options,
-) -> Result<RunResult> {
-    let kind = RunKind::Restart(which);
+) -> Result<(String, Api<SealedSecret>, Api<Secret>)> {
     let ns = create_namespace(client, &format!("bench-{}", kind.name())).await?;
     let sealed_api = Api::<SealedSecret>::namespaced(client.clone(), &ns);
     create_all(
@@ -991,7 +990,40 @@ async fn restart_run(
     )
     .await
     .context("create the SealedSecrets")?;
-    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let api = Api::namespaced(client.clone(), &ns);
+    Ok((ns, sealed_api, api))
+}
+
+/// Waits until the N Secrets of a first sync by `controller` exist and its CPU has
+/// settled.
+async fn first_sync(
+    api: &Api<Secret>,
+    controller: &Controller,
+    kind: RunKind,
+    opts: &Options,
+) -> Result<()> {
+    let started = Instant::now();
+    while count_secrets(api).await? < opts.n {
+        controller.check_running()?;
+        if started.elapsed() > opts.timeout {
+            bail!("{}: the first sync timed out", kind.name());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    settle(controller.pid()).await?;
+    Ok(())
+}
+
+/// A restart run ([`RunKind::Restart`]).
+async fn restart_run(
+    cp: &'static ControlPlane,
+    client: &kube::Client,
+    key: &sealant_keys::PublicKey,
+    which: Restarted,
+    opts: &Options,
+) -> Result<RunResult> {
+    let kind = RunKind::Restart(which);
+    let (ns, sealed_api, api) = sealed_namespace(client, key, kind, opts).await?;
 
     // The first sync; Bitnami's at its defaults would take hours at N = 10,000.
     let first_kind = match which {
@@ -1004,18 +1036,7 @@ async fn restart_run(
         first_kind.name()
     );
     let first = start_controller(cp, first_kind, &controller_flags(first_kind, opts)).await?;
-    let synced = async {
-        let started = Instant::now();
-        while count_secrets(&api).await? < opts.n {
-            first.check_running()?;
-            if started.elapsed() > opts.timeout {
-                bail!("{}: the first sync timed out", kind.name());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        settle(first.pid()).await
-    }
-    .await;
+    let synced = first_sync(&api, &first, kind, opts).await;
     first.kill();
     synced?;
 
@@ -1104,29 +1125,12 @@ async fn steady_run(
     use futures::{StreamExt as _, TryStreamExt as _};
 
     let kind = RunKind::Steady(which);
-    let ns = create_namespace(client, &format!("bench-{}", kind.name())).await?;
-    let sealed_api = Api::<SealedSecret>::namespaced(client.clone(), &ns);
-    create_all(
-        sealed_api.clone(),
-        seal_all(key, &ns, opts)?,
-        opts.concurrency,
-    )
-    .await
-    .context("create the SealedSecrets")?;
-    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let (ns, sealed_api, api) = sealed_namespace(client, key, kind, opts).await?;
     let flags = controller_flags(which.kind(), opts);
     eprintln!("bench-sync: {}: first sync", kind.name());
     let controller = start_controller(cp, which.kind(), &flags).await?;
     let measured = async {
-        let started = Instant::now();
-        while count_secrets(&api).await? < opts.n {
-            controller.check_running()?;
-            if started.elapsed() > opts.timeout {
-                bail!("{}: the first sync timed out", kind.name());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        settle(controller.pid()).await?;
+        first_sync(&api, &controller, kind, opts).await?;
 
         // The new SealedSecrets, sealed beforehand; a watch from now on sees their
         // Secrets arrive.

@@ -414,6 +414,18 @@ async fn ready_pods(client: &kube::Client, namespace: &str, name: &str) -> Vec<P
         .collect()
 }
 
+/// `name` (`what`) is the name of one of `pods`.
+fn assert_one_of(pods: &[Pod], name: &str, what: &str) {
+    assert!(
+        pods.iter()
+            .any(|p| p.metadata.name.as_deref() == Some(name)),
+        "{what} {name} is none of the Pods {:?}",
+        pods.iter()
+            .map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
 /// The Pod that holds the Lease (its identity is `<Pod name>_<random>`), waiting until
 /// one does.
 async fn leader(release: &Release<'_>, leases: &Api<Lease>) -> String {
@@ -485,11 +497,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     // The leader reached the API server through the `kubernetes` ClusterIP (in-cluster
     // configuration) and holds the Lease; `kubectl logs` reaches the kubelet.
     let first_leader = leader(&release, &leases).await;
-    assert!(
-        pods.iter()
-            .any(|p| p.metadata.name.as_deref() == Some(first_leader.as_str())),
-        "the Lease holder {first_leader} is none of the Pods"
-    );
+    assert_one_of(&pods, &first_leader, "the Lease holder");
     let logs = tools::run(
         kubectl(cluster).args(["-n", "kube-system", "logs", &first_leader]),
         b"",
@@ -708,11 +716,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
 
     // Both old Pods are gone, so the Lease moved during the rollout.
     let third_leader = leader(&release, &leases).await;
-    assert!(
-        pods.iter()
-            .any(|p| p.metadata.name.as_deref() == Some(third_leader.as_str())),
-        "after the rollout, the Lease holder {third_leader} is none of the new Pods"
-    );
+    assert_one_of(&pods, &third_leader, "after the rollout, the Lease holder");
 
     // helm uninstall leaves the key Secrets (and the Secrets, and the CRD).
     release.uninstall();
