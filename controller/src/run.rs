@@ -164,7 +164,6 @@ pub async fn run(flags: Flags) -> Result<(), Error> {
         accept_v1_data: flags.accept_deprecated_v1_data,
         accept_template_data: flags.accept_template_data,
         created: Default::default(),
-        normal_events: Default::default(),
         proofs: Default::default(),
         own_writes: Default::default(),
     });

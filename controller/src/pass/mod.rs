@@ -72,35 +72,6 @@ pub struct Context {
     /// The Secrets this process is writing or wrote, until the watch shows their echo
     /// ([`crate::own_writes`]).
     pub(crate) own_writes: OwnWrites,
-    /// When each object (`namespace/name/reason`) last had a Normal event, for
-    /// [`EVENT_WINDOW`]: a repeat goes through the Recorder and becomes a series.
-    pub(crate) normal_events: std::sync::Mutex<RecentEvents>,
-}
-
-/// How long a Normal event counts as recent: the Recorder's own cache lifetime.
-const EVENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(6 * 60);
-
-/// The objects that had a Normal event within [`EVENT_WINDOW`]: a key and a time each
-/// (about 100 bytes), where the Recorder would hold the whole event.
-#[derive(Debug, Default)]
-pub(crate) struct RecentEvents {
-    at: std::collections::HashMap<String, std::time::Instant>,
-    /// The map's size after the last pruning.
-    pruned_to: usize,
-}
-
-impl RecentEvents {
-    /// Notes a Normal event for `key` at `now`; whether `key` had one within
-    /// [`EVENT_WINDOW`]. Entries past the window are dropped whenever the map has
-    /// doubled since the last pruning, so the work stays proportional to the events.
-    pub(crate) fn repeated(&mut self, key: String, now: std::time::Instant) -> bool {
-        let recent = |t: &std::time::Instant| now.saturating_duration_since(*t) < EVENT_WINDOW;
-        if self.at.len() >= 2 * self.pruned_to.max(512) {
-            self.at.retain(|_, t| recent(t));
-            self.pruned_to = self.at.len();
-        }
-        self.at.insert(key, now).is_some_and(|t| recent(&t))
-    }
 }
 
 impl Context {
@@ -484,22 +455,9 @@ async fn publish(
         action: "Unseal".to_owned(),
         secondary: None,
     };
-    let key = format!(
-        "{}/{}/{}",
-        reference.namespace.as_deref().unwrap_or_default(),
-        reference.name.as_deref().unwrap_or_default(),
-        event.reason
-    );
-    let first_in_window = event.type_ == EventType::Normal
-        && !ctx
-            .normal_events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .repeated(key, std::time::Instant::now());
-    let published = if first_in_window {
-        create_event(ctx, &event, reference).await
-    } else {
-        ctx.recorder.publish(&event, reference).await
+    let published = match event.type_ {
+        EventType::Normal => create_event(ctx, &event, reference).await,
+        EventType::Warning => ctx.recorder.publish(&event, reference).await,
     };
     if let Err(e) = published {
         warn!(error = %e, "cannot publish event");
@@ -507,12 +465,11 @@ async fn publish(
 }
 
 /// Creates a Normal event as kube's `Recorder` would (the same events.k8s.io/v1 object
-/// and name), without its cache: the first Normal event of an object in
-/// [`EVENT_WINDOW`]. The Recorder keeps every event it publishes for six minutes and
-/// scans them all on every publish: in a cold sync of 10,000, one `Unsealed` each,
-/// that cache was 35 MB of the 108 MB peak (heap profile in BENCHMARKS.md). A repeat
-/// within the window (a Secret repaired again and again) goes through the Recorder,
-/// which aggregates the repeats into a series, as before.
+/// and name), without its cache. A Normal event (`Unsealed`) is published once per
+/// change of an object, so nothing repeats to be aggregated into a series, while the
+/// Recorder keeps every event it publishes for six minutes and scans them all on every
+/// publish: in a cold sync of 10,000 that cache was 35 MB of the 108 MB peak (heap
+/// profile in BENCHMARKS.md).
 async fn create_event(
     ctx: &Context,
     ev: &Event,

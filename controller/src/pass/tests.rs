@@ -145,7 +145,6 @@ fn context_with(fake: Fake, accept_template_data: bool) -> (Arc<Context>, Arc<Mu
         accept_v1_data: true,
         accept_template_data,
         created: Default::default(),
-        normal_events: Default::default(),
         proofs: Default::default(),
         own_writes: Default::default(),
     };
@@ -558,40 +557,4 @@ async fn foreign_secret_is_not_written_and_the_refusal_is_reported() {
             .encode()
             .contains(r#"unseal_errors_total{reason="unmanaged",namespace="app"} 1"#)
     );
-}
-
-#[test]
-fn a_normal_event_repeated_within_the_window_is_reported_as_a_repeat() {
-    use super::RecentEvents;
-    let t0 = std::time::Instant::now();
-    let mut recent = RecentEvents::default();
-    assert!(!recent.repeated("ns/a/Unsealed".into(), t0));
-    assert!(!recent.repeated("ns/b/Unsealed".into(), t0));
-    assert!(recent.repeated(
-        "ns/a/Unsealed".into(),
-        t0 + std::time::Duration::from_secs(60)
-    ));
-    // Past the window it is a first event again.
-    assert!(!recent.repeated(
-        "ns/b/Unsealed".into(),
-        t0 + std::time::Duration::from_secs(7 * 60)
-    ));
-}
-
-#[test]
-fn recent_events_are_pruned_as_the_map_grows() {
-    use super::RecentEvents;
-    let t0 = std::time::Instant::now();
-    let mut recent = RecentEvents::default();
-    for i in 0..2000 {
-        recent.repeated(format!("ns/s{i}/Unsealed"), t0);
-    }
-    let later = t0 + std::time::Duration::from_secs(7 * 60);
-    for i in 0..2000 {
-        recent.repeated(format!("ns/t{i}/Unsealed"), later);
-    }
-    // The old 2000 were dropped when the map doubled; the new ones are all there.
-    assert!(!recent.at.contains_key("ns/s0/Unsealed"));
-    assert!(recent.at.len() <= 2000, "{} entries", recent.at.len());
-    assert!(recent.repeated("ns/t0/Unsealed".into(), later));
 }
