@@ -22,7 +22,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams};
-use sealant_e2e::fixtures::{expected, secret_values, secret_yaml};
+use sealant_e2e::fixtures::{expected, kubectl, kubectl_apply, secret_values, secret_yaml};
 use sealant_e2e::node::{self, Node};
 use sealant_e2e::peers::peers;
 use sealant_e2e::{ControlPlane, TestNamespace, tools};
@@ -172,9 +172,9 @@ impl Release<'_> {
 
     /// `kubectl get pods` and the last lines of every Pod's log, for failure reports.
     fn diagnostics(&self) -> String {
-        let kubectl = |args: &[&str]| {
+        let run_kubectl = |args: &[&str]| {
             tools::run_unchecked(
-                kubectl(self.cluster)
+                kubectl(self.cluster.cp)
                     .args(["-n", self.namespace])
                     .args(args),
                 b"",
@@ -188,28 +188,21 @@ impl Release<'_> {
             })
             .unwrap_or_else(|e| format!("{e:#}"))
         };
-        let pods = kubectl(&["get", "pods", "-o", "name"]);
+        let pods = run_kubectl(&["get", "pods", "-o", "name"]);
         let mut out = format!(
             "pods:\n{}\nevents:\n{}",
-            kubectl(&["get", "pods", "-o", "wide"]),
-            kubectl(&["get", "events", "--sort-by=.lastTimestamp"])
+            run_kubectl(&["get", "pods", "-o", "wide"]),
+            run_kubectl(&["get", "events", "--sort-by=.lastTimestamp"])
         );
         for pod in pods.lines().filter(|l| l.starts_with("pod/")) {
             out.push_str(&format!(
                 "----- kubectl logs {pod} -----\n{}\n",
-                kubectl(&["logs", pod, "--tail=30"])
+                run_kubectl(&["logs", pod, "--tail=30"])
             ));
         }
         out.push_str(&self.cluster.node.log_tails(15));
         out
     }
-}
-
-/// `kubectl` of the API server's release, as admin of the node's control plane.
-fn kubectl(cluster: &Cluster) -> Command {
-    let mut cmd = Command::new(tools::kubectl().expect("kubectl"));
-    cmd.arg("--kubeconfig").arg(&cluster.cp.admin_kubeconfig);
-    cmd
 }
 
 /// `program --fetch-cert` (`sealant` or `kubeseal`) with `flags`, as admin: the PEM.
@@ -263,10 +256,6 @@ fn seal_with(
     )
     .unwrap_or_else(|e| panic!("{} seals {namespace}/{name}: {e:#}", program.display()));
     out.stdout
-}
-
-fn kubectl_apply(cluster: &Cluster, yaml: &[u8]) {
-    tools::run(kubectl(cluster).args(["apply", "-f", "-"]), yaml).expect("kubectl apply");
 }
 
 /// Waits until the Secret `name` has `values`; how long it took.
@@ -345,7 +334,7 @@ async fn run_to_completion(
         .expect("create the Pod");
     let logs = || {
         let out = tools::run_unchecked(
-            kubectl(release.cluster).args(["-n", namespace, "logs", &name]),
+            kubectl(release.cluster.cp).args(["-n", namespace, "logs", &name]),
             b"",
         )
         .expect("kubectl logs");
@@ -499,7 +488,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     let first_leader = leader(&release, &leases).await;
     assert_one_of(&pods, &first_leader, "the Lease holder");
     let logs = tools::run(
-        kubectl(cluster).args(["-n", "kube-system", "logs", &first_leader]),
+        kubectl(cluster.cp).args(["-n", "kube-system", "logs", &first_leader]),
         b"",
     )
     .expect("kubectl logs");
@@ -551,7 +540,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     );
     let values = [("password", "through-the-service")];
     kubectl_apply(
-        cluster,
+        cluster.cp,
         &seal_with(cluster, &sealant, &[], &ns.name, "installed", &values),
     );
     secret_appears(&release, &secrets, "installed", &values).await;
@@ -581,7 +570,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
     let took_from = Instant::now();
     let values = [("password", "after-takeover")];
     kubectl_apply(
-        cluster,
+        cluster.cp,
         &seal_with(cluster, &sealant, &offline, &ns.name, "taken-over", &values),
     );
     let took = secret_appears(&release, &secrets, "taken-over", &values).await;
@@ -628,7 +617,7 @@ async fn sealant_pods_serve_take_over_roll_and_uninstall_keeping_the_keys() {
                     &name,
                     &[("value", &value)],
                 );
-                kubectl_apply(cluster, &yaml);
+                kubectl_apply(cluster.cp, &yaml);
                 applied
                     .lock()
                     .expect("lock")
@@ -798,7 +787,7 @@ async fn bitnami_installs_migrate_to_sealant_pods_in_place_and_back() {
     let offline = vec![format!("--cert={}", cert_file.display())];
     let s1 = [("password", "sealed-for-bitnami")];
     kubectl_apply(
-        cluster,
+        cluster.cp,
         &seal_with(cluster, &kubeseal, &flags, namespace, "s1", &s1),
     );
     secret_appears(&bitnami, &secrets, "s1", &s1).await;
@@ -815,7 +804,7 @@ async fn bitnami_installs_migrate_to_sealant_pods_in_place_and_back() {
     );
     let s2 = [("password", "kubeseal-offline-after-migration")];
     kubectl_apply(
-        cluster,
+        cluster.cp,
         &seal_with(cluster, &kubeseal, &offline, namespace, "s2", &s2),
     );
     secret_appears(&ours, &secrets, "s2", &s2).await;
@@ -826,7 +815,7 @@ async fn bitnami_installs_migrate_to_sealant_pods_in_place_and_back() {
     bitnami.install("install", &bitnami_chart, &values, &our_image);
     let s3 = [("password", "bitnami-chart-sealant-image")];
     kubectl_apply(
-        cluster,
+        cluster.cp,
         &seal_with(cluster, &sealant, &flags, namespace, "s3", &s3),
     );
     secret_appears(&bitnami, &secrets, "s3", &s3).await;
@@ -835,7 +824,7 @@ async fn bitnami_installs_migrate_to_sealant_pods_in_place_and_back() {
     bitnami.install("upgrade", &bitnami_chart, &values, &bitnami_image);
     let s4 = [("password", "back-to-bitnami")];
     kubectl_apply(
-        cluster,
+        cluster.cp,
         &seal_with(cluster, &sealant, &offline, namespace, "s4", &s4),
     );
     secret_appears(&bitnami, &secrets, "s4", &s4).await;

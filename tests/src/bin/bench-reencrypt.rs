@@ -117,6 +117,11 @@ fn run() -> Result<()> {
         }
         Ok(to)
     };
+    // What each original opens to, read once: every way's output must open to it.
+    let opened: Vec<Vec<u8>> = sorted(&original)?
+        .iter()
+        .map(|file| open(&sealant, &keys, file))
+        .collect::<Result<_>>()?;
     let mut rows = Vec::new();
 
     // sealant reencrypt: offline, the whole directory in one process. `--force`
@@ -139,7 +144,7 @@ fn run() -> Result<()> {
         "`sealant reencrypt DIR --force` (offline, one process)",
         started.elapsed(),
     ));
-    check(&sealant, &keys, &original, &repo)?;
+    check(&sealant, &keys, &original, &opened, &repo)?;
 
     // The loops: one process and one /v1/rotate request per file.
     for (label, program, name) in [
@@ -172,7 +177,7 @@ fn run() -> Result<()> {
             std::fs::write(&entry, out.stdout)?;
         }
         rows.push((label, started.elapsed()));
-        check(&sealant, &keys, &original, &repo)?;
+        check(&sealant, &keys, &original, &opened, &repo)?;
     }
 
     let base = rows[0].1.as_secs_f64();
@@ -201,24 +206,19 @@ fn sorted(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Every file of `repo` was rewritten (its ciphertext differs from `original`'s) and
-/// opens with the key backup to the same Secret as the original.
-fn check(sealant: &Path, keys: &Path, original: &Path, repo: &Path) -> Result<()> {
-    for (before, after) in sorted(original)?.iter().zip(sorted(repo)?) {
+/// opens with the key backup to what the original opened to (`opened`, in order).
+fn check(
+    sealant: &Path,
+    keys: &Path,
+    original: &Path,
+    opened: &[Vec<u8>],
+    repo: &Path,
+) -> Result<()> {
+    for ((before, after), want) in sorted(original)?.iter().zip(sorted(repo)?).zip(opened) {
         if std::fs::read(before)? == std::fs::read(&after)? {
             bail!("{} was not re-encrypted", after.display());
         }
-        let open = |file: &Path| -> Result<Vec<u8>> {
-            Ok(tools::run(
-                Command::new(sealant)
-                    .arg("--recovery-unseal")
-                    .arg("--recovery-private-key")
-                    .arg(keys)
-                    .args(["-o", "yaml"]),
-                &std::fs::read(file)?,
-            )?
-            .stdout)
-        };
-        if open(before)? != open(&after)? {
+        if open(sealant, keys, &after)? != *want {
             bail!(
                 "{} opens to other values after re-encryption",
                 after.display()
@@ -226,4 +226,17 @@ fn check(sealant: &Path, keys: &Path, original: &Path, repo: &Path) -> Result<()
         }
     }
     Ok(())
+}
+
+/// `sealant --recovery-unseal` of `file` with the key backup `keys`: the Secret (YAML).
+fn open(sealant: &Path, keys: &Path, file: &Path) -> Result<Vec<u8>> {
+    Ok(tools::run(
+        Command::new(sealant)
+            .arg("--recovery-unseal")
+            .arg("--recovery-private-key")
+            .arg(keys)
+            .args(["-o", "yaml"]),
+        &std::fs::read(file)?,
+    )?
+    .stdout)
 }
