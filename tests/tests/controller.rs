@@ -6,6 +6,7 @@
 //! keeps its keys there, so the tests are independent.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, Secret};
@@ -95,6 +96,25 @@ fn deploy_crd_is_a_copy_of_the_generated_crd() {
     );
 }
 
+/// A control plane of these tests' own, with `kubectl apply -k deploy/` done on it
+/// once, and what kubectl printed. Not the shared one: the harness creates the same
+/// `sealed-secrets-controller` Service there for Bitnami's controller, so an apply
+/// racing it fails with AlreadyExists, and the applied Service's selector would take
+/// the harness's hand-made Endpoints away from the tests that use them.
+fn deployed() -> (&'static ControlPlane, &'static str) {
+    static DEPLOYED: OnceLock<(&'static ControlPlane, String)> = OnceLock::new();
+    let (cp, text) = DEPLOYED.get_or_init(|| {
+        let cp = ControlPlane::start_another().expect("a control plane of its own");
+        let out = tools::run(
+            kubectl(cp).arg("apply").arg("-k").arg(repo_path("deploy")),
+            b"",
+        )
+        .expect("kubectl apply -k deploy/");
+        (cp, String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    (cp, text)
+}
+
 /// What the API server answers to `kubectl auth can-i VERB RESOURCE` for the
 /// controller's ServiceAccount.
 /// `resource` may be `TYPE/NAME`; a `/status` suffix asks about that subresource.
@@ -122,12 +142,7 @@ fn controller_can(cp: &ControlPlane, verb: &str, resource: &str, namespace: &str
 
 #[tokio::test]
 async fn deployed_rbac_grants_the_controller_what_its_code_calls_and_nothing_bitnami_adds() {
-    let cp = cluster().expect("control plane");
-    tools::run(
-        kubectl(cp).arg("apply").arg("-k").arg(repo_path("deploy")),
-        b"",
-    )
-    .expect("kubectl apply -k deploy/");
+    let (cp, _) = deployed();
     // controller/tests/rbac.rs maps each of these to its call.
     for (verb, resource, namespace) in [
         ("list", "sealedsecrets.bitnami.com", "default"),
@@ -169,13 +184,7 @@ async fn deployed_rbac_grants_the_controller_what_its_code_calls_and_nothing_bit
 
 #[tokio::test]
 async fn deploy_manifests_apply_to_the_control_plane_with_kubectl() {
-    let cp = cluster().expect("control plane");
-    let out = tools::run(
-        kubectl(cp).arg("apply").arg("-k").arg(repo_path("deploy")),
-        b"",
-    )
-    .expect("kubectl apply -k deploy/");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (cp, text) = deployed();
     for object in [
         "customresourcedefinition.apiextensions.k8s.io/sealedsecrets.bitnami.com",
         "clusterrole.rbac.authorization.k8s.io/secrets-unsealer",
