@@ -369,6 +369,19 @@ impl RunResult {
             ..Self::default()
         }
     }
+
+    /// This result with `used`'s control-plane CPU, driver CPU and requests: what
+    /// [`Meter::finish`] set in it.
+    fn with_usage(self, used: RunResult) -> Self {
+        Self {
+            apiserver_cpu: used.apiserver_cpu,
+            etcd_cpu: used.etcd_cpu,
+            kcm_cpu: used.kcm_cpu,
+            driver_cpu: used.driver_cpu,
+            requests: used.requests,
+            ..self
+        }
+    }
 }
 
 /// The RSA work: N x V `hybrid::open` of RSA-4096 blobs on one thread.
@@ -1103,15 +1116,10 @@ async fn restart_run(
     let mut used = RunResult::default();
     let metered = meter.finish(client, &mut used).await;
     controller.kill();
-    let mut result = measured.with_context(|| controller.failure(kind))?;
+    let result = measured.with_context(|| controller.failure(kind))?;
     metered?;
-    result.apiserver_cpu = used.apiserver_cpu;
-    result.etcd_cpu = used.etcd_cpu;
-    result.kcm_cpu = used.kcm_cpu;
-    result.driver_cpu = used.driver_cpu;
-    result.requests = used.requests;
     delete_namespace(client, &ns).await?;
-    Ok(result)
+    Ok(result.with_usage(used))
 }
 
 /// A steady-state run ([`RunKind::Steady`]).
@@ -1214,13 +1222,9 @@ async fn steady_run(
             peak_rss_mib: Some(status_kib(controller.pid(), "VmHWM")? / 1024.0),
             steady_rss_mib: Some(status_kib(controller.pid(), "VmRSS")? / 1024.0),
             latency_ms: Some(Latency::of(samples)),
-            apiserver_cpu: used.apiserver_cpu,
-            etcd_cpu: used.etcd_cpu,
-            kcm_cpu: used.kcm_cpu,
-            driver_cpu: used.driver_cpu,
-            requests: used.requests,
             ..RunResult::of(opts)
-        })
+        }
+        .with_usage(used))
     }
     .await;
     if let Some(dir) = &opts.logs {
